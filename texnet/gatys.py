@@ -1,0 +1,252 @@
+"""Gatys et al.'s per-image optimisation ("A Neural Algorithm of Artistic Style"), the baseline.
+
+The image's pixels are the only parameters; the loss is the very same :class:`PerceptualLoss` the
+texture network trains with. It is a LightningModule (manual optimisation, so L-BFGS gets a closure
+and one training step is one optimiser iteration) so that the progress bar, the device handling and
+the Visdom dashboard of the texture network serve it unchanged.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.loggers import Logger
+from torch import nn
+from torch.utils.data import DataLoader
+
+from texnet.errors import TexnetError
+from texnet.image import load_image, next_free_dir, save_image
+from texnet.losses import PerceptualLoss, build_perceptual_loss
+from texnet.textures import load_texture, texture_name
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "style")
+LOG_COLUMNS = ("iteration", "content", "style", "tv", "total", "seconds")
+
+
+class GatysModule(pl.LightningModule):
+    """Optimises one image (a parameter) against a PerceptualLoss; each training step is one iteration."""
+
+    def __init__(self, loss: PerceptualLoss, init: torch.Tensor, content: torch.Tensor | None = None,
+                 optimizer: str = "lbfgs", lr: float = 1.0) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.perceptual = loss
+        self.image = nn.Parameter(init.detach().clone().clamp_(0, 1))
+        self.register_buffer("content", content, persistent=False)
+        self.optimizer_name, self.lr = optimizer, lr
+        self.content_targets: dict[str, torch.Tensor] = {}
+        self.last_terms: dict[str, float] = {}
+
+    def on_fit_start(self) -> None:
+        if self.content is not None:
+            self.content_targets = self.perceptual.content_targets(self.content)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.optimizer_name == "lbfgs":
+            # one L-BFGS iteration per step; its history lives in the optimiser state across steps
+            return torch.optim.LBFGS([self.image], lr=self.lr, max_iter=1, max_eval=20, history_size=100,
+                                     line_search_fn="strong_wolfe")
+        return torch.optim.Adam([self.image], lr=self.lr)
+
+    def evaluate(self) -> dict[str, torch.Tensor]:
+        return self.perceptual(self.image, self.content_targets or None)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        first: dict[str, float] = {}
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            terms = self.evaluate()
+            self.manual_backward(terms["total"])
+            if not first:  # the loss at the start of this iteration
+                first.update({k: v.item() for k, v in terms.items()})
+            return terms["total"]
+
+        optimizer.step(closure=closure)
+        with torch.no_grad():
+            self.image.clamp_(0, 1)
+        self.last_terms = first
+        self.log("total", first["total"], prog_bar=True, logger=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(range(self.trainer.max_steps), batch_size=None)
+
+
+class GatysRecorder(pl.Callback):
+    """Writes the loss log (CSV), intermediate images every `save_every` iterations, and feeds loggers."""
+
+    def __init__(self, out_dir: Path, save_every: int, loggers: Sequence[Logger] = (), offset: int = 0,
+                 clock_start: float | None = None) -> None:
+        self.out_dir, self.save_every, self.loggers, self.offset = out_dir, save_every, list(loggers), offset
+        self.start = time.perf_counter() if clock_start is None else clock_start
+        self.log_path = out_dir / "losses.csv"
+
+    def write_row(self, iteration: int, terms: Mapping[str, float]) -> None:
+        new = not self.log_path.exists()
+        with self.log_path.open("a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(LOG_COLUMNS)
+            row = [iteration, *(f"{terms[k]:.6g}" for k in LOG_COLUMNS[1:5]), f"{time.perf_counter() - self.start:.3f}"]
+            writer.writerow(row)
+        metrics = {f"gatys/{k}": v for k, v in terms.items()}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=iteration)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: GatysModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        iteration = self.offset + trainer.global_step
+        self.write_row(iteration - 1, module.last_terms)
+        if self.save_every and iteration % self.save_every == 0:
+            image = module.image.detach()
+            save_image(image, self.out_dir / f"iter_{iteration:05d}.png", overwrite=True)
+            for logger in self.loggers:
+                if hasattr(logger, "log_images"):
+                    logger.log_images("gatys/current", image, caption=f"iteration {iteration}")
+
+
+@dataclass
+class GatysResult:
+    """What a run produced: the final image, its folder, the loss log and the final loss terms."""
+
+    image_path: Path
+    out_dir: Path
+    log_path: Path
+    seconds: float
+    iterations: int
+    final: dict[str, float] = field(default_factory=dict)
+
+
+def initial_image(init: str, content: torch.Tensor | None, texture: torch.Tensor, size: tuple[int, int],
+                  generator: torch.Generator) -> torch.Tensor:
+    """content: the photo; style: the texture resized to the output size; noise: 0.5 + 0.05 * N(0, 1).
+
+    Small noise around mid-grey rather than full-range noise: the VGG loss does not see pixel-level
+    colour noise, so a full-range start leaves it in the result (measured, ../shared/FINDINGS.md).
+    """
+    if init == "content":
+        if content is None:
+            raise TexnetError("gatys.init=content needs a content image: use init=noise for texture synthesis")
+        return content.clone()
+    if init == "style":
+        return F.interpolate(texture, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    return (0.5 + 0.05 * torch.randn(1, 3, *size, generator=generator)).clamp(0, 1)
+
+
+def run_gatys(
+    texture: str | Path,
+    output: str | Path,
+    content: str | Path | None = None,
+    *,
+    loss: Mapping[str, Any] | None = None,
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    init: str | None = None,
+    iterations: int = 200,
+    max_size: int = 256,
+    size: int = 256,
+    texture_size: int = 256,
+    save_every: int = 50,
+    coarse_to_fine: bool = False,
+    seed: int = 0,
+    accelerator: str = "auto",
+    loggers: Sequence[Logger] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+) -> GatysResult:
+    """Optimise one image; stylisation if `content` is given, texture synthesis otherwise.
+
+    Args:
+        texture: a texture name from conf/texture/ or an image path.
+        output: run folder; if it exists (and not `overwrite`) a fresh `output-2`, `output-3`, ... is used.
+        loss: keys of conf/loss (VGG, layers, weights); texture synthesis drops the content term.
+        optimizer: "lbfgs" (fast convergence, the classic choice) or "adam" (cheaper steps, lr ~0.02).
+        init: "content" | "noise" | "style" (default: content when stylising, noise otherwise).
+        max_size: longer side of the stylised photo; `size`: side of a synthesised texture.
+        coarse_to_fine: optimise half the iterations at half size, upsample, then continue at full size.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise TexnetError(f"gatys.optimizer='{optimizer}' is unknown: use one of {', '.join(OPTIMIZERS)}")
+    init = init or ("content" if content is not None else "noise")
+    if init not in INITS:
+        raise TexnetError(f"gatys.init='{init}' is unknown: use one of {', '.join(INITS)}")
+    if iterations < 1:
+        raise TexnetError("gatys.iterations must be >= 1")
+    lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02)
+    loss_cfg = dict(loss or {})
+    photo = load_image(content, max_size=max_size, what="content image") if content is not None else None
+    style_image = _texture_image(texture, texture_size)
+    if photo is None:
+        loss_cfg["content_layers"], loss_cfg["content_weights"] = [], []
+    perceptual = build_perceptual_loss(style_image, **loss_cfg)
+
+    out_dir = Path(output) if overwrite else next_free_dir(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "losses.csv").unlink(missing_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    full = tuple(photo.shape[-2:]) if photo is not None else (size, size)
+    stages = [(full, iterations)]
+    if coarse_to_fine and min(full) >= 64:
+        half = (full[0] // 2, full[1] // 2)
+        stages = [(half, iterations // 2), (full, iterations - iterations // 2)]
+
+    start, done, image, module = time.perf_counter(), 0, None, None
+    for stage_size, stage_iters in stages:
+        stage_content = None if photo is None else F.interpolate(photo, size=stage_size, mode="area")
+        if image is None:
+            image = initial_image(init, stage_content, style_image, stage_size, generator)
+        else:
+            image = F.interpolate(image, size=stage_size, mode="bilinear", align_corners=False)
+        module = GatysModule(perceptual, image, stage_content, optimizer, lr)
+        recorder = GatysRecorder(out_dir, save_every, loggers, offset=done, clock_start=start)
+        trainer = pl.Trainer(
+            max_steps=stage_iters, accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
+            enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=[recorder],
+        )
+        trainer.fit(module)
+        done += stage_iters
+        image = module.image.detach()
+    with torch.no_grad():
+        final = {k: v.item() for k, v in module.evaluate().items()}
+    recorder.write_row(done, final)
+    seconds = time.perf_counter() - start
+    image_path = save_image(image, out_dir / "result.png", overwrite=True)
+    log.info("Gatys %s: %d iterations in %.1f s, total loss %.4g -> %s", optimizer, done, seconds, final["total"], image_path)
+    return GatysResult(image_path, out_dir, out_dir / "losses.csv", seconds, done, final)
+
+
+def _texture_image(texture: str | Path, size: int) -> torch.Tensor:
+    """A conf/texture name or an image path -> tensor."""
+    from texnet.textures import CONFIG_DIR
+
+    named = CONFIG_DIR / "texture" / f"{texture}.yaml"
+    if named.is_file():
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(named)
+        return load_texture(cfg.image, size)
+    return load_texture(texture, size)
+
+
+def stylize(content: str | Path, style: str | Path, output: str | Path, **options: Any) -> GatysResult:
+    """One call: stylise the photo `content` with the texture/style `style` into the folder `output`."""
+    return run_gatys(style, output, content=content, **options)
+
+
+def synthesize(texture: str | Path, output: str | Path, **options: Any) -> GatysResult:
+    """One call: synthesise a new image of `texture` (no content term) into the folder `output`."""
+    return run_gatys(texture, output, content=None, **options)
+
+
+__all__ = ["GatysModule", "GatysRecorder", "GatysResult", "run_gatys", "stylize", "synthesize", "texture_name"]

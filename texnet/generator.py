@@ -1,0 +1,135 @@
+"""Ulyanov et al.'s multi-scale texture generator ("Texture Networks", arXiv:1603.03417, Fig. 2).
+
+Follows the reference `models/pyramid.lua` (DmitryUlyanov/texture_nets, branch texture_nets_v1):
+K = 6 scales with the input average-pooled by 32, 16, 8, 4, 2, 1; at each scale fresh noise
+(for stylisation concatenated to the pooled content image); each branch a 3x3 -> 3x3 -> 1x1
+conv block with normalisation and LeakyReLU at 8 channels; a join upsamples the coarser
+stack x2 (nearest), normalises both inputs, concatenates them and applies the same block at
+8*i channels; a final 1x1 conv gives RGB. A sigmoid keeps outputs in [0, 1] (the reference
+emitted VGG-preprocessed values directly; our images live in [0, 1]).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from texnet.errors import TexnetError
+
+NORMS = ("instance", "batch")
+PADDINGS = ("reflect", "replicate", "circular", "zeros")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Instance norm ("Improved Texture Networks", 2017) or batch norm (the 2016 paper).
+
+    Batch norm keeps no running statistics (``track_running_stats=False``): every batch is normalised
+    by its own statistics in training and at inference alike, so sampling never relies on running
+    averages that a few hundred small batches estimate badly (the PyTorch port skipped ``eval()`` for
+    the same reason). ``stylize`` feeds one image at a time, so outputs never depend on other images.
+    """
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.BatchNorm2d(channels, track_running_stats=False)
+
+
+class ConvBlock(nn.Sequential):
+    """3x3 -> 3x3 -> 1x1 convolutions, each followed by normalisation and LeakyReLU (pyramid.lua)."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str, padding: str) -> None:
+        layers: list[nn.Module] = []
+        for kernel, c_in in ((3, in_channels), (3, out_channels), (1, out_channels)):
+            layers += [
+                nn.Conv2d(c_in, out_channels, kernel, padding=kernel // 2, padding_mode=padding),
+                norm_layer(norm, out_channels),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+        super().__init__(*layers)
+
+
+class TextureGenerator(nn.Module):
+    """Multi-scale generator; ``mode="stylize"`` maps a photo to a stylised photo, ``"texture"`` maps noise to a texture.
+
+    Args:
+        mode: "stylize" (content + noise at each scale) or "texture" (noise only).
+        scales: K, number of scales; sides are padded internally to multiples of 2**(K-1) and cropped back.
+        channels: conv channels per branch (8 in the paper); the join at scale i has channels*i.
+        noise_channels: noise maps per scale (3 in the reference `-noise_depth`).
+        noise_factor: multiplies the uniform [0, 1) noise; with a content image it sets how strongly the
+            style is applied (0 = deterministic output). It can be changed at inference. In texture mode the
+            noise is the only input and normalisation removes its scale, so only 0 vs > 0 matters there.
+        norm: "instance" | "batch"; padding: "reflect" | "replicate" | "circular" (seamless tiles) | "zeros".
+    """
+
+    def __init__(
+        self,
+        mode: str = "stylize",
+        scales: int = 6,
+        channels: int = 8,
+        noise_channels: int = 3,
+        noise_factor: float = 1.0,
+        norm: str = "instance",
+        padding: str = "reflect",
+    ) -> None:
+        super().__init__()
+        if mode not in ("stylize", "texture"):
+            raise TexnetError(f"model.mode='{mode}' is unknown: use stylize or texture")
+        if norm not in NORMS:
+            raise TexnetError(f"model.norm='{norm}' is unknown: use one of {', '.join(NORMS)}")
+        if padding not in PADDINGS:
+            raise TexnetError(f"model.padding='{padding}' is unknown: use one of {', '.join(PADDINGS)}")
+        if scales < 1 or channels < 1 or noise_channels < (1 if mode == "texture" else 0):
+            raise TexnetError("model.scales, model.channels (and noise_channels in texture mode) must be >= 1")
+        self.mode, self.scales, self.noise_channels, self.noise_factor = mode, scales, noise_channels, float(noise_factor)
+        in_channels = noise_channels + (3 if mode == "stylize" else 0)
+        self.branches = nn.ModuleList(ConvBlock(in_channels, channels, norm, padding) for _ in range(scales))
+        # Joins for scales 2..K: normalise the upsampled coarse stack and the new branch, concat, conv block.
+        self.coarse_norms = nn.ModuleList(norm_layer(norm, channels * i) for i in range(1, scales))
+        self.branch_norms = nn.ModuleList(norm_layer(norm, channels) for _ in range(1, scales))
+        self.joins = nn.ModuleList(ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales))
+        self.to_rgb = nn.Conv2d(channels * scales, 3, kernel_size=1)
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** (self.scales - 1)
+
+    def forward(
+        self,
+        content: torch.Tensor | None = None,
+        noise_factor: float | None = None,
+        size: tuple[int, int] | None = None,
+        batch_size: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W)."""
+        factor = self.noise_factor if noise_factor is None else float(noise_factor)
+        if self.mode == "stylize":
+            if content is None:
+                raise TexnetError("this generator stylises photos: pass a content image (it was trained with model.mode=stylize)")
+            batch_size, height, width = content.shape[0], *content.shape[-2:]
+        else:
+            height, width = size if size is not None else (256, 256)
+        m = self.multiple
+        pad_h, pad_w = -height % m, -width % m
+        ref = next(self.parameters())
+        if content is not None and self.mode == "stylize":
+            # reflect padding needs pad < side; replicate works for tiny inputs too
+            content = F.pad(content, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
+        full_h, full_w = height + pad_h, width + pad_w
+
+        out: torch.Tensor | None = None
+        for i, branch in enumerate(self.branches):
+            ratio = 2 ** (self.scales - 1 - i)
+            h, w = full_h // ratio, full_w // ratio
+            noise = torch.rand(batch_size, self.noise_channels, h, w, device=ref.device, dtype=ref.dtype, generator=generator)
+            inputs = [noise * factor]
+            if self.mode == "stylize":
+                inputs.insert(0, F.avg_pool2d(content, ratio) if ratio > 1 else content)
+            x = branch(torch.cat(inputs, dim=1))
+            if out is None:
+                out = x
+            else:
+                out = F.interpolate(out, scale_factor=2, mode="nearest")
+                out = self.joins[i - 1](torch.cat([self.coarse_norms[i - 1](out), self.branch_norms[i - 1](x)], dim=1))
+        rgb = torch.sigmoid(self.to_rgb(out))
+        return rgb[..., :height, :width]

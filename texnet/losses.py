@@ -1,0 +1,145 @@
+"""The perceptual loss shared by the texture network and the Gatys baseline.
+
+Gatys et al. 2015/2016 ("A Neural Algorithm of Artistic Style"): content = feature MSE at
+deep layers, style = Gram-matrix MSE over several layers. Gram matrices are normalised by
+C*H*W as in Ulyanov's reference (`src/texture_loss.lua`: ``G:div(input[1]:nElement())``),
+so the loss does not depend on image size. Total variation keeps outputs smooth.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from texnet.errors import TexnetError
+from texnet.vgg import VGGFeatures
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) with G_ij = sum_hw F_i F_j / (C H W)."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels, per image: (B, 3, H, W) -> (B,)."""
+    dh = (images[..., 1:, :] - images[..., :-1, :]).pow(2).mean(dim=(1, 2, 3))
+    dw = (images[..., :, 1:] - images[..., :, :-1]).pow(2).mean(dim=(1, 2, 3))
+    return dh + dw
+
+
+def _check_weights(kind: str, layers: Sequence[str], weights: Sequence[float]) -> None:
+    if len(layers) != len(weights):
+        raise TexnetError(f"loss.{kind}_layers has {len(layers)} entries but loss.{kind}_weights has {len(weights)}: give one weight per layer")
+
+
+class ContentLoss(nn.Module):
+    """Sum over layers of weight * MSE(features(x), features(content)), per image."""
+
+    def __init__(self, layers: Sequence[str], weights: Sequence[float]) -> None:
+        super().__init__()
+        _check_weights("content", layers, weights)
+        self.layers, self.weights = list(layers), [float(w) for w in weights]
+
+    def forward(self, features: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(
+            w * (features[name] - targets[name]).pow(2).mean(dim=(1, 2, 3)) for name, w in zip(self.layers, self.weights)
+        )
+
+
+class GramStyleLoss(nn.Module):
+    """Per layer: weight * MSE(Gram(x), Gram(texture)); the texture's Grams are computed once and kept as buffers."""
+
+    def __init__(self, layers: Sequence[str], weights: Sequence[float], texture_features: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        _check_weights("style", layers, weights)
+        self.layers, self.weights = list(layers), [float(w) for w in weights]
+        for name in self.layers:
+            self.register_buffer(f"target_{name}", gram_matrix(texture_features[name]).detach(), persistent=False)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-layer weighted losses, each of shape (B,)."""
+        return {
+            name: w * (gram_matrix(features[name]) - getattr(self, f"target_{name}")).pow(2).mean(dim=(1, 2))
+            for name, w in zip(self.layers, self.weights)
+        }
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + TV loss of generated images against one texture and a batch of content images.
+
+    Args:
+        extractor: the frozen VGG, built with every content and style layer.
+        texture: (1, 3, H, W) texture/style image in [0, 1]; its Gram targets are cached here.
+        content_layers/content_weights: layers and per-layer weights of the content term (empty for texture synthesis).
+        style_layers/style_weights: layers and per-layer weights of the style term.
+        style_scale: one multiplier on the whole style term, handy for sweeps.
+        tv_weight: weight of :func:`total_variation`.
+
+    ``forward`` returns a dict of batch means: ``content``, ``style``, ``style/<layer>``, ``tv``, ``total``.
+    """
+
+    def __init__(
+        self,
+        extractor: VGGFeatures,
+        texture: torch.Tensor,
+        content_layers: Sequence[str] = ("relu4_2",),
+        content_weights: Sequence[float] = (1.0,),
+        style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        style_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
+        style_scale: float = 1.0,
+        tv_weight: float = 0.0,
+    ) -> None:
+        super().__init__()
+        missing = [name for name in [*content_layers, *style_layers] if name not in extractor.layers]
+        if missing:
+            raise TexnetError(f"the VGG extractor was not built with layers {missing}")
+        self.extractor = extractor
+        self.content = ContentLoss(content_layers, content_weights)
+        with torch.no_grad():
+            texture_features = extractor(texture.to(extractor.mean.device), style_layers)
+        self.style = GramStyleLoss(style_layers, style_weights, texture_features)
+        self.style_scale, self.tv_weight = float(style_scale), float(tv_weight)
+
+    @property
+    def uses_content(self) -> bool:
+        return bool(self.content.layers) and any(w != 0 for w in self.content.weights)
+
+    @torch.no_grad()
+    def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encode content images once (Gatys: before the loop; texture network: once per batch)."""
+        return self.extractor(content, self.content.layers) if self.uses_content else {}
+
+    def forward(self, images: torch.Tensor, content_targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        layers = [*self.style.layers, *(self.content.layers if content_targets else [])]
+        features = self.extractor(images, layers)
+        per_layer = self.style(features)
+        style = self.style_scale * sum(per_layer.values())
+        zero = images.new_zeros(images.shape[0])
+        content = self.content(features, content_targets) if content_targets else zero
+        tv = self.tv_weight * total_variation(images) if self.tv_weight else zero
+        terms = {"content": content, "style": style, "tv": tv, "total": content + style + tv}
+        terms.update({f"style/{name}": self.style_scale * value for name, value in per_layer.items()})
+        return {name: value.mean() for name, value in terms.items()}
+
+
+def build_perceptual_loss(
+    texture: torch.Tensor,
+    vgg: str = "vgg19",
+    pooling: str = "avg",
+    weights: str = "auto",
+    content_layers: Sequence[str] = ("relu4_2",),
+    content_weights: Sequence[float] = (1.0,),
+    style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    style_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
+    style_scale: float = 1.0,
+    tv_weight: float = 0.0,
+) -> PerceptualLoss:
+    """A :class:`PerceptualLoss` from the keys of a ``conf/loss`` config (VGG settings included)."""
+    extractor = VGGFeatures([*content_layers, *style_layers], arch=vgg, pooling=pooling, weights=weights)
+    return PerceptualLoss(
+        extractor, texture, content_layers, content_weights, style_layers, style_weights, style_scale, tv_weight
+    )

