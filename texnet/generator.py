@@ -109,8 +109,9 @@ class TextureGenerator(nn.Module):
             batch_size, height, width = content.shape[0], *content.shape[-2:]
         else:
             height, width = size if size is not None else (256, 256)
+        # pad to a multiple of 2**(K-1), and to at least 2 pixels at the coarsest scale (3x3 reflect padding)
         m = self.multiple
-        pad_h, pad_w = -height % m, -width % m
+        pad_h, pad_w = max(-height % m, 2 * m - height), max(-width % m, 2 * m - width)
         ref = next(self.parameters())
         if content is not None and self.mode == "stylize":
             # reflect padding needs pad < side; replicate works for tiny inputs too

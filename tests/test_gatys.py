@@ -1,0 +1,74 @@
+"""The Gatys baseline on 64 px images: losses fall, outputs are written, bad input is a clear error."""
+import csv
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from texnet.errors import TexnetError
+from texnet.gatys import run_gatys, stylize, synthesize
+from texnet.textures import CONFIG_DIR
+
+LOSS = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
+FAST = dict(loss={**LOSS, "vgg": "vgg16"}, max_size=64, size=64, texture_size=64, progress=False, accelerator="cpu")
+
+
+def rows(path):
+    return list(csv.DictReader(path.open()))
+
+
+@pytest.mark.parametrize("optimizer,iterations,factor", [("lbfgs", 30, 10.0), ("adam", 60, 3.0)])
+def test_stylisation_loss_falls(tmp_path, photo_path, optimizer, iterations, factor):
+    result = stylize(photo_path, "mosaic", tmp_path / "out", optimizer=optimizer, iterations=iterations,
+                     init="noise", save_every=10, **FAST)
+    log = rows(result.log_path)
+    assert [int(r["iteration"]) for r in log] == list(range(iterations + 1))
+    start, end = float(log[0]["total"]), float(log[-1]["total"])
+    assert end < start / factor, (start, end)
+    assert float(log[-1]["content"]) > 0 and float(log[-1]["seconds"]) > 0
+    img = Image.open(result.image_path)
+    assert img.size == (64, 64) and img.mode == "RGB"
+    assert sorted(p.name for p in result.out_dir.glob("iter_*.png")) == [f"iter_{i:05d}.png" for i in range(10, iterations + 1, 10)]
+
+
+def test_texture_synthesis_has_no_content_term(tmp_path):
+    result = synthesize("pebbles", tmp_path / "tex", iterations=10, save_every=0, **FAST)
+    log = rows(result.log_path)
+    assert all(float(r["content"]) == 0 for r in log)
+    assert float(log[-1]["style"]) < float(log[0]["style"])
+    assert Image.open(result.image_path).size == (64, 64)
+
+
+def test_second_run_never_overwrites(tmp_path, photo_path):
+    first = stylize(photo_path, "mosaic", tmp_path / "out", iterations=2, save_every=0, **FAST)
+    before = first.image_path.read_bytes()
+    second = stylize(photo_path, "starry", tmp_path / "out", iterations=2, save_every=0, **FAST)
+    assert second.out_dir != first.out_dir and second.out_dir.name == "out-2"
+    assert first.image_path.read_bytes() == before
+
+
+def test_coarse_to_fine_and_style_init(tmp_path, photo_path):
+    result = run_gatys("mosaic", tmp_path / "c2f", content=photo_path, iterations=4, coarse_to_fine=True, init="style",
+                       save_every=0, **FAST)
+    log = rows(result.log_path)
+    assert len(log) == 5 and Image.open(result.image_path).size == (64, 64)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, photo_path):
+    cases = {
+        "missing.jpg": lambda: stylize(tmp_path / "missing.jpg", "mosaic", tmp_path / "o1", **FAST),
+        "corrupt.jpg": lambda: stylize(corrupt, "mosaic", tmp_path / "o2", **FAST),
+        "nope": lambda: stylize(photo_path, "nope", tmp_path / "o3", **FAST),
+        "at least 32": lambda: stylize(tiny, "mosaic", tmp_path / "o4", **FAST),
+        "gatys.optimizer": lambda: stylize(photo_path, "mosaic", tmp_path / "o5", optimizer="sgd", **FAST),
+    }
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8 definitely not a jpeg")
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (20, 20)).save(tiny)
+    for needle, call in cases.items():
+        with pytest.raises(TexnetError, match=needle) as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "o1").exists()  # nothing half-written for bad input

@@ -1,0 +1,94 @@
+"""TextureNetModule: trains a :class:`TextureGenerator` against one texture with the shared PerceptualLoss.
+
+A checkpoint alone is enough for inference: the hyper-parameters (generator architecture, noise factor,
+texture name, loss and optimiser settings) and the texture image itself are saved in it. The frozen VGG
+is not: it is rebuilt in ``setup`` from the loss config, which keeps checkpoints ~0.5 MB instead of ~60 MB.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from texnet.generator import TextureGenerator
+from texnet.losses import PerceptualLoss, build_perceptual_loss
+from texnet.textures import load_texture, texture_name
+
+CHECKPOINT_KIND = "texnet.TextureNetModule"
+VAL_SEED = 1234  # fixed noise for validation losses and samples, so curves and grids are comparable
+
+
+class TextureNetModule(pl.LightningModule):
+    """Generator + perceptual loss + Adam with a step learning-rate schedule.
+
+    Args:
+        model: TextureGenerator keyword arguments (conf/model).
+        loss: build_perceptual_loss keyword arguments (conf/loss).
+        optim: ``lr``, ``step_size`` (steps between decays) and ``gamma`` (decay factor) (conf/optim).
+        texture: ``image`` (path) and ``size`` (conf/texture).
+        texture_image: the texture tensor; read from ``texture.image`` when not given.
+    """
+
+    def __init__(self, model: dict, loss: dict, optim: dict, texture: dict, texture_image: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["texture_image"])
+        self.generator = TextureGenerator(**model)
+        if texture_image is None:
+            texture_image = load_texture(texture["image"], texture.get("size", 256))
+        self.register_buffer("texture", texture_image)
+        self.texture_name = texture.get("name") or texture_name(texture["image"])
+        self._step_started: float | None = None
+
+    @property
+    def perceptual(self) -> PerceptualLoss:
+        """The frozen-VGG loss, built in ``setup``; kept out of ``state_dict`` on purpose (see module doc)."""
+        return self.__dict__["_perceptual"]
+
+    def setup(self, stage: str) -> None:
+        if "_perceptual" not in self.__dict__:
+            self.__dict__["_perceptual"] = build_perceptual_loss(self.texture.cpu(), **self.hparams.loss)
+        self.perceptual.to(self.device)
+
+    def on_fit_start(self) -> None:
+        self.perceptual.to(self.device)
+
+    on_validation_start = on_fit_start
+
+    def forward(self, content: torch.Tensor | None = None, noise_factor: float | None = None,
+                size: tuple[int, int] | None = None, batch_size: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.generator(content, noise_factor=noise_factor, size=size, batch_size=batch_size, generator=generator)
+
+    def model_step(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Losses of the generator's output for one batch of content photos (shared by train and val)."""
+        if self.generator.mode == "stylize":
+            output = self(batch, generator=generator)
+            return self.perceptual(output, self.perceptual.content_targets(batch))
+        output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], generator=generator)
+        return self.perceptual(output)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        terms = self.model_step(batch)
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False)
+        self.log("loss", terms["total"], prog_bar=True, logger=False)
+        if self._step_started is not None:
+            self.log("train/images_per_s", batch.shape[0] / (time.perf_counter() - self._step_started))
+        return terms["total"]
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        generator = torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx)
+        terms = self.model_step(batch, generator)
+        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0])
+
+    def configure_optimizers(self) -> dict:
+        cfg = self.hparams.optim
+        optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg["lr"])
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["texnet"] = {"kind": CHECKPOINT_KIND, "texture_name": self.texture_name}

@@ -1,0 +1,66 @@
+"""Train a texture network: python train.py texture=mosaic  (see conf/train.yaml for every option)."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+
+from texnet.callbacks import SampleGrid
+from texnet.errors import TexnetError
+from texnet.module import TextureNetModule
+from texnet.textures import resolve_texture_path, texture_name
+
+log = logging.getLogger("texnet.train")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train from a composed config; returns final metrics and checkpoint paths (tests call this directly)."""
+    pl.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.run_dir)
+    image = resolve_texture_path(cfg.texture.image)
+    texture = {"image": str(image), "size": cfg.texture.size, "name": texture_name(image)}
+    module = TextureNetModule(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        texture=texture,
+    )
+    datamodule = instantiate(cfg.data)
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every, save_top_k=0, save_last=True),
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/total", mode="min", save_top_k=1),
+        SampleGrid(run_dir / "samples", cfg.sample_every, cfg.noise_factors),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    loggers = [instantiate(spec) for spec in cfg.logger.values()] if cfg.logger else []
+    trainer: pl.Trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    log.info("training %s texture network on '%s' into %s", cfg.model.mode, texture["name"], run_dir)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {"run_dir": run_dir, "last": ckpt_dir / "last.ckpt", "best": callbacks[1].best_model_path, "metrics": metrics,
+            "global_step": trainer.global_step}
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        result = train(cfg)
+    except TexnetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    log.info("done: %s (last checkpoint %s)", result["run_dir"], result["last"])
+
+
+if __name__ == "__main__":
+    main()
