@@ -37,7 +37,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every, save_top_k=0, save_last=True),
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/total", mode="min", save_top_k=1),
-        SampleGrid(run_dir / "samples", cfg.sample_every, cfg.noise_factors),
+        SampleGrid(run_dir / "samples", cfg.sample_every, cfg.noise_multiples),
         LearningRateMonitor(logging_interval="step"),
     ]
     loggers = [instantiate(spec) for spec in cfg.logger.values()] if cfg.logger else []

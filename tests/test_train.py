@@ -56,7 +56,7 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
 
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     hp = ckpt["hyper_parameters"]
-    assert hp["model"]["scales"] == 3 and hp["model"]["noise_factor"] == 1.0
+    assert hp["model"]["scales"] == 3 and hp["model"]["noise_factor"] == 0.05
     assert hp["texture"]["name"] == "mosaic" and hp["loss"]["content_layers"] == ["relu4_2"]
     assert ckpt["texnet"]["kind"] == "texnet.TextureNetModule"
     assert "texture" in ckpt["state_dict"] and not any(k.startswith("_perceptual") for k in ckpt["state_dict"])
@@ -99,3 +99,20 @@ def test_every_config_group_composes():
         paper = compose("train", overrides=["experiment=paper"])
         assert paper.optim.lr == 0.1 and paper.data.batch_size == 16 and paper.trainer.max_steps == 3000
         assert set(compose("train", overrides=["logger=visdom"]).logger) == {"csv", "visdom"}
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    """`trainer=ddp` on 2 CPU processes (gloo) through the real command line."""
+    import subprocess
+    import sys
+
+    from texnet.textures import PROJECT_ROOT
+
+    cmd = [sys.executable, "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=3",
+           "trainer.val_check_interval=3", "trainer.enable_progress_bar=false", "data.image_size=64", "data.val_size=64",
+           "data.num_val=2", "data.batch_size=2", "data.builtin_length=16", "model.scales=3", f"run_dir={tmp_path}"]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "distributed_backend=gloo" in done.stderr + done.stdout and "All distributed processes registered" in done.stderr + done.stdout
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 3

@@ -16,10 +16,11 @@ from texnet.module import VAL_SEED, TextureNetModule
 class SampleGrid(pl.Callback):
     """Every `every_n_steps` (and at the end): stylise the fixed validation photos, save a PNG grid, and
     send images to every logger that has ``log_images`` (Visdom): the texture, photos vs outputs, and
-    one photo at several noise factors side by side (how strongly the style is applied)."""
+    one photo at several noise factors side by side (how strongly the style is applied), given as
+    multiples of the factor the model trains with."""
 
-    def __init__(self, out_dir: str | Path, every_n_steps: int = 100, noise_factors: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0)) -> None:
-        self.out_dir, self.every_n_steps, self.noise_factors = Path(out_dir), every_n_steps, list(noise_factors)
+    def __init__(self, out_dir: str | Path, every_n_steps: int = 100, noise_multiples: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0)) -> None:
+        self.out_dir, self.every_n_steps, self.noise_multiples = Path(out_dir), every_n_steps, list(noise_multiples)
         self.last_written: Path | None = None
 
     @torch.no_grad()
@@ -31,7 +32,8 @@ class SampleGrid(pl.Callback):
         try:
             if module.generator.mode == "stylize":
                 outputs = torch.cat([module(p[None], generator=generator) for p in photos])
-                factors = torch.cat([module(photos[:1], noise_factor=f, generator=generator) for f in self.noise_factors])
+                base = module.generator.noise_factor
+                factors = torch.cat([module(photos[:1], noise_factor=m * base, generator=generator) for m in self.noise_multiples])
                 grid = make_grid(torch.cat([photos, outputs]), nrow=len(photos), padding=2)
             else:
                 outputs = module(size=tuple(photos.shape[-2:]), batch_size=len(photos), generator=generator)
@@ -52,8 +54,9 @@ class SampleGrid(pl.Callback):
                 logger.log_images("samples", torch.cat([images["photos"], images["outputs"]]),
                                   caption=f"step {step}: photos (top) and stylised (bottom)", nrow=len(images["photos"]))
                 if len(images["factors"]):
-                    caption = "noise factor " + " | ".join(f"{f:g}" for f in self.noise_factors)
-                    logger.log_images("noise_factors", images["factors"], caption=caption, nrow=len(self.noise_factors))
+                    factors = [m * module.generator.noise_factor for m in self.noise_multiples]
+                    caption = "noise factor " + " | ".join(f"{f:g}" for f in factors)
+                    logger.log_images("noise_factors", images["factors"], caption=caption, nrow=len(factors))
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:

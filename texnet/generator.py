@@ -55,7 +55,7 @@ class TextureGenerator(nn.Module):
         scales: K, number of scales; sides are padded internally to multiples of 2**(K-1) and cropped back.
         channels: conv channels per branch (8 in the paper); the join at scale i has channels*i.
         noise_channels: noise maps per scale (3 in the reference `-noise_depth`).
-        noise_factor: multiplies the uniform [0, 1) noise; with a content image it sets how strongly the
+        noise_factor: multiplies the uniform [0, 1) noise (default 0.05, see conf/model/pyramid.yaml); with a content image it sets how strongly the
             style is applied (0 = deterministic output). It can be changed at inference. In texture mode the
             noise is the only input and normalisation removes its scale, so only 0 vs > 0 matters there.
         norm: "instance" | "batch"; padding: "reflect" | "replicate" | "circular" (seamless tiles) | "zeros".
@@ -67,7 +67,7 @@ class TextureGenerator(nn.Module):
         scales: int = 6,
         channels: int = 8,
         noise_channels: int = 3,
-        noise_factor: float = 1.0,
+        noise_factor: float = 0.05,
         norm: str = "instance",
         padding: str = "reflect",
     ) -> None:

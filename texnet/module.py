@@ -82,7 +82,7 @@ class TextureNetModule(pl.LightningModule):
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         generator = torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx)
         terms = self.model_step(batch, generator)
-        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0])
+        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> dict:
         cfg = self.hparams.optim
