@@ -45,6 +45,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    for logger in loggers:  # the whole resolved run config, not only the module's hyper-parameters
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log.info("training %s texture network on '%s' into %s", cfg.model.mode, texture["name"], run_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

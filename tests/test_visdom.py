@@ -167,3 +167,45 @@ def test_metric_keys_are_grouped_into_windows(key: str, win: str, trace: str) ->
 
 def test_epoch_key_is_not_plotted() -> None:
     assert route("epoch") is None
+
+
+def test_train_py_with_logger_visdom(server: tuple[int, Path], tmp_path: Path) -> None:
+    """`python train.py logger=visdom`: losses, samples, noise-factor panel and config reach the dashboard."""
+    from hydra import compose, initialize_config_dir
+
+    from texnet.textures import CONFIG_DIR
+    from train import train
+
+    port, env_path = server
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            f"run_dir={tmp_path}", "logger=visdom", f"logger.visdom.port={port}", "logger.visdom.env=texnet_test_train",
+            "data.image_size=64", "data.val_size=64", "data.num_val=2", "data.batch_size=2", "model.scales=3",
+            "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1", "sample_every=2",
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
+        ])
+    train(cfg)
+    client = visdom.Visdom(port=port, env="texnet_test_train", use_incoming_socket=False, raise_exceptions=True)
+    for win in ("train_losses", "train_style_layers", "val_losses", "lr", "throughput", "images_samples",
+                "images_texture", "images_noise_factors"):
+        assert client.win_exists(win, env="texnet_test_train"), win
+    assert len(traces(client, "train_losses", "texnet_test_train")["total"]) == 4
+    assert (tmp_path / "csv" / "metrics.csv").is_file()  # the CSV logger still runs beside Visdom
+    assert (env_path / "texnet_test_train.json").is_file()
+
+
+def test_gatys_iterations_reach_the_dashboard(server: tuple[int, Path], tmp_path: Path, photo_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from texnet.gatys import stylize
+    from texnet.textures import CONFIG_DIR
+
+    port, _ = server
+    logger = VisdomLogger(env="texnet_test_gatys", port=port)
+    loss = {**OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml")), "vgg": "vgg16"}
+    stylize(photo_path, "mosaic", tmp_path / "g", loss=loss, iterations=4, save_every=2, max_size=64, texture_size=64,
+            progress=False, accelerator="cpu", loggers=[logger])
+    client = visdom.Visdom(port=port, env="texnet_test_gatys", use_incoming_socket=False, raise_exceptions=True)
+    assert set(traces(client, "gatys_losses", "texnet_test_gatys")) == LOSS_TERMS
+    assert len(traces(client, "gatys_losses", "texnet_test_gatys")["total"]) == 5  # iterations 0..4
+    assert client.win_exists("images_gatys/current", env="texnet_test_gatys")

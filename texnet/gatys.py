@@ -201,6 +201,11 @@ def run_gatys(
         half = (full[0] // 2, full[1] // 2)
         stages = [(half, iterations // 2), (full, iterations - iterations // 2)]
 
+    for logger in loggers:
+        logger.log_hyperparams({"texture": str(texture), "content": str(content), "optimizer": optimizer, "lr": lr, "init": init,
+                                "iterations": iterations, "loss": loss_cfg})
+        if hasattr(logger, "log_images"):
+            logger.log_images("texture", style_image, caption=str(texture))
     start, done, image, module = time.perf_counter(), 0, None, None
     for stage_size, stage_iters in stages:
         stage_content = None if photo is None else F.interpolate(photo, size=stage_size, mode="area")
@@ -222,6 +227,10 @@ def run_gatys(
     recorder.write_row(done, final)
     seconds = time.perf_counter() - start
     image_path = save_image(image, out_dir / "result.png", overwrite=True)
+    for logger in loggers:
+        if hasattr(logger, "log_images"):
+            logger.log_images("gatys/current", image, caption=f"result after {done} iterations")
+        logger.finalize("success")
     log.info("Gatys %s: %d iterations in %.1f s, total loss %.4g -> %s", optimizer, done, seconds, final["total"], image_path)
     return GatysResult(image_path, out_dir, out_dir / "losses.csv", seconds, done, final)
 

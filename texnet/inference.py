@@ -1,0 +1,289 @@
+"""Use a trained texture network: ``texnet.load("last.ckpt").stylize("photo.jpg")``.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: a texnet checkpoint holds only tensors and plain
+data, so a file can never run code on load. Inference needs neither the VGG nor Lightning.
+
+Speed: on CPU the generator runs in onnxruntime (``backend="auto"``): the graph of
+:class:`texnet.export.PortableGenerator`, exported in memory on first use (about a second), runs a 512 px
+photo several times faster than eager PyTorch (bench/stylize_speed.py prints the ratio). The noise is still
+drawn by ``torch.rand`` in eager's order, so for the same seed both backends give the same image (to ~1e-5).
+``backend="eager"`` is the plain TextureGenerator (also used on CUDA, with ``precision`` 16/bf16, and for
+images no larger than 2**(K-1) px on a side, which the exported graph cannot pad).
+
+Memory: an image is always processed whole, at full resolution (tiles would each get their own instance-norm
+statistics and change colour and contrast from tile to tile). That takes about
+``(K * channels) * 4 bytes * 4`` per pixel with onnxruntime and ``* 7`` eagerly (measured: ~0.65 and ~1.2 KB
+per pixel for the default generator); an image that needs more than the available memory is refused with a
+message giving the limit in megapixels and a ``max_size`` that fits.
+
+Inputs (paths or PIL images) go through :mod:`texnet.image`: EXIF rotation applied, grayscale/palette/16-bit
+converted, and transparent pixels composited onto white (the generator has no alpha channel).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from torch import nn
+
+from texnet.errors import TexnetError
+from texnet.export import PortableGenerator, noise_shapes, ort_session, padded_size
+from texnet.generator import TextureGenerator
+from texnet.image import fit_size, open_rgb, pil_to_tensor, tensor_to_pil, to_rgb
+from texnet.module import CHECKPOINT_KIND
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnxruntime", "eager")
+PRECISIONS = {"32": None, "16": torch.float16, "bf16": torch.bfloat16}
+# Live full-resolution feature maps at the peak, in units of the last join's (K * channels) float32 maps.
+PEAK_MAPS = {"onnxruntime": 4, "eager": 7}
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dict of a texture network, or a one-line TexnetError saying what is wrong with `path`."""
+    path = Path(path).expanduser()
+    expected = "expected a texture-network checkpoint written by train.py (runs/<texture>/<date>/checkpoints/last.ckpt)"
+    if not path.is_file():
+        raise TexnetError(f"checkpoint '{path}' does not exist: {expected}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TexnetError(f"checkpoint '{path}' is not a plain PyTorch checkpoint ({first[:120]}): {expected}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise TexnetError(f"checkpoint '{path}' is not a PyTorch file ({type(err).__name__}): {expected}") from None
+    kind = ckpt.get("texnet", {}).get("kind") if isinstance(ckpt, dict) and isinstance(ckpt.get("texnet"), dict) else None
+    if kind != CHECKPOINT_KIND:
+        raise TexnetError(f"checkpoint '{path}' is not a texnet checkpoint (its texnet.kind is {kind!r}, not '{CHECKPOINT_KIND}'): {expected}")
+    return ckpt
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """auto -> cuda when a GPU is visible, else cpu; asking for cuda without one is a one-line error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise TexnetError(f"device={device} but no CUDA GPU is available: use device=cpu or device=auto")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise TexnetError(f"device='{device}' is unknown: use auto, cpu or cuda") from None
+
+
+def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", precision: str | int = "32") -> Stylizer:
+    """Load a trained texture network for inference (see :class:`Stylizer`).
+
+    Args:
+        checkpoint: a ``.ckpt`` written by train.py.
+        device: auto | cpu | cuda.
+        backend: auto (onnxruntime on CPU at float32 when installed, else eager) | onnxruntime | eager.
+        precision: 32 | 16 | bf16; 16-bit runs the eager generator under autocast (faster on GPUs and
+            AMX CPUs, outputs differ from float32 by a few grey levels).
+    """
+    ckpt = read_checkpoint(checkpoint)
+    hparams = ckpt.get("hyper_parameters", {})
+    try:
+        generator = TextureGenerator(**hparams["model"])
+        state = ckpt["state_dict"]
+        generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")})
+        texture = state["texture"]
+    except (KeyError, TypeError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise TexnetError(f"checkpoint '{checkpoint}' is incomplete or does not match its model settings ({reason}): re-export it with train.py") from None
+    name = ckpt["texnet"].get("texture_name") or hparams.get("texture", {}).get("name") or "texture"
+    return Stylizer(generator, texture, name, device=device, backend=backend, precision=precision, source=str(checkpoint))
+
+
+def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Keep `original`'s colours: the stylised luma Y with the original's chroma Cb, Cr (JPEG / BT.601 YCbCr)."""
+    luma = 0.299 * stylized[:, 0] + 0.587 * stylized[:, 1] + 0.114 * stylized[:, 2]
+    r, g, b = original.unbind(1)
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    rgb = torch.stack([luma + 1.402 * cr, luma - 0.344136 * cb - 0.714136 * cr, luma + 1.772 * cb], dim=1)
+    return rgb.clamp_(0, 1)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for tensors on `device` (MemAvailable on Linux CPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+class Stylizer:
+    """A trained TextureGenerator in eval mode, ready to stylise photos or (texture mode) generate textures.
+
+    Use :func:`load` to make one. ``backend`` is the resolved backend ("onnxruntime" or "eager").
+    """
+
+    def __init__(self, generator: TextureGenerator, texture: torch.Tensor, texture_name: str, device: str = "auto",
+                 backend: str = "auto", precision: str | int = "32", source: str = "") -> None:
+        if backend not in BACKENDS:
+            raise TexnetError(f"backend='{backend}' is unknown: use one of {', '.join(BACKENDS)}")
+        precision = str(precision)
+        if precision not in PRECISIONS:
+            raise TexnetError(f"precision={precision} is unknown: use 32, 16 or bf16")
+        self.device = resolve_device(device)
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.texture_tensor = texture.detach().cpu()
+        self.texture_name, self.precision, self.source = texture_name, precision, source
+        self.backend = self._resolve_backend(backend)
+        self._session = None
+
+    def _resolve_backend(self, backend: str) -> str:
+        fast_ok = self.device.type == "cpu" and self.precision == "32"
+        if backend == "eager" or (backend == "auto" and not fast_ok):
+            return "eager"
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            if backend == "onnxruntime":
+                raise TexnetError("backend=onnxruntime needs the onnxruntime package: pip install onnxruntime (or use backend=eager)") from None
+            log.info("onnxruntime is not installed: running the generator eagerly (pip install onnxruntime for ~5x faster CPU inference)")
+            return "eager"
+        if not fast_ok:
+            raise TexnetError(f"backend=onnxruntime runs float32 on CPU only (device={self.device.type}, precision={self.precision}): use backend=auto")
+        return "onnxruntime"
+
+    def __repr__(self) -> str:
+        return f"Stylizer(texture={self.texture_name!r}, mode={self.mode!r}, device={self.device.type}, backend={self.backend})"
+
+    @property
+    def mode(self) -> str:
+        """"stylize" (photo -> stylised photo) or "texture" (noise -> texture)."""
+        return self.generator.mode
+
+    @property
+    def noise_factor(self) -> float:
+        """The noise factor the network was trained with (the default of :meth:`stylize`)."""
+        return self.generator.noise_factor
+
+    @property
+    def texture(self) -> Image.Image:
+        """The texture (style) image the network was trained on."""
+        return tensor_to_pil(self.texture_tensor)
+
+    def _generator(self, seed: int | None, device: torch.device) -> torch.Generator | None:
+        return None if seed is None else torch.Generator(device=device).manual_seed(int(seed))
+
+    def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:
+        """Refuse an image whose full-resolution forward pass would not fit in memory (see module doc)."""
+        full_h, full_w = padded_size(self.generator, height, width)
+        per_pixel = self.generator.to_rgb.in_channels * 4 * PEAK_MAPS[self.backend]
+        need, free = batch * full_h * full_w * per_pixel, available_memory(self.device)
+        if need > free:
+            limit = free / per_pixel / batch
+            fit = int(max(height, width) * math.sqrt(limit / (height * width)))
+            raise TexnetError(
+                f"{what} is {width}x{height} px ({width * height / 1e6:.0f} MP): stylising it whole needs about {need / 2**30:.1f} GB "
+                f"but {free / 2**30:.1f} GB is free on {self.device.type} (limit here: about {limit / 1e6:.0f} MP); pass max_size={fit // 64 * 64} to downscale it"
+            )
+
+    def _forward(self, content: torch.Tensor | None, noise_factor: float, generator: torch.Generator | None,
+                 size: tuple[int, int] | None = None) -> torch.Tensor:
+        """One batch through the generator on the resolved backend; returns a CPU float tensor (B, 3, H, W)."""
+        g = self.generator
+        height, width = content.shape[-2:] if content is not None else size
+        batch = content.shape[0] if content is not None else 1
+        if self.backend == "onnxruntime" and min(height, width) > g.multiple:
+            if self._session is None:
+                self._session = ort_session(PortableGenerator(g, noise_inputs=True))
+            noises = [torch.rand(shape, generator=generator) * noise_factor for shape in noise_shapes(g, height, width, batch)]
+            feed = {f"noise_{i}": n.numpy() for i, n in enumerate(noises)} if g.noise_channels else {}
+            if content is not None:
+                feed["content"] = content.contiguous().numpy()
+            out = torch.from_numpy(self._session.run(None, feed)[0])
+            return out[..., :height, :width]
+        dtype = PRECISIONS[self.precision]
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            if content is None:
+                out = g(size=(height, width), noise_factor=noise_factor, generator=generator)
+            elif isinstance(g.branches[0][1], nn.BatchNorm2d):  # batch statistics: one image at a time
+                out = torch.cat([g(c[None].to(self.device), noise_factor=noise_factor, generator=generator) for c in content])
+            else:
+                out = g(content.to(self.device), noise_factor=noise_factor, generator=generator)
+        return out.float().cpu()
+
+    def stylize(self, image: Image.Image | torch.Tensor | str | Path, noise_factor: float | None = None, seed: int | None = None,
+                max_size: int | None = None, preserve_color: bool = False, size: int | None = None) -> Image.Image | torch.Tensor:
+        """Stylise one photo (or a batch tensor).
+
+        Args:
+            image: a path, a PIL image (EXIF rotation, alpha onto white, any mode), or a float tensor in [0, 1] of
+                shape (3, H, W) or (B, 3, H, W): tensors come back as tensors of the same shape, everything else
+                as an RGB PIL image.
+            noise_factor: style strength via the noise amplitude (default: the trained value; 0 = deterministic).
+            seed: seeds the noise, for reproducible outputs (None: torch's global generator).
+            max_size: downscale so the longer side is at most this (aspect kept); `size`: rescale so it is exactly this.
+            preserve_color: keep the photo's colours, take only the luminance from the network.
+        """
+        if self.mode != "stylize":
+            raise TexnetError(f"the network in '{self.source}' generates textures (model.mode=texture): use generate(size=..., num=...)")
+        content, as_tensor = self._content_tensor(image, max_size, size)
+        what = f"image '{image}'" if isinstance(image, (str, Path)) else "the image"
+        self._check_memory(content.shape[0], *content.shape[-2:], what)
+        factor = self.noise_factor if noise_factor is None else float(noise_factor)
+        out = self._forward(content, factor, self._generator(seed, torch.device("cpu") if self.backend == "onnxruntime" else self.device))
+        if preserve_color:
+            out = transfer_luminance(out, content)
+        if as_tensor:
+            return out if image.dim() == 4 else out[0]
+        return tensor_to_pil(out)
+
+    def _content_tensor(self, image: Image.Image | torch.Tensor | str | Path, max_size: int | None,
+                        size: int | None) -> tuple[torch.Tensor, bool]:
+        """(B, 3, H, W) float CPU tensor of the resized input, and whether the input was a tensor."""
+        if isinstance(image, torch.Tensor):
+            content = image[None] if image.dim() == 3 else image
+            if content.dim() != 4 or content.shape[1] != 3:
+                raise TexnetError(f"image tensor has shape {tuple(image.shape)}: expected (3, H, W) or (B, 3, H, W) RGB in [0, 1]")
+            content = content.detach().float().cpu()
+            height, width = content.shape[-2:]
+            new_w, new_h = _target_size(width, height, max_size, size)
+            if (new_w, new_h) != (width, height):
+                content = F.interpolate(content, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+            return content, True
+        if isinstance(image, Image.Image):
+            pil = to_rgb(ImageOps.exif_transpose(image))
+        elif isinstance(image, (str, Path)):
+            pil = open_rgb(image, "image")
+        else:
+            raise TexnetError(f"cannot stylise a {type(image).__name__}: pass a path, a PIL image or a tensor")
+        target = _target_size(*pil.size, max_size, size)
+        if target != pil.size:
+            pil = pil.resize(target, Image.Resampling.LANCZOS)
+        return pil_to_tensor(pil), False
+
+    def generate(self, size: int | tuple[int, int] = (256, 256), num: int = 1, seed: int | None = None) -> list[Image.Image]:
+        """`num` new textures of `size` (H, W) (an int means square) from a texture-mode network."""
+        if self.mode != "texture":
+            raise TexnetError(f"the network in '{self.source}' stylises photos (model.mode=stylize): use stylize(photo)")
+        height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if min(height, width) < 1 or num < 1:
+            raise TexnetError(f"size={size} and num={num} must be positive")
+        self._check_memory(1, height, width, f"a {width}x{height} texture")
+        generator = self._generator(seed, torch.device("cpu") if self.backend == "onnxruntime" else self.device)
+        return [tensor_to_pil(self._forward(None, self.noise_factor, generator, (height, width))) for _ in range(num)]
+
+
+def _target_size(width: int, height: int, max_size: int | None, size: int | None) -> tuple[int, int]:
+    """(width, height) after `size` (longer side exactly) or `max_size` (longer side at most), aspect kept."""
+    if size:
+        scale = size / max(width, height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    return fit_size(width, height, max_size)
