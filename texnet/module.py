@@ -69,14 +69,16 @@ class TextureNetModule(pl.LightningModule):
         return self.perceptual(output)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._step_started = time.perf_counter()
+        """Throughput over the whole previous step (data, forward, backward, optimiser, callbacks)."""
+        now = time.perf_counter()
+        if self._step_started is not None:
+            self.log("train/images_per_s", batch.shape[0] / (now - self._step_started))
+        self._step_started = now
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         terms = self.model_step(batch)
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False)
         self.log("loss", terms["total"], prog_bar=True, logger=False)
-        if self._step_started is not None:
-            self.log("train/images_per_s", batch.shape[0] / (time.perf_counter() - self._step_started))
         return terms["total"]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

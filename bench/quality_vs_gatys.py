@@ -1,0 +1,81 @@
+"""The texture network against the Gatys baseline on the same photos, the same loss and weights.
+
+For each fixed validation photo of the built-in set: the trained network's content/style loss and
+forward time, and Gatys L-BFGS (from the photo) losses after 50 and 100 iterations and its time.
+Prints per-photo rows, the means, and the ratios measured in this one run.
+
+    .venv/bin/python bench/quality_vs_gatys.py --checkpoint runs/mosaic/<date>/checkpoints/last.ckpt [--size 256]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from texnet.data import ContentDataModule
+from texnet.gatys import run_gatys
+from texnet.image import save_image
+from texnet.inference import load, read_checkpoint
+from texnet.losses import build_perceptual_loss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--size", type=int, default=256, help="side of the validation crops")
+    parser.add_argument("--photos", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=100)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.manual_seed(0)
+
+    ckpt = read_checkpoint(args.checkpoint)
+    loss_cfg = ckpt["hyper_parameters"]["loss"]
+    texture = ckpt["state_dict"]["texture"]
+    stylizer = load(args.checkpoint, device="cpu", backend="eager")
+    perceptual = build_perceptual_loss(texture, **loss_cfg)
+    photos = ContentDataModule(num_val=args.photos, val_size=args.size).val_images()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        texture_path = save_image(texture, Path(tmp) / "texture.png")
+        for i, photo in enumerate(photos):
+            photo = photo[None]
+            stylizer.stylize(photo, seed=0)  # warm-up
+            start = time.perf_counter()
+            output = stylizer.stylize(photo, seed=0)
+            net_seconds = time.perf_counter() - start
+            with torch.no_grad():
+                net = perceptual(output, perceptual.content_targets(photo))
+            photo_path = save_image(photo, Path(tmp) / f"photo{i}.png")
+            result = run_gatys(texture_path, Path(tmp) / f"gatys{i}", content=photo_path, loss=loss_cfg, iterations=args.iterations,
+                               max_size=args.size, texture_size=max(texture.shape[-2:]), save_every=0, progress=False)
+            log = [line.split(",") for line in result.log_path.read_text().splitlines()[1:]]
+            at = {int(r[0]): r for r in log}
+            half = at[args.iterations // 2]
+            rows.append({
+                "net_content": net["content"].item(), "net_style": net["style"].item(), "net_s": net_seconds,
+                "g50_content": float(half[1]), "g50_style": float(half[2]),
+                "g_content": result.final["content"], "g_style": result.final["style"], "g_s": result.seconds,
+            })
+            r = rows[-1]
+            print(f"photo {i}: network content {r['net_content']:.1f} style {r['net_style']:.1f} ({r['net_s'] * 1e3:.0f} ms) | "
+                  f"Gatys@{args.iterations // 2} content {r['g50_content']:.1f} style {r['g50_style']:.1f} | "
+                  f"Gatys@{args.iterations} content {r['g_content']:.1f} style {r['g_style']:.1f} ({r['g_s']:.1f} s)", flush=True)
+
+    mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    print(f"\n{len(rows)} validation photos at {args.size} px, loss weights from the checkpoint (the same for both)")
+    print(f"{'':22} {'content':>9} {'style':>9} {'s/image':>9}")
+    print(f"{'texture network':22} {mean['net_content']:9.2f} {mean['net_style']:9.2f} {mean['net_s']:9.3f}")
+    print(f"{'Gatys L-BFGS x' + str(args.iterations // 2):22} {mean['g50_content']:9.2f} {mean['g50_style']:9.2f}")
+    print(f"{'Gatys L-BFGS x' + str(args.iterations):22} {mean['g_content']:9.2f} {mean['g_style']:9.2f} {mean['g_s']:9.1f}")
+    print(f"ratios (network / Gatys x{args.iterations}): style {mean['net_style'] / mean['g_style']:.2f}, "
+          f"content {mean['net_content'] / mean['g_content']:.2f}, time {mean['g_s'] / mean['net_s']:.0f}x faster")
+
+
+if __name__ == "__main__":
+    main()
