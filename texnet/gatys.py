@@ -164,6 +164,7 @@ def run_gatys(
     loggers: Sequence[Logger] = (),
     overwrite: bool = False,
     progress: bool = True,
+    callbacks: Sequence[pl.Callback] = (),
 ) -> GatysResult:
     """Optimise one image; stylisation if `content` is given, texture synthesis otherwise.
 
@@ -175,6 +176,7 @@ def run_gatys(
         init: "content" | "noise" | "style" (default: content when stylising, noise otherwise).
         max_size: longer side of the stylised photo; `size`: side of a synthesised texture.
         coarse_to_fine: optimise half the iterations at half size, upsample, then continue at full size.
+        callbacks: extra Lightning callbacks for every stage (the web app's progress bar counts iterations with one).
     """
     if optimizer not in OPTIMIZERS:
         raise TexnetError(f"gatys.optimizer='{optimizer}' is unknown: use one of {', '.join(OPTIMIZERS)}")
@@ -217,7 +219,7 @@ def run_gatys(
         recorder = GatysRecorder(out_dir, save_every, loggers, offset=done, clock_start=start)
         trainer = pl.Trainer(
             max_steps=stage_iters, accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-            enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=[recorder],
+            enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=[recorder, *callbacks],
         )
         trainer.fit(module)
         done += stage_iters
