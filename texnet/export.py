@@ -20,11 +20,12 @@ Batch-norm checkpoints normalise each image of a batch on its own here (like eag
 """
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,9 @@ from torch import nn
 
 from texnet.errors import TexnetError
 from texnet.generator import TextureGenerator
+
+if TYPE_CHECKING:  # texnet.inference imports this module
+    from texnet.inference import Stylizer
 
 log = logging.getLogger(__name__)
 
@@ -145,27 +149,16 @@ class PortableGenerator(nn.Module):
         return rgb if content is None else rgb[..., :height, :width]
 
 
-def _quiet_trace():
-    """Silence the tracers' advice (legacy exporter deprecation, TracerWarnings): the traces are checked by tests."""
-    context = warnings.catch_warnings()
-    context.__enter__()
-    warnings.simplefilter("ignore")
-    return context
-
-
 def onnx_bytes(module: PortableGenerator, opset: int = OPSET) -> bytes:
     """The ONNX model of `module`, traced with the TorchScript-based exporter (``dynamo=False``).
 
     The dynamo exporter would need the onnxscript package; the traced graph is the same for this network.
     """
     buffer = io.BytesIO()
-    context = _quiet_trace()
-    try:
-        with torch.no_grad():
-            torch.onnx.export(module, module.example_inputs(), buffer, dynamo=False, input_names=module.input_names,
-                              output_names=["output"], dynamic_axes=module.dynamic_axes, opset_version=opset)
-    finally:
-        context.__exit__(None, None, None)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice and TracerWarnings (traces are tested)
+        torch.onnx.export(module, module.example_inputs(), buffer, dynamo=False, input_names=module.input_names,
+                          output_names=["output"], dynamic_axes=module.dynamic_axes, opset_version=opset)
     return buffer.getvalue()
 
 
@@ -185,11 +178,12 @@ def ort_session(model: PortableGenerator | bytes | str | Path, threads: int | No
     return ort.InferenceSession(source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"])
 
 
-def _portable(checkpoint, noise_inputs: bool) -> PortableGenerator:
+def _portable(checkpoint: str | Path | Stylizer, noise_inputs: bool) -> PortableGenerator:
+    """A CPU copy of the checkpoint's generator (a Stylizer's own one stays where it is)."""
     from texnet.inference import Stylizer, load
 
     stylizer = checkpoint if isinstance(checkpoint, Stylizer) else load(checkpoint, device="cpu", backend="eager")
-    return PortableGenerator(stylizer.generator.cpu(), noise_inputs=noise_inputs)
+    return PortableGenerator(copy.deepcopy(stylizer.generator).cpu(), noise_inputs=noise_inputs)
 
 
 def _target(path: str | Path, overwrite: bool) -> Path:
@@ -200,7 +194,7 @@ def _target(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
-def export_onnx(checkpoint, path: str | Path, *, noise_inputs: bool = False, opset: int = OPSET, overwrite: bool = False) -> Path:
+def export_onnx(checkpoint: str | Path | Stylizer, path: str | Path, *, noise_inputs: bool = False, opset: int = OPSET, overwrite: bool = False) -> Path:
     """Write the generator of `checkpoint` (a .ckpt path or a Stylizer) as an ONNX model (see the module doc for its inputs).
 
     Run it with onnxruntime: ``session.run(None, {"content": x, "noise_factor": np.array([1.0], np.float32)})``.
@@ -212,30 +206,17 @@ def export_onnx(checkpoint, path: str | Path, *, noise_inputs: bool = False, ops
     return path
 
 
-def export_torchscript(checkpoint, path: str | Path, *, noise_inputs: bool = False, overwrite: bool = False) -> Path:
+def export_torchscript(checkpoint: str | Path | Stylizer, path: str | Path, *, noise_inputs: bool = False, overwrite: bool = False) -> Path:
     """Write the generator of `checkpoint` as a traced TorchScript module: ``torch.jit.load(path)(content, noise_factor)``.
 
     The trace keeps the image size symbolic (checked by tests/test_export.py at sizes other than the traced one).
+    torch 2.14 marks torch.jit deprecated (FutureWarning on load): prefer ONNX for anything long-lived.
     """
     module = _portable(checkpoint, noise_inputs)
     path = _target(path, overwrite)
-    context = _quiet_trace()
-    try:
-        with torch.no_grad():
-            traced = torch.jit.trace(module, module.example_inputs(), check_trace=False)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice and TracerWarnings (the trace is tested)
+        traced = torch.jit.trace(module, module.example_inputs(), check_trace=False)  # rand_like: no re-run check
         torch.jit.save(traced, str(path))
-    finally:
-        context.__exit__(None, None, None)
     log.info("wrote TorchScript model %s (inputs: %s)", path, ", ".join(module.input_names))
     return path
-
-
-def run_exported(path: str | Path, *inputs: torch.Tensor) -> torch.Tensor:
-    """Run an exported .onnx (onnxruntime) or TorchScript file on tensors; a convenience for checks and tests."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        session = ort_session(path)
-        names = [i.name for i in session.get_inputs()]
-        return torch.from_numpy(session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0])
-    with torch.no_grad():
-        return torch.jit.load(str(path))(*inputs)

@@ -24,8 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -55,11 +53,10 @@ def read_checkpoint(path: str | Path) -> dict:
         raise TexnetError(f"checkpoint '{path}' does not exist: {expected}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TexnetError(f"checkpoint '{path}' is not a plain PyTorch checkpoint ({first[:120]}): {expected}") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise TexnetError(f"checkpoint '{path}' is not a PyTorch file ({type(err).__name__}): {expected}") from None
+    except Exception as err:  # noqa: BLE001 - a non-checkpoint makes the unpickler fail in arbitrary ways
+        if "Unsupported global" in str(err):  # a pickle with objects other than tensors and plain data
+            raise TexnetError(f"checkpoint '{path}' holds Python objects, which texnet does not unpickle (they could run code): {expected}") from None
+        raise TexnetError(f"checkpoint '{path}' is not a PyTorch checkpoint ({type(err).__name__}): {expected}") from None
     kind = ckpt.get("texnet", {}).get("kind") if isinstance(ckpt, dict) and isinstance(ckpt.get("texnet"), dict) else None
     if kind != CHECKPOINT_KIND:
         raise TexnetError(f"checkpoint '{path}' is not a texnet checkpoint (its texnet.kind is {kind!r}, not '{CHECKPOINT_KIND}'): {expected}")
@@ -113,16 +110,20 @@ def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.
 
 
 def available_memory(device: torch.device) -> int:
-    """Bytes free for tensors on `device` (MemAvailable on Linux CPUs)."""
+    """Bytes free for tensors on `device`: on Linux CPUs MemAvailable, capped by a container's cgroup limit."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
+                free = int(line.split()[1]) * 1024
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            free = min(free, int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
         pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return free
 
 
 class Stylizer:
@@ -198,6 +199,9 @@ class Stylizer:
                  size: tuple[int, int] | None = None) -> torch.Tensor:
         """One batch through the generator on the resolved backend; returns a CPU float tensor (B, 3, H, W)."""
         g = self.generator
+        if content is not None and len(content) > 1 and isinstance(g.branches[0][1], nn.BatchNorm2d):
+            # batch norm would mix the images' statistics (eager) or not (the exported graph): one at a time, alike
+            return torch.cat([self._forward(c[None], noise_factor, generator) for c in content])
         height, width = content.shape[-2:] if content is not None else size
         batch = content.shape[0] if content is not None else 1
         if self.backend == "onnxruntime" and min(height, width) > g.multiple:
@@ -213,8 +217,6 @@ class Stylizer:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             if content is None:
                 out = g(size=(height, width), noise_factor=noise_factor, generator=generator)
-            elif isinstance(g.branches[0][1], nn.BatchNorm2d):  # batch statistics: one image at a time
-                out = torch.cat([g(c[None].to(self.device), noise_factor=noise_factor, generator=generator) for c in content])
             else:
                 out = g(content.to(self.device), noise_factor=noise_factor, generator=generator)
         return out.float().cpu()
@@ -234,40 +236,16 @@ class Stylizer:
         """
         if self.mode != "stylize":
             raise TexnetError(f"the network in '{self.source}' generates textures (model.mode=texture): use generate(size=..., num=...)")
-        content, as_tensor = self._content_tensor(image, max_size, size)
+        content = prepare_image(image, max_size, size)
         what = f"image '{image}'" if isinstance(image, (str, Path)) else "the image"
         self._check_memory(content.shape[0], *content.shape[-2:], what)
         factor = self.noise_factor if noise_factor is None else float(noise_factor)
         out = self._forward(content, factor, self._generator(seed, torch.device("cpu") if self.backend == "onnxruntime" else self.device))
         if preserve_color:
             out = transfer_luminance(out, content)
-        if as_tensor:
+        if isinstance(image, torch.Tensor):
             return out if image.dim() == 4 else out[0]
         return tensor_to_pil(out)
-
-    def _content_tensor(self, image: Image.Image | torch.Tensor | str | Path, max_size: int | None,
-                        size: int | None) -> tuple[torch.Tensor, bool]:
-        """(B, 3, H, W) float CPU tensor of the resized input, and whether the input was a tensor."""
-        if isinstance(image, torch.Tensor):
-            content = image[None] if image.dim() == 3 else image
-            if content.dim() != 4 or content.shape[1] != 3:
-                raise TexnetError(f"image tensor has shape {tuple(image.shape)}: expected (3, H, W) or (B, 3, H, W) RGB in [0, 1]")
-            content = content.detach().float().cpu()
-            height, width = content.shape[-2:]
-            new_w, new_h = _target_size(width, height, max_size, size)
-            if (new_w, new_h) != (width, height):
-                content = F.interpolate(content, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
-            return content, True
-        if isinstance(image, Image.Image):
-            pil = to_rgb(ImageOps.exif_transpose(image))
-        elif isinstance(image, (str, Path)):
-            pil = open_rgb(image, "image")
-        else:
-            raise TexnetError(f"cannot stylise a {type(image).__name__}: pass a path, a PIL image or a tensor")
-        target = _target_size(*pil.size, max_size, size)
-        if target != pil.size:
-            pil = pil.resize(target, Image.Resampling.LANCZOS)
-        return pil_to_tensor(pil), False
 
     def generate(self, size: int | tuple[int, int] = (256, 256), num: int = 1, seed: int | None = None) -> list[Image.Image]:
         """`num` new textures of `size` (H, W) (an int means square) from a texture-mode network."""
@@ -279,6 +257,31 @@ class Stylizer:
         self._check_memory(1, height, width, f"a {width}x{height} texture")
         generator = self._generator(seed, torch.device("cpu") if self.backend == "onnxruntime" else self.device)
         return [tensor_to_pil(self._forward(None, self.noise_factor, generator, (height, width))) for _ in range(num)]
+
+
+def prepare_image(image: Image.Image | torch.Tensor | str | Path, max_size: int | None = None,
+                  size: int | None = None) -> torch.Tensor:
+    """Any supported input as a (B, 3, H, W) float CPU tensor in [0, 1], resized by `size` or `max_size` (aspect kept)."""
+    if isinstance(image, torch.Tensor):
+        content = image[None] if image.dim() == 3 else image
+        if content.dim() != 4 or content.shape[1] != 3:
+            raise TexnetError(f"image tensor has shape {tuple(image.shape)}: expected (3, H, W) or (B, 3, H, W) RGB in [0, 1]")
+        content = content.detach().float().cpu()
+        height, width = content.shape[-2:]
+        new_w, new_h = _target_size(width, height, max_size, size)
+        if (new_w, new_h) != (width, height):
+            content = F.interpolate(content, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+        return content
+    if isinstance(image, Image.Image):
+        pil = to_rgb(ImageOps.exif_transpose(image))
+    elif isinstance(image, (str, Path)):
+        pil = open_rgb(image, "image")
+    else:
+        raise TexnetError(f"cannot stylise a {type(image).__name__}: pass a path, a PIL image or a tensor")
+    target = _target_size(*pil.size, max_size, size)
+    if target != pil.size:
+        pil = pil.resize(target, Image.Resampling.LANCZOS)
+    return pil_to_tensor(pil)
 
 
 def _target_size(width: int, height: int, max_size: int | None, size: int | None) -> tuple[int, int]:

@@ -1,0 +1,222 @@
+"""Stylise photos with a trained texture network, or with the Gatys baseline (see conf/stylize.yaml for every option).
+
+    python stylize.py checkpoint=runs/mosaic/<date>/checkpoints/last.ckpt input=photos/ output=out/
+    python stylize.py checkpoint=... export=onnx                 # a standalone model instead of images
+    python stylize.py method=gatys input=photo.jpg texture=mosaic
+
+Existing files are never replaced unless overwrite=true: a result whose name is taken gets the next free name
+(photo-2.png, ...). Folders are searched recursively (hidden files and folders ignored) and their sub-folders mirrored
+in the output; non-image files are skipped with one warning each, and an unreadable image is reported at the end
+without stopping the others. Results are PNG unless output= names a single file.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from texnet.errors import TexnetError
+from texnet.image import IMAGE_EXTENSIONS, save_image, tensor_to_pil
+from texnet.inference import Stylizer, load, prepare_image
+from texnet.textures import texture_name
+
+log = logging.getLogger("texnet.stylize")
+
+EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def stylize(cfg: DictConfig) -> list[Path]:
+    """Run what `cfg` asks for and return the written files (tests call this directly)."""
+    if cfg.method == "gatys":
+        return stylize_gatys(cfg)
+    if cfg.method != "texnet":
+        raise TexnetError(f"method='{cfg.method}' is unknown: use texnet (a trained checkpoint) or gatys (the baseline)")
+    if not cfg.checkpoint:
+        raise TexnetError("checkpoint= is required: a .ckpt written by train.py (or method=gatys for the baseline)")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    stylizer = load(cfg.checkpoint, device=cfg.device, backend=cfg.backend, precision=cfg.precision)
+    log.info("loaded %s from %s", stylizer, cfg.checkpoint)
+    if cfg.export:
+        return [export_model(stylizer, cfg)]
+    if stylizer.mode == "texture":
+        return generate_textures(stylizer, cfg)
+    return stylize_photos(stylizer, cfg)
+
+
+def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
+    """(image file, its path relative to the output folder) for a file, a folder (sub-folders mirrored) or a glob (flat)."""
+    if not spec:
+        raise TexnetError("input= is required: a photo, a folder of photos or a glob such as 'photos/*.jpg'")
+    path = Path(str(spec)).expanduser()
+    if path.is_file():
+        return [(path, Path(path.name))]
+    if path.is_dir():
+        files = [p for p in sorted(path.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+        candidates = [(p, p.relative_to(path)) for p in files]
+    elif glob.has_magic(str(path)):
+        files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
+        candidates = [(p, Path(p.name)) for p in files]
+    else:
+        raise TexnetError(f"input '{spec}' does not exist: give a photo, a folder or a glob such as 'photos/*.jpg'")
+    images = []
+    for file, name in candidates:
+        if file.suffix.lower() in IMAGE_EXTENSIONS:
+            images.append((file, name))
+        else:
+            log.warning("skipping '%s': not an image (%s files are read)", file, " ".join(IMAGE_EXTENSIONS))
+    if not images:
+        raise TexnetError(f"input '{spec}' holds no images ({' '.join(IMAGE_EXTENSIONS)})")
+    return images
+
+
+class OutputNames:
+    """Output paths that never replace an existing file (unless `overwrite`) nor one written earlier in this run."""
+
+    def __init__(self, overwrite: bool) -> None:
+        self.overwrite, self.claimed = overwrite, set()
+
+    def __call__(self, path: Path) -> Path:
+        candidate, n = path, 1
+        while candidate in self.claimed or (candidate.exists() and not self.overwrite):
+            n += 1
+            candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if candidate != path:
+            log.info("'%s' exists: writing '%s'", path, candidate)
+        self.claimed.add(candidate)
+        return candidate
+
+
+def output_target(cfg: DictConfig, default: Path, count: int) -> tuple[Path | None, Path]:
+    """(single output file or None, output folder) from cfg.output."""
+    if not cfg.output:
+        return None, default
+    out = Path(str(cfg.output)).expanduser()
+    if out.suffix.lower() in IMAGE_EXTENSIONS:
+        if count > 1:
+            raise TexnetError(f"output '{out}' is a file but the input holds {count} images: give a folder")
+        return out, out.parent
+    return None, out
+
+
+def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
+    """Stylise every input; photos of equal (resized) size are batched up to cfg.batch_size."""
+    inputs = collect_inputs(cfg.input)
+    single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, len(inputs))
+    names = OutputNames(cfg.overwrite)
+    written: list[Path] = []
+    failures: list[tuple[Path, str]] = []
+    batch: list[tuple[Path, Path, torch.Tensor]] = []
+
+    def flush() -> None:
+        try:
+            out = stylizer.stylize(torch.cat([t for _, _, t in batch]), noise_factor=cfg.noise_factor, seed=cfg.seed,
+                                   preserve_color=cfg.preserve_color)
+        except TexnetError as err:
+            failures.extend((src, str(err)) for src, _, _ in batch)
+        else:
+            for (_, rel, _), image in zip(batch, out):
+                target = names(single or folder / rel.with_suffix(".png"))
+                written.append(save_image(tensor_to_pil(image), target, overwrite=True))
+        batch.clear()
+
+    with logging_redirect_tqdm():
+        for src, rel in tqdm(inputs, desc="stylize", unit="img", disable=len(inputs) < 2 or not cfg.progress):
+            try:
+                tensor = prepare_image(src, cfg.max_size, cfg.size)
+            except TexnetError as err:
+                failures.append((src, str(err)))
+                continue
+            if batch and (batch[0][2].shape != tensor.shape or len(batch) >= max(1, cfg.batch_size)):
+                flush()
+            batch.append((src, rel, tensor))
+        if batch:
+            flush()
+    report(failures, len(inputs))
+    log.info("wrote %d image(s) to %s", len(written), folder)
+    return written
+
+
+def report(failures: list[tuple[Path, str]], total: int) -> None:
+    """Unreadable inputs, listed once at the end; an error only when nothing at all could be done."""
+    if not failures:
+        return
+    if len(failures) == total:
+        raise TexnetError(f"none of the {total} input(s) could be stylised; first: {failures[0][1]}")
+    log.warning("%d of %d inputs were skipped:", len(failures), total)
+    for src, reason in failures:
+        log.warning("  %s: %s", src, reason)
+
+
+def generate_textures(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
+    """Texture-mode networks: cfg.num textures of cfg.size (N or [H, W], default 256)."""
+    if cfg.input:
+        log.warning("input= is ignored: '%s' holds a texture-mode network, which needs no photo", cfg.checkpoint)
+    size = cfg.size or 256
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, cfg.num)
+    names = OutputNames(cfg.overwrite)
+    images = stylizer.generate(size=size, num=cfg.num, seed=cfg.seed)
+    written = [save_image(img, names(single or folder / f"{stylizer.texture_name}_{i:03d}.png"), overwrite=True)
+               for i, img in enumerate(images)]
+    log.info("wrote %d texture(s) of %dx%d px to %s", len(written), size[1], size[0], folder)
+    return written
+
+
+def export_model(stylizer: Stylizer, cfg: DictConfig) -> Path:
+    """export=onnx|torchscript: the network as a standalone model file."""
+    from texnet.export import export_onnx, export_torchscript
+
+    if cfg.export not in EXPORT_SUFFIXES:
+        raise TexnetError(f"export='{cfg.export}' is unknown: use onnx or torchscript")
+    suffix = EXPORT_SUFFIXES[cfg.export]
+    out = Path(str(cfg.output)).expanduser() if cfg.output else Path("runs/exported")
+    target = OutputNames(cfg.overwrite)(out if out.suffix else out / f"{stylizer.texture_name}{suffix}")
+    export = export_onnx if cfg.export == "onnx" else export_torchscript
+    return export(stylizer, target, noise_inputs=cfg.export_noise_inputs, overwrite=True)
+
+
+def stylize_gatys(cfg: DictConfig) -> list[Path]:
+    """method=gatys: one run_gatys optimisation per input photo, each in its own folder (result.png, losses.csv)."""
+    from texnet.gatys import run_gatys
+
+    inputs = collect_inputs(cfg.input)
+    name = texture_name(cfg.texture.image)
+    if cfg.output and Path(str(cfg.output)).suffix.lower() in IMAGE_EXTENSIONS:
+        raise TexnetError(f"output '{cfg.output}' is a file, but method=gatys writes a folder per photo: give a folder")
+    folder = Path(str(cfg.output)).expanduser() if cfg.output else Path("runs/gatys") / name
+    accelerator = {"auto": "auto", "cpu": "cpu"}.get(str(cfg.device), "gpu")
+    loss = OmegaConf.to_container(cfg.loss, resolve=True)
+    written, failures = [], []
+    for src, rel in inputs:
+        try:
+            result = run_gatys(str(cfg.texture.image), folder / rel.with_suffix(""), content=src, loss=loss, texture_size=cfg.texture.size,
+                               accelerator=accelerator, overwrite=cfg.overwrite, progress=cfg.progress,
+                               **OmegaConf.to_container(cfg.gatys, resolve=True))
+        except TexnetError as err:
+            failures.append((src, str(err)))
+            continue
+        log.info("%s: %d iterations in %.1f s -> %s", src, result.iterations, result.seconds, result.image_path)
+        written.append(result.image_path)
+    report(failures, len(inputs))
+    return written
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="stylize")
+def main(cfg: DictConfig) -> None:
+    try:
+        stylize(cfg)
+    except TexnetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

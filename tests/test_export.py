@@ -1,0 +1,157 @@
+"""ONNX / TorchScript exports and the onnxruntime fast path reproduce the eager TextureGenerator."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from stylize import stylize
+from test_stylize import stylize_cfg, train_checkpoint
+from texnet.errors import TexnetError
+from texnet.export import PortableGenerator, export_onnx, export_torchscript, noise_shapes
+from texnet.generator import TextureGenerator
+from texnet.inference import Stylizer, load
+
+SIZES = [(40, 56), (29, 70)]  # not the traced size, not multiples of 2**(K-1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one thread avoids OpenMP stalls on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("export_nets")
+    return {mode: train_checkpoint(root / mode, mode) for mode in ("stylize", "texture")}
+
+
+def eager(ckpt: Path) -> TextureGenerator:
+    return load(ckpt, backend="eager").generator
+
+
+def seeded_noise(generator: TextureGenerator, height: int, width: int, seed: int, batch: int = 1) -> list[torch.Tensor]:
+    """The noise eager draws for `seed`, in its order (coarsest first), times the trained noise factor."""
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.rand(shape, generator=gen) * generator.noise_factor for shape in noise_shapes(generator, height, width, batch)]
+
+
+def eager_output(generator: TextureGenerator, height: int, width: int, seed: int, content: torch.Tensor | None = None) -> torch.Tensor:
+    with torch.no_grad():
+        if content is None:
+            return generator(size=(height, width), generator=torch.Generator().manual_seed(seed))
+        return generator(content, generator=torch.Generator().manual_seed(seed))
+
+
+def test_onnx_model_runs_at_any_size_and_matches_eager(tmp_path, ckpts):
+    path = export_onnx(ckpts["stylize"], tmp_path / "net.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["content", "noise_factor"]
+    g = eager(ckpts["stylize"])
+    for height, width in SIZES:
+        x = torch.rand(2, 3, height, width)
+        out = session.run(None, {"content": x.numpy(), "noise_factor": np.zeros(1, np.float32)})[0]
+        with torch.no_grad():
+            ref = g(x, noise_factor=0.0)
+        assert out.shape == (2, 3, height, width)
+        np.testing.assert_allclose(out, ref.numpy(), atol=1e-4)
+        noisy = session.run(None, {"content": x.numpy(), "noise_factor": np.full(1, 5.0, np.float32)})[0]
+        assert np.abs(noisy - out).mean() > 1e-3 and 0 <= noisy.min() and noisy.max() <= 1
+    with pytest.raises(TexnetError, match="already exists"):
+        export_onnx(ckpts["stylize"], path)
+
+
+@pytest.mark.parametrize("mode", ["stylize", "texture"])
+def test_onnx_with_noise_inputs_reproduces_eager_noise_for_noise(tmp_path, ckpts, mode):
+    path = export_onnx(ckpts[mode], tmp_path / "net.onnx", noise_inputs=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g = eager(ckpts[mode])
+    height, width = SIZES[1]
+    content = torch.rand(1, 3, height, width) if mode == "stylize" else None
+    feed = {f"noise_{i}": n.numpy() for i, n in enumerate(seeded_noise(g, height, width, seed=7))}
+    if content is not None:
+        feed["content"] = content.numpy()
+    out = session.run(None, feed)[0][..., :height, :width]  # a texture model returns the padded size
+    np.testing.assert_allclose(out, eager_output(g, height, width, 7, content).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["stylize", "texture"])
+def test_torchscript_reproduces_eager(tmp_path, ckpts, mode):
+    g = eager(ckpts[mode])
+    model = torch.jit.load(str(export_torchscript(ckpts[mode], tmp_path / "net.pt", noise_inputs=mode == "texture")))
+    for height, width in SIZES:
+        with torch.no_grad():
+            if mode == "stylize":
+                x = torch.rand(1, 3, height, width)
+                out, ref = model(x, torch.zeros(1)), g(x, noise_factor=0.0)
+            else:
+                out = model(*seeded_noise(g, height, width, seed=3))[..., :height, :width]
+                ref = eager_output(g, height, width, 3)
+        torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
+
+
+def test_exported_models_run_without_texnet(tmp_path, ckpts):
+    onnx_path = export_onnx(ckpts["stylize"], tmp_path / "net.onnx")
+    ts_path = export_torchscript(ckpts["stylize"], tmp_path / "net.pt")
+    script = f"""
+import sys
+sys.modules["texnet"] = None  # any import of texnet now fails
+import numpy as np, onnxruntime, torch
+x = np.random.rand(1, 3, 45, 67).astype(np.float32)
+a = onnxruntime.InferenceSession({str(onnx_path)!r}).run(None, {{"content": x, "noise_factor": np.zeros(1, np.float32)}})[0]
+b = torch.jit.load({str(ts_path)!r})(torch.from_numpy(x), torch.zeros(1)).numpy()
+print(a.shape, float(np.abs(a - b).max()))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shape, diff = proc.stdout.strip().rsplit(" ", 1)
+    assert shape == "(1, 3, 45, 67)" and float(diff) < 1e-4
+
+
+def test_stylize_cli_exports_with_free_names(tmp_path, ckpts, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = (f"checkpoint={ckpts['stylize']}", "export=onnx")
+    assert stylize(stylize_cfg(*args)) == [Path("runs/exported/mosaic.onnx")]
+    assert stylize(stylize_cfg(*args)) == [Path("runs/exported/mosaic-2.onnx")]
+    assert stylize(stylize_cfg(f"checkpoint={ckpts['texture']}", "export=torchscript", "output=models/")) == [Path("models/mosaic.pt")]
+    with pytest.raises(TexnetError, match="onnx or torchscript"):
+        stylize(stylize_cfg(*args[:1], "export=tflite"))
+
+
+def test_onnxruntime_fast_path_matches_eager(ckpts):
+    fast, slow = load(ckpts["stylize"]), load(ckpts["stylize"], backend="eager")
+    assert (fast.backend, slow.backend) == ("onnxruntime", "eager")
+    for shape in [(1, 3, 40, 56), (3, 3, 29, 70), (1, 3, 4, 9)]:  # a batch; an image too small for the graph (eager)
+        x = torch.rand(shape)
+        torch.testing.assert_close(fast.stylize(x, seed=5), slow.stylize(x, seed=5), atol=1e-4, rtol=0)
+    tex_fast, tex_slow = load(ckpts["texture"]), load(ckpts["texture"], backend="eager")
+    for a, b in zip(tex_fast.generate(size=(30, 50), num=2, seed=1), tex_slow.generate(size=(30, 50), num=2, seed=1)):
+        assert a.size == (50, 30) and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1
+
+
+@pytest.mark.parametrize("norm,padding", [("instance", "reflect"), ("batch", "circular")])
+def test_fast_path_matches_eager_for_the_default_architecture(norm, padding):
+    """K = 6, 8 channels, with non-trivial norm affines (a fresh network has weight 1, bias 0)."""
+    torch.manual_seed(0)
+    generator = TextureGenerator(norm=norm, padding=padding)
+    with torch.no_grad():
+        for module in generator.modules():
+            if isinstance(module, (nn.InstanceNorm2d, nn.BatchNorm2d)):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    texture = torch.rand(1, 3, 32, 32)
+    fast = Stylizer(generator, texture, "random", device="cpu")
+    slow = Stylizer(generator, texture, "random", device="cpu", backend="eager")
+    x = torch.rand(1, 3, 70, 97)
+    torch.testing.assert_close(fast.stylize(x, seed=2), slow.stylize(x, seed=2), atol=1e-4, rtol=0)
+    assert PortableGenerator(generator).input_names == ["content", "noise_factor"]

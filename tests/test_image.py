@@ -1,0 +1,100 @@
+"""texnet.image on the files real photo folders hold, end to end through stylize.py and Stylizer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylize import stylize
+from test_stylize import stylize_cfg, train_checkpoint, write_photo
+from texnet.errors import TexnetError
+from texnet.image import load_image, next_free_dir, open_rgb, pil_to_tensor, save_image, tensor_to_pil
+from texnet.inference import load
+
+EXIF_ORIENTATION = 0x0112
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one thread avoids OpenMP stalls on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def odd_images(tmp_path_factory) -> dict[str, Path]:
+    """Grayscale, RGBA, palette with transparency, 16-bit grayscale PNG and an EXIF-rotated JPEG (60x40 stored, 40x60 upright)."""
+    root = tmp_path_factory.mktemp("odd")
+    rgb = np.asarray(Image.open(write_photo(root / "src.png", 60, 40)))
+    paths = {"gray": root / "gray.png", "rgba": root / "rgba.png", "palette": root / "palette.png", "sixteen": root / "sixteen.png",
+             "rotated": root / "rotated.jpg"}
+    Image.fromarray(rgb).convert("L").save(paths["gray"])
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    rgba[:, :30, 3] = 0  # left half fully transparent
+    Image.fromarray(rgba, "RGBA").save(paths["rgba"])
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(paths["palette"], transparency=0)
+    ramp = (np.linspace(0, 65535, 60)[None, :].repeat(40, 0)).astype(np.uint16)
+    Image.fromarray(ramp).save(paths["sixteen"])  # PIL mode I;16
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # stored sideways: viewers rotate it 90 degrees clockwise
+    Image.fromarray(rgb).save(paths["rotated"], exif=exif)
+    (root / "src.png").unlink()
+    return paths
+
+
+def test_open_rgb_normalises_every_mode(odd_images):
+    images = {name: open_rgb(path) for name, path in odd_images.items()}
+    assert {img.mode for img in images.values()} == {"RGB"}
+    assert images["rotated"].size == (40, 60)  # EXIF orientation applied
+    assert all(img.size == (60, 40) for name, img in images.items() if name != "rotated")
+    rgba = np.asarray(images["rgba"])
+    assert (rgba[:, :30] == 255).all()  # transparent pixels land on white
+    ramp = np.asarray(images["sixteen"])[0, :, 0]
+    assert ramp[0] == 0 and ramp[-1] == 255 and (np.diff(ramp.astype(int)) >= 0).all()  # 16-bit rescaled, not clipped
+
+
+def test_odd_inputs_are_stylised_at_their_upright_size(tmp_path, odd_images):
+    ckpt = train_checkpoint(tmp_path / "net")
+    written = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={odd_images['gray'].parent}", f"output={tmp_path / 'out'}"))
+    assert {p.stem: Image.open(p).size for p in written} == {"gray": (60, 40), "rgba": (60, 40), "palette": (60, 40),
+                                                           "sixteen": (60, 40), "rotated": (40, 60)}
+    stylizer = load(ckpt)
+    transparent = Image.new("RGBA", (48, 48), (10, 200, 30, 0))
+    white = Image.new("RGB", (48, 48), (255, 255, 255))
+    assert np.array_equal(np.asarray(stylizer.stylize(transparent, noise_factor=0)), np.asarray(stylizer.stylize(white, noise_factor=0)))
+    sideways = Image.open(odd_images["rotated"])  # a PIL image keeps its EXIF tag: stylize applies it too
+    assert sideways.size == (60, 40) and stylizer.stylize(sideways).size == (40, 60)
+
+
+def test_unreadable_files_are_one_line_errors(tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    for path, message in [(broken, "not a readable image"), (tmp_path / "missing.jpg", "does not exist")]:
+        with pytest.raises(TexnetError, match=message) as err:
+            open_rgb(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_load_image_keeps_aspect_and_refuses_tiny_images(tmp_path):
+    path = write_photo(tmp_path / "p.png", 200, 100)
+    assert load_image(path, max_size=64).shape == (1, 3, 32, 64)
+    assert load_image(path).shape == (1, 3, 100, 200)
+    with pytest.raises(TexnetError, match="at least 32 px"):
+        load_image(write_photo(tmp_path / "tiny.png", 20, 40))
+
+
+def test_tensor_round_trip_and_no_overwrite(tmp_path):
+    img = Image.open(write_photo(tmp_path / "p.png", 30, 20))
+    assert np.array_equal(np.asarray(tensor_to_pil(pil_to_tensor(img))), np.asarray(img))
+    out = save_image(img, tmp_path / "out" / "x.png")
+    with pytest.raises(TexnetError, match="already exists"):
+        save_image(img, out)
+    save_image(Image.new("RGB", (5, 5)), out, overwrite=True)
+    assert Image.open(out).size == (5, 5)
+    (tmp_path / "run").mkdir()
+    assert next_free_dir(tmp_path / "run") == tmp_path / "run-2" and next_free_dir(tmp_path / "new") == tmp_path / "new"
