@@ -25,8 +25,11 @@ train: install
 test: install
 	$(PY) -m pytest -q -m "not slow"
 
+# Slow (tens of minutes on 2 CPU cores): the measurements quoted in README.md. See bench/README.md.
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/texture_synthesis.py
+	$(PY) bench/gatys_optimizers.py
+	$(PY) bench/stylize_speed.py
 
 visdom: install
 	$(PY) -m texnet.viz serve
