@@ -43,7 +43,8 @@ from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
 from texnet.image import IMAGE_EXTENSIONS, next_free_dir, open_rgb
 from texnet.inference import Stylizer, load, read_checkpoint
-from texnet.textures import CONFIG_DIR, PROJECT_ROOT, available_textures, resolve_texture_path
+from texnet.textures import CONFIG_DIR, PROJECT_ROOT, available_textures
+from texnet.textures import texture_path as named_texture_path
 from texnet.viz import DEFAULT_PORT
 
 log = logging.getLogger(__name__)
@@ -295,10 +296,9 @@ def visdom_overrides(visdom_url: str | None, env: str) -> tuple[list[str], str |
 
 def builtin_texture_path(name: str) -> Path:
     """The image file behind `texture=<name>` (conf/texture/<name>.yaml)."""
-    config = CONFIG_DIR / "texture" / f"{name}.yaml"
-    if not config.is_file():
+    if name not in available_textures():
         raise TexnetError(f"texture '{name}' is unknown: pick one of {', '.join(available_textures())} or upload an image")
-    return resolve_texture_path(OmegaConf.load(config).image)
+    return named_texture_path(name)
 
 
 def train_command(runs_dir: Path, visdom_url: str | None, texture: str, texture_upload: str | None, data_source: str,

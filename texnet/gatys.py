@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from texnet.errors import TexnetError
 from texnet.image import load_image, next_free_dir, save_image
 from texnet.losses import PerceptualLoss, build_perceptual_loss
-from texnet.textures import load_texture, texture_name
+from texnet.textures import load_texture, texture_path
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def initial_image(init: str, content: torch.Tensor | None, texture: torch.Tensor
     """content: the photo; style: the texture resized to the output size; noise: 0.5 + 0.05 * N(0, 1).
 
     Small noise around mid-grey rather than full-range noise: the VGG loss does not see pixel-level
-    colour noise, so a full-range start leaves it in the result (measured, ../shared/FINDINGS.md).
+    colour noise, so a full-range start leaves it in the result (measured on the mosaic texture).
     """
     if init == "content":
         if content is None:
@@ -188,7 +188,7 @@ def run_gatys(
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02)
     loss_cfg = dict(loss or {})
     photo = load_image(content, max_size=max_size, what="content image") if content is not None else None
-    style_image = _texture_image(texture, texture_size)
+    style_image = load_texture(texture_path(texture), texture_size)
     if photo is None:
         loss_cfg["content_layers"], loss_cfg["content_weights"] = [], []
     perceptual = build_perceptual_loss(style_image, **loss_cfg)
@@ -237,19 +237,6 @@ def run_gatys(
     return GatysResult(image_path, out_dir, out_dir / "losses.csv", seconds, done, final)
 
 
-def _texture_image(texture: str | Path, size: int) -> torch.Tensor:
-    """A conf/texture name or an image path -> tensor."""
-    from texnet.textures import CONFIG_DIR
-
-    named = CONFIG_DIR / "texture" / f"{texture}.yaml"
-    if named.is_file():
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.load(named)
-        return load_texture(cfg.image, size)
-    return load_texture(texture, size)
-
-
 def stylize(content: str | Path, style: str | Path, output: str | Path, **options: Any) -> GatysResult:
     """One call: stylise the photo `content` with the texture/style `style` into the folder `output`."""
     return run_gatys(style, output, content=content, **options)
@@ -260,4 +247,4 @@ def synthesize(texture: str | Path, output: str | Path, **options: Any) -> Gatys
     return run_gatys(texture, output, content=None, **options)
 
 
-__all__ = ["GatysModule", "GatysRecorder", "GatysResult", "run_gatys", "stylize", "synthesize", "texture_name"]
+__all__ = ["GatysModule", "GatysRecorder", "GatysResult", "run_gatys", "stylize", "synthesize"]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from omegaconf import OmegaConf
+
 from texnet.errors import TexnetError
 from texnet.image import load_image
 
@@ -31,6 +33,14 @@ def resolve_texture_path(image: str | Path) -> Path:
         f"texture image '{image}' does not exist: pass texture=<name> with one of {', '.join(available_textures())} "
         "or texture.image=/path/to/your_texture.jpg"
     )
+
+
+def texture_path(texture: str | Path) -> Path:
+    """The image file behind a texture given by name (conf/texture/<name>.yaml) or as an image path."""
+    named = CONFIG_DIR / "texture" / f"{texture}.yaml"
+    if named.is_file():
+        return resolve_texture_path(OmegaConf.load(named).image)
+    return resolve_texture_path(texture)
 
 
 def texture_name(image: str | Path) -> str:
