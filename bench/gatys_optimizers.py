@@ -13,11 +13,9 @@ import logging
 from pathlib import Path
 
 import skimage.data
-from omegaconf import OmegaConf
 from PIL import Image
 
 from texnet.gatys import stylize
-from texnet.textures import CONFIG_DIR
 
 OUT = Path(__file__).resolve().parent / "results" / "gatys_optimizers"
 
@@ -29,7 +27,6 @@ def main() -> None:
     parser.add_argument("--texture", default="mosaic")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    loss = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
     photo = Path(skimage.data.__file__).parent / "astronaut.png"
     checkpoints = [n for n in (50, 100, 200) if n <= args.iterations]
     table, images = [], [Image.open(photo).resize((args.size, args.size))]

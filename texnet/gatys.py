@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from texnet.errors import TexnetError
 from texnet.image import load_image, next_free_dir, save_image
-from texnet.losses import PerceptualLoss, build_perceptual_loss
+from texnet.losses import PerceptualLoss, build_perceptual_loss, default_loss_config
 from texnet.textures import load_texture, texture_path
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def run_gatys(
     Args:
         texture: a texture name from conf/texture/ or an image path.
         output: run folder; if it exists (and not `overwrite`) a fresh `output-2`, `output-3`, ... is used.
-        loss: keys of conf/loss (VGG, layers, weights); texture synthesis drops the content term.
+        loss: keys of conf/loss (VGG, layers, weights); default conf/loss/default.yaml. Texture synthesis drops the content term.
         optimizer: "lbfgs" (fast convergence, the classic choice) or "adam" (cheaper steps, lr ~0.02).
         init: "content" | "noise" | "style" (default: content when stylising, noise otherwise).
         max_size: longer side of the stylised photo; `size`: side of a synthesised texture.
@@ -186,7 +186,7 @@ def run_gatys(
     if iterations < 1:
         raise TexnetError("gatys.iterations must be >= 1")
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02)
-    loss_cfg = dict(loss or {})
+    loss_cfg = dict(loss if loss is not None else default_loss_config())
     photo = load_image(content, max_size=max_size, what="content image") if content is not None else None
     style_image = load_texture(texture_path(texture), texture_size)
     if photo is None:

@@ -126,6 +126,15 @@ class PerceptualLoss(nn.Module):
         return {name: value.mean() for name, value in terms.items()}
 
 
+def default_loss_config() -> dict:
+    """conf/loss/default.yaml as a plain dict: the weights texnet's CLIs use, also for Python callers."""
+    from omegaconf import OmegaConf
+
+    from texnet.textures import CONFIG_DIR
+
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
+
+
 def build_perceptual_loss(
     texture: torch.Tensor,
     vgg: str = "vgg19",
