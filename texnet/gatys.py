@@ -54,9 +54,10 @@ class GatysModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_name == "lbfgs":
-            # one L-BFGS iteration per step; its history lives in the optimiser state across steps
+            # one L-BFGS iteration per step; its history lives in the optimiser state across steps. No tolerance
+            # stop: the caller asked for N iterations, and loss scales vary by orders of magnitude with the weights.
             return torch.optim.LBFGS([self.image], lr=self.lr, max_iter=1, max_eval=20, history_size=100,
-                                     line_search_fn="strong_wolfe")
+                                     tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
         return torch.optim.Adam([self.image], lr=self.lr)
 
     def evaluate(self) -> dict[str, torch.Tensor]:
