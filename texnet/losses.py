@@ -8,13 +8,16 @@ so the loss does not depend on image size. Total variation keeps outputs smooth.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from texnet.errors import TexnetError
 from texnet.vgg import VGGFeatures
+
+CONTENT_LAYERS = ("relu4_2",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -86,9 +89,9 @@ class PerceptualLoss(nn.Module):
         self,
         extractor: VGGFeatures,
         texture: torch.Tensor,
-        content_layers: Sequence[str] = ("relu4_2",),
+        content_layers: Sequence[str] = CONTENT_LAYERS,
         content_weights: Sequence[float] = (1.0,),
-        style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        style_layers: Sequence[str] = STYLE_LAYERS,
         style_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
         style_scale: float = 1.0,
         tv_weight: float = 0.0,
@@ -135,20 +138,8 @@ def default_loss_config() -> dict:
     return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
 
 
-def build_perceptual_loss(
-    texture: torch.Tensor,
-    vgg: str = "vgg19",
-    pooling: str = "avg",
-    weights: str = "auto",
-    content_layers: Sequence[str] = ("relu4_2",),
-    content_weights: Sequence[float] = (1.0,),
-    style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-    style_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
-    style_scale: float = 1.0,
-    tv_weight: float = 0.0,
-) -> PerceptualLoss:
-    """A :class:`PerceptualLoss` from the keys of a ``conf/loss`` config (VGG settings included)."""
-    extractor = VGGFeatures([*content_layers, *style_layers], arch=vgg, pooling=pooling, weights=weights)
-    return PerceptualLoss(
-        extractor, texture, content_layers, content_weights, style_layers, style_weights, style_scale, tv_weight
-    )
+def build_perceptual_loss(texture: torch.Tensor, vgg: str = "vgg19", pooling: str = "avg", weights: str = "auto",
+                          **terms: Any) -> PerceptualLoss:
+    """A :class:`PerceptualLoss` from the keys of a ``conf/loss`` config: VGG settings plus PerceptualLoss's arguments."""
+    layers = [*terms.get("content_layers", CONTENT_LAYERS), *terms.get("style_layers", STYLE_LAYERS)]
+    return PerceptualLoss(VGGFeatures(layers, arch=vgg, pooling=pooling, weights=weights), texture, **terms)
