@@ -41,7 +41,7 @@ from PIL import Image
 
 from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
-from texnet.image import IMAGE_EXTENSIONS, next_free_dir, open_rgb
+from texnet.image import IMAGE_EXTENSIONS, next_free_dir, next_free_file, open_rgb
 from texnet.inference import Stylizer, load, read_checkpoint
 from texnet.textures import CONFIG_DIR, PROJECT_ROOT, available_textures
 from texnet.textures import texture_path as named_texture_path
@@ -70,15 +70,6 @@ def _short_error(err: Exception, *paths: str | Path) -> str:
     for path in paths:
         message = message.replace(str(path), Path(path).name)
     return message
-
-
-def _unique_file(path: Path) -> Path:
-    """`path`, or `name-2.png`, `name-3.png`, ...: results are never overwritten (as in stylize.py)."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
 
 
 def find_checkpoints(runs_dir: Path) -> list[Path]:
@@ -431,7 +422,7 @@ def build_app(runs_dir: Path, visdom_url: str | None = None) -> gr.Blocks:
         if stylizer.mode == "texture":  # noise -> texture networks need no photo
             written = []
             for image in stylizer.generate(size=256, num=4, seed=seed):
-                path = _unique_file(out / f"{stylizer.texture_name}_texture.png")
+                path = next_free_file(out / f"{stylizer.texture_name}_texture.png")
                 image.save(path)
                 written.append(str(path))
             return [(p, "new texture") for p in written], written, f"{len(written)} textures from a texture-mode network."
@@ -448,7 +439,7 @@ def build_app(runs_dir: Path, visdom_url: str | None = None) -> gr.Blocks:
             except TexnetError as err:
                 failures.append((name, _short_error(err, file)))
                 continue
-            path = _unique_file(out / f"{Path(file).stem}_{stylizer.texture_name}.png")
+            path = next_free_file(out / f"{Path(file).stem}_{stylizer.texture_name}.png")
             result.save(path)
             gallery += [(file, name), (str(path), f"{stylizer.texture_name} · {result.width}x{result.height} · {seconds:.2f} s")]
             written.append(str(path))
@@ -475,10 +466,10 @@ def build_app(runs_dir: Path, visdom_url: str | None = None) -> gr.Blocks:
             network = stylizer.stylize(photo, noise_factor=noise_factor, seed=seed, max_size=GATYS_MAX_SIZE)
             network_s = time.perf_counter() - start
             out = session_dir(request)
-            network_path = _unique_file(out / f"{Path(photo).stem}_{stylizer.texture_name}_network.png")
+            network_path = next_free_file(out / f"{Path(photo).stem}_{stylizer.texture_name}_network.png")
             network.save(network_path)
             texture = stylizer.texture
-            texture_path = _unique_file(out / f"{stylizer.texture_name}.png")
+            texture_path = next_free_file(out / f"{stylizer.texture_name}.png")
             texture.save(texture_path)
             progress((0, int(iterations)), desc="Gatys (L-BFGS)", unit="iterations")
             result = run_gatys(texture_path, out / f"gatys_{Path(photo).stem}", content=photo, loss=loss, optimizer="lbfgs",

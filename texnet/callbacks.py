@@ -50,13 +50,19 @@ class SampleGrid(pl.Callback):
         self.last_written = save_image(images["grid"], self.out_dir / f"step_{step:06d}.png", overwrite=True)
         for logger in trainer.loggers:
             if hasattr(logger, "log_images"):
-                logger.log_images("texture", module.texture, caption=module.texture_name)
                 logger.log_images("samples", torch.cat([images["photos"], images["outputs"]]),
                                   caption=f"step {step}: photos (top) and stylised (bottom)", nrow=len(images["photos"]))
                 if len(images["factors"]):
                     factors = [m * module.generator.noise_factor for m in self.noise_multiples]
                     caption = "noise factor " + " | ".join(f"{f:g}" for f in factors)
                     logger.log_images("noise_factors", images["factors"], caption=caption, nrow=len(factors))
+
+    @rank_zero_only
+    def on_train_start(self, trainer: pl.Trainer, module: TextureNetModule) -> None:
+        """The texture does not change: send it to the dashboard once."""
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_images"):
+                logger.log_images("texture", module.texture, caption=module.texture_name)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:

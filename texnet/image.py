@@ -6,6 +6,7 @@ turns unreadable files into a one-line :class:`TexnetError`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +94,17 @@ def save_image(image: torch.Tensor | Image.Image, path: str | Path, overwrite: b
 
 def next_free_dir(path: str | Path) -> Path:
     """`path` if it does not exist yet, else `path-2`, `path-3`, ...: results are never overwritten."""
-    path = Path(path)
+    return _next_free(Path(path), lambda p, n: p.with_name(f"{p.name}-{n}"))
+
+
+def next_free_file(path: str | Path) -> Path:
+    """`path` if it does not exist yet, else `name-2.png`, `name-3.png`, ...: results are never overwritten."""
+    return _next_free(Path(path), lambda p, n: p.with_name(f"{p.stem}-{n}{p.suffix}"))
+
+
+def _next_free(path: Path, numbered: Callable[[Path, int], Path]) -> Path:
     candidate, n = path, 1
     while candidate.exists():
         n += 1
-        candidate = path.with_name(f"{path.name}-{n}")
+        candidate = numbered(path, n)
     return candidate
