@@ -23,7 +23,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from texnet.errors import TexnetError
-from texnet.image import IMAGE_EXTENSIONS, save_image, tensor_to_pil
+from texnet.image import IMAGE_EXTENSIONS, next_free_file, save_image, tensor_to_pil
 from texnet.inference import Stylizer, load, prepare_image
 from texnet.textures import texture_name
 
@@ -84,10 +84,7 @@ class OutputNames:
         self.overwrite, self.claimed = overwrite, set()
 
     def __call__(self, path: Path) -> Path:
-        candidate, n = path, 1
-        while candidate in self.claimed or (candidate.exists() and not self.overwrite):
-            n += 1
-            candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        candidate = next_free_file(path, taken=lambda p: p in self.claimed or (p.exists() and not self.overwrite))
         if candidate != path:
             log.info("'%s' exists: writing '%s'", path, candidate)
         self.claimed.add(candidate)

@@ -97,14 +97,14 @@ def next_free_dir(path: str | Path) -> Path:
     return _next_free(Path(path), lambda p, n: p.with_name(f"{p.name}-{n}"))
 
 
-def next_free_file(path: str | Path) -> Path:
-    """`path` if it does not exist yet, else `name-2.png`, `name-3.png`, ...: results are never overwritten."""
-    return _next_free(Path(path), lambda p, n: p.with_name(f"{p.stem}-{n}{p.suffix}"))
+def next_free_file(path: str | Path, taken: Callable[[Path], bool] = Path.exists) -> Path:
+    """`path` if it is not `taken` (by default: exists), else `name-2.png`, `name-3.png`, ...: results are never overwritten."""
+    return _next_free(Path(path), lambda p, n: p.with_name(f"{p.stem}-{n}{p.suffix}"), taken)
 
 
-def _next_free(path: Path, numbered: Callable[[Path, int], Path]) -> Path:
+def _next_free(path: Path, numbered: Callable[[Path, int], Path], taken: Callable[[Path], bool] = Path.exists) -> Path:
     candidate, n = path, 1
-    while candidate.exists():
+    while taken(candidate):
         n += 1
         candidate = numbered(path, n)
     return candidate
