@@ -110,7 +110,8 @@ def test_ddp_two_cpu_processes(tmp_path):
 
     cmd = [sys.executable, "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=3",
            "trainer.val_check_interval=3", "trainer.enable_progress_bar=false", "data.image_size=64", "data.val_size=64",
-           "data.num_val=2", "data.batch_size=2", "data.builtin_length=16", "model.scales=3", f"run_dir={tmp_path}"]
+           "data.num_val=2", "data.batch_size=2", "data.builtin_length=16", "model.scales=3", f"run_dir={tmp_path}",
+           f"hydra.run.dir={tmp_path}"]
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "distributed_backend=gloo" in done.stderr + done.stdout and "All distributed processes registered" in done.stderr + done.stdout
