@@ -27,6 +27,7 @@ test: install
 
 # Slow (tens of minutes on 2 CPU cores): the measurements quoted in README.md. See bench/README.md.
 bench: install
+	$(PIP) install -q --no-build-isolation -e '.[test,bench]'
 	$(PY) bench/texture_synthesis.py
 	$(PY) bench/gatys_optimizers.py
 	$(PY) bench/stylize_speed.py
