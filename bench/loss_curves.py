@@ -54,7 +54,8 @@ def main() -> None:
         ax.plot(steps, values, color="0.75", linewidth=0.8, label="train (batch)")
         steps, values = zip(*val[name])
         ax.plot(steps, values, "o-", color="C0", label="validation (4 photos, 256 px)")
-        reference = {"content": args.gatys_content, "style": args.gatys_style}.get(name)
+        gatys_total = args.gatys_content + args.gatys_style if args.gatys_content and args.gatys_style else None
+        reference = {"content": args.gatys_content, "style": args.gatys_style, "total": gatys_total}[name]
         if reference is not None:
             ax.axhline(reference, color="C3", linestyle="--", label="Gatys L-BFGS x100")
             if name == "content":

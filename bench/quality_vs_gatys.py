@@ -41,7 +41,9 @@ def gatys_key(photo: torch.Tensor, texture: torch.Tensor, loss_cfg: dict, iterat
 
 def run_baseline(photo: torch.Tensor, texture: torch.Tensor, loss_cfg: dict, iterations: int, tmp: Path, name: str) -> dict:
     """Gatys L-BFGS from the photo: content/style at iterations/2 and at the end, and its seconds."""
-    texture_path = save_image(texture, tmp / "texture.png")
+    texture_path = tmp / "texture.png"
+    if not texture_path.exists():
+        save_image(texture, texture_path)
     photo_path = save_image(photo, tmp / f"{name}.png")
     result = run_gatys(texture_path, tmp / f"gatys_{name}", content=photo_path, loss=loss_cfg, iterations=iterations,
                        max_size=max(photo.shape[-2:]), texture_size=max(texture.shape[-2:]), save_every=0, progress=False)
