@@ -48,14 +48,16 @@ def main() -> None:
     for (step, total), (_, content), (_, style) in zip(val["total"], val["content"], val["style"]):
         print(f"{step:6d} {content:9.1f} {style:9.1f} {total:9.1f}")
 
+    gatys = {"content": args.gatys_content, "style": args.gatys_style, "total": None}
+    if args.gatys_content is not None and args.gatys_style is not None:
+        gatys["total"] = args.gatys_content + args.gatys_style
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     for ax, name in zip(axes, ("content", "style", "total")):
         steps, values = zip(*train[name])
         ax.plot(steps, values, color="0.75", linewidth=0.8, label="train (batch)")
         steps, values = zip(*val[name])
         ax.plot(steps, values, "o-", color="C0", label="validation (4 photos, 256 px)")
-        gatys_total = args.gatys_content + args.gatys_style if args.gatys_content and args.gatys_style else None
-        reference = {"content": args.gatys_content, "style": args.gatys_style, "total": gatys_total}[name]
+        reference = gatys[name]
         if reference is not None:
             ax.axhline(reference, color="C3", linestyle="--", label="Gatys L-BFGS x100")
             if name == "content":

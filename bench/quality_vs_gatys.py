@@ -39,14 +39,12 @@ def gatys_key(photo: torch.Tensor, texture: torch.Tensor, loss_cfg: dict, iterat
     return digest.hexdigest()[:16]
 
 
-def run_baseline(photo: torch.Tensor, texture: torch.Tensor, loss_cfg: dict, iterations: int, tmp: Path, name: str) -> dict:
+def run_baseline(photo: torch.Tensor, texture_path: Path, texture_size: int, loss_cfg: dict, iterations: int, tmp: Path,
+                 name: str) -> dict:
     """Gatys L-BFGS from the photo: content/style at iterations/2 and at the end, and its seconds."""
-    texture_path = tmp / "texture.png"
-    if not texture_path.exists():
-        save_image(texture, texture_path)
     photo_path = save_image(photo, tmp / f"{name}.png")
     result = run_gatys(texture_path, tmp / f"gatys_{name}", content=photo_path, loss=loss_cfg, iterations=iterations,
-                       max_size=max(photo.shape[-2:]), texture_size=max(texture.shape[-2:]), save_every=0, progress=False)
+                       max_size=max(photo.shape[-2:]), texture_size=texture_size, save_every=0, progress=False)
     log = [line.split(",") for line in result.log_path.read_text().splitlines()[1:]]
     half = {int(r[0]): r for r in log}[iterations // 2]
     return {"g50_content": float(half[1]), "g50_style": float(half[2]),
@@ -74,6 +72,7 @@ def main() -> None:
     rows, cached = [], 0
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        texture_path = save_image(texture, Path(tmp) / "texture.png")
         for i, photo in enumerate(photos):
             photo = photo[None]
             stylizer.stylize(photo, seed=0)  # warm-up
@@ -87,7 +86,8 @@ def main() -> None:
                 gatys, source = json.loads(cache.read_text()), f" (cached: {cache.name})"
                 cached += 1
             else:
-                gatys, source = run_baseline(photo, texture, loss_cfg, args.iterations, Path(tmp), f"photo{i}"), ""
+                gatys, source = run_baseline(photo, texture_path, max(texture.shape[-2:]), loss_cfg, args.iterations, Path(tmp),
+                                              f"photo{i}"), ""
                 cache.write_text(json.dumps(gatys))
             rows.append({"net_content": net["content"].item(), "net_style": net["style"].item(), "net_s": net_seconds, **gatys})
             r = rows[-1]
