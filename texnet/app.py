@@ -39,6 +39,7 @@ import pytorch_lightning as pl
 from omegaconf import OmegaConf
 from PIL import Image
 
+from texnet.data import list_images
 from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
 from texnet.image import IMAGE_EXTENSIONS, next_free_dir, next_free_file, open_rgb
@@ -262,7 +263,7 @@ def validate_data(source: str, path: str) -> list[str]:
     if not root.is_dir():
         raise TexnetError(f"folder '{root}' does not exist: give an existing folder")
     if source == "folder":
-        if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.rglob("*") if p.is_file()):
+        if not list_images(root):
             raise TexnetError(f"folder '{root}' holds no images ({' '.join(IMAGE_EXTENSIONS)})")
     elif source == "coco":
         annotations = root / "annotations" / "instances_train2014.json"
