@@ -114,13 +114,23 @@ def test_train_tab_validates_before_launching(client, tmp_path, bad_upload):
 
     with pytest.raises(AppError, match="does not exist"):
         start(source="folder", path=str(tmp_path / "missing"))
-    with pytest.raises(AppError, match="is not an MSCOCO root"):
+    with pytest.raises(AppError, match="COCO image folder '.*train2014' does not exist"):
         start(source="coco", path=str(tmp_path))
-    with pytest.raises(AppError, match="holds no images"):
+    with pytest.raises(AppError, match="has no images"):
         start(source="folder", path=str(tmp_path))
     with pytest.raises(AppError, match="'notes.jpg' is not a readable image"):
         start(texture_upload=bad_upload)
     assert "No training started" in client.predict(api_name="/train_status")[0]
+
+
+def test_app_accepts_the_data_layouts_the_loader_accepts(tmp_path):
+    """One layout check for app and loader: a COCO root without annotations trains (the loader lists train2014/)."""
+    (tmp_path / "train2014").mkdir()
+    assert app.validate_data("coco", str(tmp_path)) == ["data=coco", f"data.root={tmp_path}"]
+    nested = tmp_path / "photos" / "2024"
+    nested.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(nested / "a.JPG")
+    assert app.validate_data("folder", str(tmp_path / "photos")) == ["data=folder", f"data.root={tmp_path / 'photos'}"]
 
 
 def test_train_command_quotes_paths_and_adds_visdom(tmp_path):

@@ -39,10 +39,10 @@ import pytorch_lightning as pl
 from omegaconf import OmegaConf
 from PIL import Image
 
-from texnet.data import list_images
+from texnet.data import check_root
 from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
-from texnet.image import IMAGE_EXTENSIONS, next_free_dir, next_free_file, open_rgb
+from texnet.image import next_free_dir, next_free_file, open_rgb
 from texnet.inference import Stylizer, load, read_checkpoint
 from texnet.textures import CONFIG_DIR, PROJECT_ROOT, available_textures
 from texnet.textures import texture_path as named_texture_path
@@ -262,16 +262,9 @@ def validate_data(source: str, path: str) -> list[str]:
     root = Path(path.strip()).expanduser().resolve()
     if not root.is_dir():
         raise TexnetError(f"folder '{root}' does not exist: give an existing folder")
-    if source == "folder":
-        if not list_images(root):
-            raise TexnetError(f"folder '{root}' holds no images ({' '.join(IMAGE_EXTENSIONS)})")
-    elif source == "coco":
-        annotations = root / "annotations" / "instances_train2014.json"
-        if not (root / "train2014").is_dir() or not annotations.is_file():
-            raise TexnetError(f"'{root}' is not an MSCOCO root (needs train2014/ and {annotations.relative_to(root)}): "
-                              f"get them with python -m texnet.coco_download --root {root}")
-    else:
+    if source not in ("folder", "coco"):
         raise TexnetError(f"data source '{source}' is unknown: use builtin, folder or coco")
+    check_root(source, root)
     return [f"data={source}", f"data.root={hydra_value(root)}"]
 
 

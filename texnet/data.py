@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytorch_lightning as pl
 import torch
@@ -59,9 +59,33 @@ def builtin_photo_dir() -> Path:
     return Path(os.path.dirname(skimage.data.__file__))
 
 
+def _image_files(folder: Path) -> Iterator[Path]:
+    return (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
 def list_images(folder: Path) -> list[Path]:
     """All files below `folder` (recursively) with an image extension, sorted for reproducibility."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return sorted(_image_files(folder))
+
+
+def check_root(source: str, root: Path, split: str = "train2014") -> None:
+    """Cheap layout check of a `coco` or `folder` root, shared by the loader and the web app.
+
+    Raises TexnetError naming the folder and the fix. It reads no annotation file and stops at the
+    first image found, so the app can call it before launching a run on a large dataset.
+    """
+    if source == "coco":
+        image_dir = root / split
+        if not image_dir.is_dir():
+            raise TexnetError(f"COCO image folder '{image_dir}' does not exist: download MSCOCO with "
+                              f"`{DOWNLOAD_HINT.format(root=root)}`")
+    elif source == "folder":
+        if not root.is_dir():
+            raise TexnetError(f"image folder '{root}' does not exist: check data.root")
+        if next(_image_files(root), None) is None:
+            raise TexnetError(f"image folder '{root}' has no images ({', '.join(IMAGE_EXTENSIONS)}): check data.root")
+    else:
+        raise TexnetError(f"data.source='{source}' has no root to check: use coco or folder")
 
 
 def coco_images(root: Path, split: str) -> list[Path]:
@@ -71,11 +95,10 @@ def coco_images(root: Path, split: str) -> list[Path]:
     DataLoader worker would otherwise inherit. Images listed but absent on disk are dropped with a
     warning (a partly extracted zip). Without an annotation file, the image folder is listed instead.
     """
+    check_root("coco", root, split)
     image_dir = root / split
     ann_file = root / "annotations" / f"instances_{split}.json"
     hint = DOWNLOAD_HINT.format(root=root)
-    if not image_dir.is_dir():
-        raise TexnetError(f"COCO image folder '{image_dir}' does not exist: download MSCOCO with `{hint}`")
     if not ann_file.is_file():
         log.warning("COCO annotation file '%s' is missing: using every image in '%s' (get it with `%s`)",
                     ann_file, image_dir, hint)
@@ -228,13 +251,8 @@ class ContentDataModule(pl.LightningDataModule):
             if self.source == "coco":
                 paths = coco_images(self.root, self.split)
             else:
-                if not self.root.is_dir():
-                    raise TexnetError(f"image folder '{self.root}' does not exist: check data.root")
+                check_root("folder", self.root)
                 paths = list_images(self.root)
-                if not paths:
-                    raise TexnetError(
-                        f"image folder '{self.root}' has no images ({', '.join(IMAGE_EXTENSIONS)}): check data.root"
-                    )
             train_tf = v2.Compose([
                 v2.Resize(self.image_size, antialias=True),
                 v2.RandomCrop(self.image_size),
