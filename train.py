@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -54,9 +55,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "global_step": trainer.global_step}
 
 
+def check_run_dir(cfg: DictConfig) -> None:
+    """run_dir must be Hydra's run folder, or the run would be split in two (Hydra's log and .hydra/ stay behind)."""
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    if Path(cfg.run_dir).resolve() != output_dir.resolve():
+        raise TexnetError(f"run_dir={cfg.run_dir} is not Hydra's run folder {output_dir}: choose the folder with "
+                          f"hydra.run.dir={cfg.run_dir} (hydra.sweep.dir= for -m sweeps) and leave run_dir alone")
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
+        check_run_dir(cfg)
         result = train(cfg)
     except TexnetError as err:
         print(f"error: {err}", file=sys.stderr)

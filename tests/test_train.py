@@ -1,5 +1,6 @@
 """train.py through Hydra's compose API on a tiny COCO-format set built here."""
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,19 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert "distributed_backend=gloo" in done.stderr + done.stdout and "All distributed processes registered" in done.stderr + done.stdout
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 3
+
+
+def test_run_dir_apart_from_hydra_folder_is_refused(tmp_path):
+    """`run_dir=` alone would split a run from Hydra's log and .hydra/: a one-line error names hydra.run.dir instead."""
+    import subprocess
+    import sys
+
+    from texnet.textures import PROJECT_ROOT
+
+    cmd = [sys.executable, "train.py", f"run_dir={tmp_path / 'mine'}", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "TEXNET_OFFLINE": "1"})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (f"error: run_dir={tmp_path / 'mine'} is not Hydra's run folder {tmp_path / 'hydra'}: "
+                                                    f"choose the folder with hydra.run.dir={tmp_path / 'mine'} (hydra.sweep.dir= for -m sweeps) "
+                                                    "and leave run_dir alone")
+    assert not (tmp_path / "mine").exists()
