@@ -1,4 +1,4 @@
-"""ONNX / TorchScript exports and the onnxruntime fast path reproduce the eager TextureGenerator."""
+"""ONNX / TorchScript exports and the onnxruntime fast path reproduce the eager generators."""
 from __future__ import annotations
 
 import subprocess
@@ -14,8 +14,8 @@ from torch import nn
 from stylize import stylize
 from test_stylize import stylize_cfg, train_checkpoint
 from texnet.errors import TexnetError
-from texnet.export import PortableGenerator, export_onnx, export_torchscript, noise_shapes
-from texnet.generator import TextureGenerator
+from texnet.export import PortableGenerator, export_onnx, export_torchscript, noise_shapes, ort_session
+from texnet.generator import AnyGenerator, build_generator
 from texnet.inference import Stylizer, load
 
 SIZES = [(40, 56), (29, 70)]  # not the traced size, not multiples of 2**(K-1)
@@ -30,17 +30,17 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
     return {mode: train_checkpoint(root / mode, mode) for mode in ("stylize", "texture")}
 
 
-def eager(ckpt: Path) -> TextureGenerator:
+def eager(ckpt: Path) -> AnyGenerator:
     return load(ckpt, backend="eager").generator
 
 
-def seeded_noise(generator: TextureGenerator, height: int, width: int, seed: int, batch: int = 1) -> list[torch.Tensor]:
+def seeded_noise(generator: AnyGenerator, height: int, width: int, seed: int, batch: int = 1) -> list[torch.Tensor]:
     """The noise eager draws for `seed`, in its order (coarsest first), times the trained noise factor."""
     gen = torch.Generator().manual_seed(seed)
     return [torch.rand(shape, generator=gen) * generator.noise_factor for shape in noise_shapes(generator, height, width, batch)]
 
 
-def eager_output(generator: TextureGenerator, height: int, width: int, seed: int, content: torch.Tensor | None = None) -> torch.Tensor:
+def eager_output(generator: AnyGenerator, height: int, width: int, seed: int, content: torch.Tensor | None = None) -> torch.Tensor:
     with torch.no_grad():
         if content is None:
             return generator(size=(height, width), generator=torch.Generator().manual_seed(seed))
@@ -133,11 +133,13 @@ def test_onnxruntime_fast_path_matches_eager(ckpts):
         assert a.size == (50, 30) and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1
 
 
-@pytest.mark.parametrize("norm,padding", [("instance", "reflect"), ("batch", "circular")])
-def test_fast_path_matches_eager_for_the_default_architecture(norm, padding):
-    """K = 6, 8 channels, with non-trivial norm affines (a fresh network has weight 1, bias 0)."""
+@pytest.mark.parametrize("arch,norm,padding", [("pyramid", "instance", "reflect"), ("pyramid", "batch", "circular"),
+                                               ("residual", "instance", "reflect"), ("residual", "batch", "replicate")])
+def test_fast_path_matches_eager_for_both_architectures(arch, norm, padding):
+    """The default sizes (pyramid: K = 6, 8 channels; residual: 32 channels, 5 blocks) with non-trivial norm affines
+    (a fresh network has weight 1, bias 0)."""
     torch.manual_seed(0)
-    generator = TextureGenerator(norm=norm, padding=padding)
+    generator = build_generator(arch=arch, norm=norm, padding=padding)
     with torch.no_grad():
         for module in generator.modules():
             if isinstance(module, (nn.InstanceNorm2d, nn.BatchNorm2d)):
@@ -148,4 +150,8 @@ def test_fast_path_matches_eager_for_the_default_architecture(norm, padding):
     slow = Stylizer(generator, texture, "random", device="cpu", backend="eager")
     x = torch.rand(1, 3, 70, 97)
     torch.testing.assert_close(fast.stylize(x, seed=2), slow.stylize(x, seed=2), atol=1e-4, rtol=0)
+    session = ort_session(PortableGenerator(generator))  # the exported model draws its noise inside
+    out = session.run(None, {"content": x.numpy(), "noise_factor": np.zeros(1, np.float32)})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, generator(x, noise_factor=0.0).numpy(), atol=1e-4)
     assert PortableGenerator(generator).input_names == ["content", "noise_factor"]

@@ -1,20 +1,22 @@
 """Standalone models from a checkpoint: ONNX (onnxruntime, any language) and TorchScript (no texnet needed).
 
-Both are traced from :class:`PortableGenerator`, TextureGenerator's inference forward rewritten so that a
-trace keeps the image size symbolic (any H x W works; the padding to a multiple of 2**(K-1) and the crop
-back happen inside the model) and so that the graph is lean: no padding copies before 1x1 convolutions,
-no conv biases in front of a normalisation (the mean subtraction cancels them), and the joins normalise
-the coarse stack before the nearest x2 upsampling (same statistics, a quarter of the work). The same
-graph, run by onnxruntime, is the fast path of :class:`texnet.inference.Stylizer`.
+Both are traced from :class:`PortableGenerator`, the generator's inference forward rewritten so that a
+trace keeps the image size symbolic (any H x W works; the padding to a multiple of ``generator.multiple``,
+2**(K-1) for the pyramid and 4 for the residual net, and the crop back happen inside the model). For the
+pyramid the graph is also leaner than eager: no padding copies before 1x1 convolutions, no conv biases in
+front of a normalisation (the mean subtraction cancels them), and the joins normalise the coarse stack
+before the nearest x2 upsampling (same statistics, a quarter of the work). The same graph, run by
+onnxruntime, is the fast path of :class:`texnet.inference.Stylizer`.
 
 Inputs and output of an exported model (float32, images in [0, 1]):
     stylize mode: ``content`` (B, 3, H, W) and ``noise_factor`` (shape [1]; 0 = deterministic output);
         the noise is drawn inside (ONNX RandomUniformLike / torch.rand_like). H and W must be at least
-        2**(K-1) + 1 (33 px for the default K = 6) because the padding reflects.
-    with ``noise_inputs=True`` (always in texture mode): ``noise_0`` ... ``noise_{K-1}`` instead of
-        ``noise_factor``, coarsest first: uniform noise already multiplied by the noise factor, of shape
-        (B, noise_channels, Hp / 2**(K-1-i), Wp / 2**(K-1-i)) where Hp, Wp are H, W padded up to a multiple
-        of 2**(K-1) and to at least 2**K (:func:`noise_shapes`). A texture model's output is Hp x Wp.
+        ``multiple`` + 1 (33 px for the default pyramid, 5 for the residual net) because the padding reflects.
+    with ``noise_inputs=True`` (always in texture mode): ``noise_0`` ... ``noise_{K-1}`` (pyramid, coarsest
+        first) or ``noise_0`` alone (residual net) instead of ``noise_factor``: uniform noise already multiplied
+        by the noise factor, of shape (B, noise_channels, Hp / 2**(K-1-i), Wp / 2**(K-1-i)) (residual: Hp x Wp)
+        where Hp, Wp are H, W padded up to a multiple of ``multiple`` and to at least twice it
+        (:func:`noise_shapes`). A texture model's output is Hp x Wp.
     output: ``output`` (B, 3, H, W).
 Batch-norm checkpoints normalise each image of a batch on its own here (like eager with batch size 1).
 """
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.generator import TextureGenerator
+from texnet.generator import AnyGenerator, ResidualBlock, ResidualGenerator
 
 if TYPE_CHECKING:  # texnet.inference imports this module
     from texnet.inference import Stylizer
@@ -42,17 +44,16 @@ log = logging.getLogger(__name__)
 OPSET = 17
 
 
-def padded_size(generator: TextureGenerator, height: int, width: int) -> tuple[int, int]:
-    """The size TextureGenerator works at: (H, W) padded to a multiple of 2**(K-1) and to at least 2**K."""
+def padded_size(generator: AnyGenerator, height: int, width: int) -> tuple[int, int]:
+    """The size a generator works at: (H, W) padded to a multiple of ``generator.multiple`` and to at least twice it."""
     m = generator.multiple
     return height + max(-height % m, 2 * m - height), width + max(-width % m, 2 * m - width)
 
 
-def noise_shapes(generator: TextureGenerator, height: int, width: int, batch: int = 1) -> list[tuple[int, int, int, int]]:
-    """Shapes of the per-scale noise maps for an (H, W) image, coarsest first (the order eager draws them in)."""
+def noise_shapes(generator: AnyGenerator, height: int, width: int, batch: int = 1) -> list[tuple[int, int, int, int]]:
+    """Shapes of the noise maps for an (H, W) image, in the order eager draws them (the pyramid's coarsest first)."""
     full_h, full_w = padded_size(generator, height, width)
-    ratios = [2 ** (generator.scales - 1 - i) for i in range(generator.scales)]
-    return [(batch, generator.noise_channels, full_h // r, full_w // r) for r in ratios]
+    return [(batch, generator.noise_channels, full_h // r, full_w // r) for r in generator.noise_ratios]
 
 
 def _at_least(a, b):
@@ -61,14 +62,14 @@ def _at_least(a, b):
 
 
 class PortableGenerator(nn.Module):
-    """Inference-only view of a TextureGenerator (shares its weights) with a symbolic image size.
+    """Inference-only view of a generator (shares its weights) with a symbolic image size.
 
     Args:
         generator: the trained generator (not modified).
         noise_inputs: take the per-scale noise as inputs (reproducible, seedable) instead of drawing it inside.
     """
 
-    def __init__(self, generator: TextureGenerator, noise_inputs: bool = False) -> None:
+    def __init__(self, generator: AnyGenerator, noise_inputs: bool = False) -> None:
         super().__init__()
         self.generator = generator
         self.noise_inputs = noise_inputs or generator.mode == "texture"
@@ -79,7 +80,7 @@ class PortableGenerator(nn.Module):
         if not self.generator.noise_channels:
             return names
         if self.noise_inputs:
-            return names + [f"noise_{i}" for i in range(self.generator.scales)]
+            return names + [f"noise_{i}" for i in range(len(self.generator.noise_ratios))]
         return names + ["noise_factor"]
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
@@ -119,6 +120,29 @@ class PortableGenerator(nn.Module):
             x = F.leaky_relu(self._norm(x, norm), act.negative_slope)
         return x
 
+    def _sequence(self, x: torch.Tensor, layers: nn.Sequential) -> torch.Tensor:
+        """The residual net's layers in order, every normalisation per image (as ``_norm``; batch norm included)."""
+        for layer in layers:
+            if isinstance(layer, ResidualBlock):
+                x = x + self._sequence(x, layer.body)
+            elif isinstance(layer, (nn.InstanceNorm2d, nn.BatchNorm2d)):
+                x = self._norm(x, layer)
+            else:
+                x = layer(x)
+        return x
+
+    def _input(self, content: torch.Tensor | None, inputs: tuple[torch.Tensor, ...], i: int, ratio: int) -> torch.Tensor:
+        """The generator's input at noise scale `i`: the content pooled by `ratio` next to its noise, or the noise alone."""
+        g = self.generator
+        if content is None:
+            return inputs[i]
+        x = F.avg_pool2d(content, ratio) if ratio > 1 else content
+        if g.noise_channels and self.noise_inputs:
+            return torch.cat([x, inputs[i]], dim=1)
+        if g.noise_channels:
+            return torch.cat([x, torch.rand_like(x[:, :1].expand(-1, g.noise_channels, -1, -1)) * inputs[0]], dim=1)
+        return x
+
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         g = self.generator
         content, height, width = None, None, None
@@ -128,18 +152,12 @@ class PortableGenerator(nn.Module):
             m = g.multiple
             pad_h, pad_w = _at_least(-height % m, 2 * m - height), _at_least(-width % m, 2 * m - width)
             content = F.pad(content, (0, pad_w, 0, pad_h), mode="reflect")
+        if isinstance(g, ResidualGenerator):
+            rgb = torch.sigmoid(self._sequence(self._input(content, inputs, 0, 1), g.body))
+            return rgb if content is None else rgb[..., :height, :width]
         out: torch.Tensor | None = None
-        for i, branch in enumerate(g.branches):
-            ratio = 2 ** (g.scales - 1 - i)
-            if content is None:
-                x = inputs[i]
-            else:
-                x = F.avg_pool2d(content, ratio) if ratio > 1 else content
-                if g.noise_channels and self.noise_inputs:
-                    x = torch.cat([x, inputs[i]], dim=1)
-                elif g.noise_channels:
-                    x = torch.cat([x, torch.rand_like(x[:, :1].expand(-1, g.noise_channels, -1, -1)) * inputs[0]], dim=1)
-            x = self._block(x, branch)
+        for i, (branch, ratio) in enumerate(zip(g.branches, g.noise_ratios)):
+            x = self._block(self._input(content, inputs, i, ratio), branch)
             if out is None:
                 out = x
             else:

@@ -33,6 +33,36 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels, track_running_stats=False)
 
 
+def check_options(mode: str, norm: str, padding: str, channels: int, noise_channels: int) -> None:
+    """One-line errors for options every generator shares."""
+    if mode not in ("stylize", "texture"):
+        raise TexnetError(f"model.mode='{mode}' is unknown: use stylize or texture")
+    if norm not in NORMS:
+        raise TexnetError(f"model.norm='{norm}' is unknown: use one of {', '.join(NORMS)}")
+    if padding not in PADDINGS:
+        raise TexnetError(f"model.padding='{padding}' is unknown: use one of {', '.join(PADDINGS)}")
+    if channels < 1 or noise_channels < (1 if mode == "texture" else 0):
+        raise TexnetError("model.channels (and model.noise_channels in texture mode) must be >= 1")
+
+
+def prepare_input(generator: nn.Module, content: torch.Tensor | None, size: tuple[int, int] | None,
+                  batch_size: int) -> tuple[torch.Tensor | None, int, tuple[int, int], tuple[int, int]]:
+    """(padded content, batch size, output size, padded size): sides padded to a multiple of
+    ``generator.multiple`` and to at least twice it (reflect padding at the coarsest scale needs 2 pixels)."""
+    if generator.mode == "stylize":
+        if content is None:
+            raise TexnetError("this generator stylises photos: pass a content image (it was trained with model.mode=stylize)")
+        batch_size, height, width = content.shape[0], *content.shape[-2:]
+    else:
+        height, width = size if size is not None else (256, 256)
+    m = generator.multiple
+    pad_h, pad_w = max(-height % m, 2 * m - height), max(-width % m, 2 * m - width)
+    if content is not None and generator.mode == "stylize":
+        # reflect padding needs pad < side; replicate works for tiny inputs too
+        content = F.pad(content, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
+    return content, batch_size, (height, width), (height + pad_h, width + pad_w)
+
+
 class ConvBlock(nn.Sequential):
     """3x3 -> 3x3 -> 1x1 convolutions, each followed by normalisation and LeakyReLU (pyramid.lua)."""
 
@@ -72,14 +102,9 @@ class TextureGenerator(nn.Module):
         padding: str = "reflect",
     ) -> None:
         super().__init__()
-        if mode not in ("stylize", "texture"):
-            raise TexnetError(f"model.mode='{mode}' is unknown: use stylize or texture")
-        if norm not in NORMS:
-            raise TexnetError(f"model.norm='{norm}' is unknown: use one of {', '.join(NORMS)}")
-        if padding not in PADDINGS:
-            raise TexnetError(f"model.padding='{padding}' is unknown: use one of {', '.join(PADDINGS)}")
-        if scales < 1 or channels < 1 or noise_channels < (1 if mode == "texture" else 0):
-            raise TexnetError("model.scales, model.channels (and noise_channels in texture mode) must be >= 1")
+        check_options(mode, norm, padding, channels, noise_channels)
+        if scales < 1:
+            raise TexnetError("model.scales must be >= 1")
         self.mode, self.scales, self.noise_channels, self.noise_factor = mode, scales, noise_channels, float(noise_factor)
         in_channels = noise_channels + (3 if mode == "stylize" else 0)
         self.branches = nn.ModuleList(ConvBlock(in_channels, channels, norm, padding) for _ in range(scales))
@@ -89,9 +114,21 @@ class TextureGenerator(nn.Module):
         self.joins = nn.ModuleList(ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales))
         self.to_rgb = nn.Conv2d(channels * scales, 3, kernel_size=1)
 
+    arch = "pyramid"
+
     @property
     def multiple(self) -> int:
         return 2 ** (self.scales - 1)
+
+    @property
+    def noise_ratios(self) -> list[int]:
+        """Downscale factor of each noise map, in the order forward draws them (coarsest first)."""
+        return [2 ** (self.scales - 1 - i) for i in range(self.scales)]
+
+    @property
+    def full_res_channels(self) -> int:
+        """Feature maps at full resolution (the last join): what a forward pass's memory grows with."""
+        return self.to_rgb.in_channels
 
     def forward(
         self,
@@ -103,24 +140,11 @@ class TextureGenerator(nn.Module):
     ) -> torch.Tensor:
         """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W)."""
         factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        if self.mode == "stylize":
-            if content is None:
-                raise TexnetError("this generator stylises photos: pass a content image (it was trained with model.mode=stylize)")
-            batch_size, height, width = content.shape[0], *content.shape[-2:]
-        else:
-            height, width = size if size is not None else (256, 256)
-        # pad to a multiple of 2**(K-1), and to at least 2 pixels at the coarsest scale (3x3 reflect padding)
-        m = self.multiple
-        pad_h, pad_w = max(-height % m, 2 * m - height), max(-width % m, 2 * m - width)
+        content, batch_size, (height, width), (full_h, full_w) = prepare_input(self, content, size, batch_size)
         ref = next(self.parameters())
-        if content is not None and self.mode == "stylize":
-            # reflect padding needs pad < side; replicate works for tiny inputs too
-            content = F.pad(content, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
-        full_h, full_w = height + pad_h, width + pad_w
 
         out: torch.Tensor | None = None
-        for i, branch in enumerate(self.branches):
-            ratio = 2 ** (self.scales - 1 - i)
+        for i, (branch, ratio) in enumerate(zip(self.branches, self.noise_ratios)):
             h, w = full_h // ratio, full_w // ratio
             noise = torch.rand(batch_size, self.noise_channels, h, w, device=ref.device, dtype=ref.dtype, generator=generator)
             inputs = [noise * factor]
@@ -134,3 +158,88 @@ class TextureGenerator(nn.Module):
                 out = self.joins[i - 1](torch.cat([self.coarse_norms[i - 1](out), self.branch_norms[i - 1](x)], dim=1))
         rgb = torch.sigmoid(self.to_rgb(out))
         return rgb[..., :height, :width]
+
+
+class ResidualBlock(nn.Module):
+    """x + (conv3x3 -> norm -> ReLU -> conv3x3 -> norm)(x), as in Johnson et al. and texture_nets' johnson.lua."""
+
+    def __init__(self, channels: int, norm: str, padding: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding), norm_layer(norm, channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding), norm_layer(norm, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def conv_norm_relu(c_in: int, c_out: int, kernel: int, norm: str, padding: str, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, padding_mode=padding), norm_layer(norm, c_out),
+            nn.ReLU(inplace=True)]
+
+
+class ResidualGenerator(nn.Module):
+    """Johnson et al. 2016's residual network (texture_nets ``models/johnson.lua``, the reference's
+    recommended stylisation model): 9x9 conv, two stride-2 downsamplings, residual blocks at 1/4
+    resolution, two nearest x2 upsamplings + 3x3 convs (pytorch/examples' fast_neural_style: no
+    checkerboard artefacts of transposed convolutions), 3x3 conv to RGB and a sigmoid.
+
+    The same interface and noise input as :class:`TextureGenerator` (noise next to the photo at full
+    resolution, scaled by the noise factor). Most of its work happens at 1/4 resolution, so it is ~15x
+    wider than the pyramid (1.7M parameters) for a comparable cost per pixel.
+    """
+
+    arch = "residual"
+    multiple = 4
+    noise_ratios = [1]
+
+    def __init__(
+        self,
+        mode: str = "stylize",
+        channels: int = 32,
+        residual_blocks: int = 5,
+        noise_channels: int = 3,
+        noise_factor: float = 0.05,
+        norm: str = "instance",
+        padding: str = "reflect",
+    ) -> None:
+        super().__init__()
+        check_options(mode, norm, padding, channels, noise_channels)
+        if residual_blocks < 0:
+            raise TexnetError("model.residual_blocks must be >= 0")
+        self.mode, self.noise_channels, self.noise_factor = mode, noise_channels, float(noise_factor)
+        self.full_res_channels = c = channels
+        in_channels = noise_channels + (3 if mode == "stylize" else 0)
+        self.body = nn.Sequential(
+            *conv_norm_relu(in_channels, c, 9, norm, padding),
+            *conv_norm_relu(c, 2 * c, 3, norm, padding, stride=2),
+            *conv_norm_relu(2 * c, 4 * c, 3, norm, padding, stride=2),
+            *(ResidualBlock(4 * c, norm, padding) for _ in range(residual_blocks)),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            *conv_norm_relu(4 * c, 2 * c, 3, norm, padding),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            *conv_norm_relu(2 * c, c, 3, norm, padding),
+            nn.Conv2d(c, 3, 3, padding=1, padding_mode=padding),
+        )
+
+    def forward(self, content: torch.Tensor | None = None, noise_factor: float | None = None,
+                size: tuple[int, int] | None = None, batch_size: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Same arguments as :meth:`TextureGenerator.forward`."""
+        factor = self.noise_factor if noise_factor is None else float(noise_factor)
+        content, batch_size, (height, width), (full_h, full_w) = prepare_input(self, content, size, batch_size)
+        ref = next(self.parameters())
+        noise = torch.rand(batch_size, self.noise_channels, full_h, full_w, device=ref.device, dtype=ref.dtype, generator=generator)
+        x = noise * factor if content is None else torch.cat([content, noise * factor], dim=1)
+        return torch.sigmoid(self.body(x))[..., :height, :width]
+
+
+AnyGenerator = TextureGenerator | ResidualGenerator
+ARCHITECTURES = {"pyramid": TextureGenerator, "residual": ResidualGenerator}
+
+
+def build_generator(arch: str = "pyramid", **options) -> AnyGenerator:
+    """The generator named by ``model.arch`` (checkpoints from before the option existed are pyramids)."""
+    if arch not in ARCHITECTURES:
+        raise TexnetError(f"model.arch='{arch}' is unknown: use one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**options)

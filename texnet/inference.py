@@ -7,13 +7,13 @@ Speed: on CPU the generator runs in onnxruntime (``backend="auto"``): the graph 
 :class:`texnet.export.PortableGenerator`, exported in memory on first use (about a second), runs a 512 px
 photo several times faster than eager PyTorch (bench/stylize_speed.py prints the ratio). The noise is still
 drawn by ``torch.rand`` in eager's order, so for the same seed both backends give the same image (to ~1e-5).
-``backend="eager"`` is the plain TextureGenerator (also used on CUDA, with ``precision`` 16/bf16, and for
-images no larger than 2**(K-1) px on a side, which the exported graph cannot pad).
+``backend="eager"`` is the plain generator (also used on CUDA, with ``precision`` 16/bf16, and for
+images no larger than ``generator.multiple`` px on a side, which the exported graph cannot pad).
 
 Memory: an image is always processed whole, at full resolution (tiles would each get their own instance-norm
 statistics and change colour and contrast from tile to tile). That takes about
-``(K * channels) * 4 bytes * 4`` per pixel with onnxruntime and ``* 7`` eagerly (measured: ~0.65 and ~1.2 KB
-per pixel for the default generator); an image that needs more than the available memory is refused with a
+``full_res_channels * 4 bytes * 4`` per pixel with onnxruntime and ``* 7`` eagerly (measured: ~0.65 and ~1.2 KB
+per pixel for the default pyramid; ~1.2 and ~0.9 KB for the residual net, see PEAK_MAPS); an image that needs more than the available memory is refused with a
 message giving the limit in megapixels and a ``max_size`` that fits.
 
 Inputs (paths or PIL images) go through :mod:`texnet.image`: EXIF rotation applied, grayscale/palette/16-bit
@@ -33,7 +33,7 @@ from torch import nn
 
 from texnet.errors import TexnetError
 from texnet.export import PortableGenerator, noise_shapes, ort_session, padded_size
-from texnet.generator import TextureGenerator
+from texnet.generator import AnyGenerator, build_generator
 from texnet.image import fit_size, open_rgb, pil_to_tensor, tensor_to_pil, to_rgb
 from texnet.module import CHECKPOINT_KIND
 
@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "eager")
 PRECISIONS = {"32": None, "16": torch.float16, "bf16": torch.bfloat16}
-# Live full-resolution feature maps at the peak, in units of the last join's (K * channels) float32 maps.
-PEAK_MAPS = {"onnxruntime": 4, "eager": 7}
+# Peak memory growth of one forward pass, in units of the generator's full_res_channels float32 maps per pixel
+# (measured at 1024x1024: pyramid 0.63 / 1.19 KB per pixel, residual net 1.16 / 0.94 KB: onnxruntime's 9x9
+# first convolution unfolds its input).
+PEAK_MAPS = {"pyramid": {"onnxruntime": 4, "eager": 7}, "residual": {"onnxruntime": 10, "eager": 8}}
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -88,7 +90,7 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
     ckpt = read_checkpoint(checkpoint)
     hparams = ckpt.get("hyper_parameters", {})
     try:
-        generator = TextureGenerator(**hparams["model"])
+        generator = build_generator(**hparams["model"])
         state = ckpt["state_dict"]
         generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")})
         texture = state["texture"]
@@ -127,12 +129,12 @@ def available_memory(device: torch.device) -> int:
 
 
 class Stylizer:
-    """A trained TextureGenerator in eval mode, ready to stylise photos or (texture mode) generate textures.
+    """A trained generator in eval mode, ready to stylise photos or (texture mode) generate textures.
 
     Use :func:`load` to make one. ``backend`` is the resolved backend ("onnxruntime" or "eager").
     """
 
-    def __init__(self, generator: TextureGenerator, texture: torch.Tensor, texture_name: str, device: str = "auto",
+    def __init__(self, generator: AnyGenerator, texture: torch.Tensor, texture_name: str, device: str = "auto",
                  backend: str = "auto", precision: str | int = "32", source: str = "") -> None:
         if backend not in BACKENDS:
             raise TexnetError(f"backend='{backend}' is unknown: use one of {', '.join(BACKENDS)}")
@@ -185,7 +187,7 @@ class Stylizer:
     def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:
         """Refuse an image whose full-resolution forward pass would not fit in memory (see module doc)."""
         full_h, full_w = padded_size(self.generator, height, width)
-        per_pixel = self.generator.to_rgb.in_channels * 4 * PEAK_MAPS[self.backend]
+        per_pixel = self.generator.full_res_channels * 4 * PEAK_MAPS[self.generator.arch][self.backend]
         need, free = batch * full_h * full_w * per_pixel, available_memory(self.device)
         if need > free:
             limit = free / per_pixel / batch
@@ -199,7 +201,7 @@ class Stylizer:
                  size: tuple[int, int] | None = None) -> torch.Tensor:
         """One batch through the generator on the resolved backend; returns a CPU float tensor (B, 3, H, W)."""
         g = self.generator
-        if content is not None and len(content) > 1 and isinstance(g.branches[0][1], nn.BatchNorm2d):
+        if content is not None and len(content) > 1 and any(isinstance(m, nn.BatchNorm2d) for m in g.modules()):
             # batch norm would mix the images' statistics (eager) or not (the exported graph): one at a time, alike
             return torch.cat([self._forward(c[None], noise_factor, generator) for c in content])
         height, width = content.shape[-2:] if content is not None else size

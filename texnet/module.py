@@ -1,4 +1,4 @@
-"""TextureNetModule: trains a :class:`TextureGenerator` against one texture with the shared PerceptualLoss.
+"""TextureNetModule: trains a generator (texnet.generator) against one texture with the shared PerceptualLoss.
 
 A checkpoint alone is enough for inference: the hyper-parameters (generator architecture, noise factor,
 texture name, loss and optimiser settings) and the texture image itself are saved in it. The frozen VGG
@@ -12,7 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from texnet.generator import TextureGenerator
+from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
 from texnet.textures import load_texture, texture_name
 
@@ -24,7 +24,7 @@ class TextureNetModule(pl.LightningModule):
     """Generator + perceptual loss + Adam with a step learning-rate schedule.
 
     Args:
-        model: TextureGenerator keyword arguments (conf/model).
+        model: build_generator keyword arguments (conf/model: ``arch`` and the generator's options).
         loss: build_perceptual_loss keyword arguments (conf/loss).
         optim: ``lr``, ``step_size`` (steps between decays) and ``gamma`` (decay factor) (conf/optim).
         texture: ``image`` (path) and ``size`` (conf/texture).
@@ -34,7 +34,7 @@ class TextureNetModule(pl.LightningModule):
     def __init__(self, model: dict, loss: dict, optim: dict, texture: dict, texture_image: torch.Tensor | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["texture_image"])
-        self.generator = TextureGenerator(**model)
+        self.generator = build_generator(**model)
         if texture_image is None:
             texture_image = load_texture(texture["image"], texture.get("size", 256))
         self.register_buffer("texture", texture_image)
