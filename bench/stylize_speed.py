@@ -1,7 +1,8 @@
 """Seconds per photo: the texture network (eager PyTorch and texnet's onnxruntime path) against Gatys (L-BFGS).
 
 For square photos of 256, 512 and 1024 px, in one run (so the ratios share the machine's load):
-  * texture network: the default generator (K = 6, 8 channels, instance norm) through ``Stylizer.stylize``
+  * texture network: the default generator (K = 6, 8 channels, instance norm; ``--arch residual``: the residual net
+    of conf/model/residual.yaml) through ``Stylizer.stylize``
     (tensor in, tensor out: no file I/O), eager PyTorch vs the onnxruntime path ``stylize.py`` uses by default;
     median of several runs after a warm-up. Its weights are random: the speed does not depend on them.
   * Gatys: the real perceptual loss (conf/loss/default.yaml, the VGG weights texnet resolves), L-BFGS from the photo,
@@ -11,7 +12,7 @@ For square photos of 256, 512 and 1024 px, in one run (so the ratios share the m
   * peak memory (RSS, VmHWM) of one stylisation per size and backend, each in a fresh subprocess started before the
     parent grows (imports included, so the baseline of torch + onnxruntime is in every number).
 
-    .venv/bin/python bench/stylize_speed.py [--quick] [--threads N]
+    .venv/bin/python bench/stylize_speed.py [--quick] [--threads N] [--arch pyramid|residual]
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from texnet.gatys import GatysModule
-from texnet.generator import TextureGenerator
+from texnet.generator import ARCHITECTURES, AnyGenerator, build_generator
 from texnet.image import load_image
 from texnet.inference import Stylizer
 from texnet.losses import build_perceptual_loss
@@ -44,10 +45,10 @@ GATYS_CAP = 300
 GATYS_TIMED = 3  # iterations timed at 512 and 1024 px
 
 
-def random_generator() -> TextureGenerator:
-    """The default architecture with seeded random weights (norm affines too, so no layer is an identity)."""
+def random_generator(arch: str) -> AnyGenerator:
+    """The architecture's default size with seeded random weights (norm affines too, so no layer is an identity)."""
     torch.manual_seed(0)
-    generator = TextureGenerator()
+    generator = build_generator(arch=arch)
     with torch.no_grad():
         for module in generator.modules():
             if isinstance(module, nn.InstanceNorm2d):
@@ -63,14 +64,14 @@ def photo(size: int) -> torch.Tensor:
     return F.interpolate(image, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
 
 
-def stylizer(backend: str) -> Stylizer:
-    return Stylizer(random_generator(), torch.rand(1, 3, 64, 64), "random", device="cpu", backend=backend)
+def stylizer(backend: str, arch: str) -> Stylizer:
+    return Stylizer(random_generator(arch), torch.rand(1, 3, 64, 64), "random", device="cpu", backend=backend)
 
 
-def texnet_seconds(size: int, repeats: int) -> dict[str, float]:
+def texnet_seconds(size: int, repeats: int, arch: str) -> dict[str, float]:
     """Median seconds per photo for each backend; the backends alternate so that load changes hit both alike."""
     x = photo(size)
-    models = {backend: stylizer(backend) for backend in BACKENDS}
+    models = {backend: stylizer(backend, arch) for backend in BACKENDS}
     times: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
     for model in models.values():
         model.stylize(x, seed=0)  # warm-up: builds the onnxruntime session, first-touch allocations
@@ -115,9 +116,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def subprocess_rss_mb(size: int, backend: str, threads: int) -> float:
+def subprocess_rss_mb(size: int, backend: str, threads: int, arch: str) -> float:
     """Peak RSS of a fresh process that stylises one photo of `size` (imports included)."""
-    cmd = [sys.executable, __file__, "--rss", str(size), backend, "--threads", str(threads)]
+    cmd = [sys.executable, __file__, "--rss", str(size), backend, "--threads", str(threads), "--arch", arch]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return float(out.strip().splitlines()[-1])
 
@@ -126,24 +127,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats; Gatys capped at 20 iterations (not converged)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch and onnxruntime threads")
+    parser.add_argument("--arch", choices=list(ARCHITECTURES), default="pyramid", help="generator architecture (model.arch)")
     parser.add_argument("--rss", nargs=2, metavar=("SIZE", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.rss:
-        stylizer(args.rss[1]).stylize(photo(int(args.rss[0])), seed=0)
+        stylizer(args.rss[1], args.arch).stylize(photo(int(args.rss[0])), seed=0)
         print(peak_rss_mb())
         return
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     print(f"stylize speed: {os.cpu_count()} CPU cores, {args.threads} threads, load average {os.getloadavg()[0]:.1f} at start"
           f"{', --quick' if args.quick else ''}")
-    print("texture network: default generator (K=6, 8 channels, instance norm) with RANDOM weights (speed does not depend on them)")
-    rss = {(size, backend): subprocess_rss_mb(size, backend, args.threads) for size in SIZES for backend in BACKENDS}
+    described = "default pyramid (K=6, 8 channels" if args.arch == "pyramid" else "residual net (32-64-128 channels, 5 blocks"
+    print(f"texture network: {described}, instance norm) with RANDOM weights (speed does not depend on them)")
+    rss = {(size, backend): subprocess_rss_mb(size, backend, args.threads, args.arch) for size in SIZES for backend in BACKENDS}
 
     rows = {}
     for size in SIZES:
         repeats = (3 if args.quick else 7) if size < 1024 else (2 if args.quick else 3)
-        rows[size] = texnet_seconds(size, repeats)
+        rows[size] = texnet_seconds(size, repeats, args.arch)
         print(f"  {size} px: eager {rows[size]['eager']:.3f} s, onnxruntime {rows[size]['onnxruntime']:.3f} s "
               f"({rows[size]['eager'] / rows[size]['onnxruntime']:.1f}x)", flush=True)
 
