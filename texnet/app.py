@@ -42,6 +42,7 @@ from PIL import Image
 from texnet.data import check_root
 from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
+from texnet.generator import ARCHITECTURES
 from texnet.image import next_free_dir, next_free_file, open_rgb
 from texnet.inference import Stylizer, load, read_checkpoint
 from texnet.textures import CONFIG_DIR, PROJECT_ROOT, available_textures
@@ -288,7 +289,7 @@ def builtin_texture_path(name: str) -> Path:
 
 def train_command(runs_dir: Path, visdom_url: str | None, texture: str, texture_upload: str | None, data_source: str,
                   data_path: str, image_size: float, steps: float, style_scale: float, noise_factor: float,
-                  extra: str) -> tuple[list[str], Path, int, str | None]:
+                  generator: str, extra: str) -> tuple[list[str], Path, int, str | None]:
     """Validate the Train tab's inputs; returns (train.py command, new run folder, steps, Visdom link).
 
     The run folder is created here and an uploaded texture is copied into it, so the run does not depend on
@@ -305,6 +306,8 @@ def train_command(runs_dir: Path, visdom_url: str | None, texture: str, texture_
         raise TexnetError(f"steps={steps} must be at least 1")
     if not image_size or image_size < 32:
         raise TexnetError(f"image size {image_size} is too small: VGG needs at least 32 px")
+    if generator not in ARCHITECTURES:
+        raise TexnetError(f"generator '{generator}' is unknown: use one of {', '.join(ARCHITECTURES)}")
     try:
         extra_overrides = shlex.split(extra or "")
     except ValueError as err:
@@ -322,7 +325,7 @@ def train_command(runs_dir: Path, visdom_url: str | None, texture: str, texture_
     else:
         texture_override = f"texture={texture}"
     visdom, link = visdom_overrides(visdom_url, run_dir.name)
-    command = [sys.executable, "train.py", texture_override, *data, f"data.image_size={int(image_size)}",
+    command = [sys.executable, "train.py", texture_override, *data, f"model={generator}", f"data.image_size={int(image_size)}",
                f"trainer.max_steps={int(steps)}", f"loss.style_scale={float(style_scale)}", f"model.noise_factor={float(noise_factor)}",
                "trainer.enable_progress_bar=false", "+logger.csv.flush_logs_every_n_steps=10", *visdom,
                f"run_dir={hydra_value(run_dir)}", f"hydra.run.dir={hydra_value(run_dir)}", *extra_overrides]
@@ -489,12 +492,12 @@ def build_app(runs_dir: Path, visdom_url: str | None = None) -> gr.Blocks:
         return image
 
     def start_training(texture: str, texture_upload: str | None, data_source: str, data_path: str, image_size: float,
-                       steps: float, style_scale: float, noise_factor: float, extra: str) -> str:
+                       steps: float, style_scale: float, noise_factor: float, generator: str, extra: str) -> str:
         if job.running():
             return f"A training is already running in `{job.run_dir}` (one at a time per app): stop it first.\n\n" + training_report(job)
         try:
             command, run_dir, max_steps, link = train_command(runs_dir, visdom_url, texture, texture_upload, data_source, data_path,
-                                                              image_size, steps, style_scale, noise_factor, extra)
+                                                              image_size, steps, style_scale, noise_factor, generator, extra)
             job.start(command, run_dir, max_steps, link)
         except TexnetError as err:
             raise gr.Error(_short_error(err, texture_upload or "")) from None
@@ -566,6 +569,8 @@ def build_app(runs_dir: Path, visdom_url: str | None = None) -> gr.Blocks:
                         style_scale = gr.Number(_config_default("loss/default.yaml", "style_scale"), label="Style scale (loss.style_scale)")
                         train_noise = gr.Number(_config_default("model/pyramid.yaml", "noise_factor"),
                                                 label="Noise factor (model.noise_factor)")
+                    generator = gr.Radio(list(ARCHITECTURES), value="pyramid", label="Generator (pyramid: Ulyanov et al., "
+                                         "the default; residual: Johnson et al.)")
                     extra = gr.Textbox(label="More train.py options (key=value ...)", placeholder="optim.lr=0.01 model.norm=batch")
                     with gr.Row():
                         start = gr.Button("Start training", variant="primary")
@@ -595,7 +600,7 @@ def build_app(runs_dir: Path, visdom_url: str | None = None) -> gr.Blocks:
         for trigger in (train_texture.change, texture_upload.change):
             trigger(texture_preview, [train_texture, texture_upload], texture_view, api_name=False)
         start.click(start_training, [train_texture, texture_upload, data_source, data_path, image_size, steps, style_scale,
-                                     train_noise, extra], train_status, api_name="train_start")
+                                     train_noise, generator, extra], train_status, api_name="train_start")
         stop.click(stop_training, None, train_status, api_name="train_stop")
         status_outputs = [train_status, sample, train_log, shown_sample]
         poll.click(training_status, shown_sample, status_outputs, api_name="train_status")
