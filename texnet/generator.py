@@ -7,6 +7,9 @@ conv block with normalisation and LeakyReLU at 8 channels; a join upsamples the 
 stack x2 (nearest), normalises both inputs, concatenates them and applies the same block at
 8*i channels; a final 1x1 conv gives RGB. A sigmoid keeps outputs in [0, 1] (the reference
 emitted VGG-preprocessed values directly; our images live in [0, 1]).
+
+:class:`ResidualGenerator` (``model=residual``) is the other network of the reference repository
+(``models/johnson.lua``, Johnson et al. 2016) with the same interface; :func:`build_generator` picks one.
 """
 from __future__ import annotations
 
@@ -91,6 +94,8 @@ class TextureGenerator(nn.Module):
         norm: "instance" | "batch"; padding: "reflect" | "replicate" | "circular" (seamless tiles) | "zeros".
     """
 
+    arch = "pyramid"
+
     def __init__(
         self,
         mode: str = "stylize",
@@ -113,8 +118,6 @@ class TextureGenerator(nn.Module):
         self.branch_norms = nn.ModuleList(norm_layer(norm, channels) for _ in range(1, scales))
         self.joins = nn.ModuleList(ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales))
         self.to_rgb = nn.Conv2d(channels * scales, 3, kernel_size=1)
-
-    arch = "pyramid"
 
     @property
     def multiple(self) -> int:
