@@ -26,7 +26,9 @@ def test_residual_architecture_size():
     assert 1_600_000 < sum(p.numel() for p in g.parameters()) < 1_800_000  # Johnson et al.: ~1.7M
 
 
-def test_unknown_architecture_is_a_clear_error():
+def test_architecture_choice_and_checkpoints_without_it():
+    assert isinstance(build_generator(mode="stylize", channels=8, noise_factor=0.05), TextureGenerator)  # pre-`arch` checkpoints
+    assert isinstance(build_generator(arch="residual"), ResidualGenerator)
     with pytest.raises(TexnetError, match="model.arch='unet' is unknown: use one of pyramid, residual"):
         build_generator(arch="unet")
 
