@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from texnet.gatys import GatysModule
-from texnet.generator import ARCHITECTURES, AnyGenerator, build_generator
+from texnet.generator import ARCHITECTURES, NoiseGenerator, build_generator
 from texnet.image import load_image
 from texnet.inference import Stylizer
 from texnet.losses import build_perceptual_loss
@@ -45,7 +45,7 @@ GATYS_CAP = 300
 GATYS_TIMED = 3  # iterations timed at 512 and 1024 px
 
 
-def random_generator(arch: str) -> AnyGenerator:
+def random_generator(arch: str) -> NoiseGenerator:
     """The architecture's default size with seeded random weights (norm affines too, so no layer is an identity)."""
     torch.manual_seed(0)
     generator = build_generator(arch=arch)

@@ -15,7 +15,7 @@ from stylize import stylize
 from test_stylize import stylize_cfg, train_checkpoint
 from texnet.errors import TexnetError
 from texnet.export import PortableGenerator, export_onnx, export_torchscript, noise_shapes, ort_session
-from texnet.generator import AnyGenerator, build_generator
+from texnet.generator import NoiseGenerator, build_generator
 from texnet.inference import Stylizer, load
 
 SIZES = [(40, 56), (29, 70)]  # not the traced size, not multiples of 2**(K-1)
@@ -30,17 +30,17 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
     return {mode: train_checkpoint(root / mode, mode) for mode in ("stylize", "texture")}
 
 
-def eager(ckpt: Path) -> AnyGenerator:
+def eager(ckpt: Path) -> NoiseGenerator:
     return load(ckpt, backend="eager").generator
 
 
-def seeded_noise(generator: AnyGenerator, height: int, width: int, seed: int, batch: int = 1) -> list[torch.Tensor]:
+def seeded_noise(generator: NoiseGenerator, height: int, width: int, seed: int, batch: int = 1) -> list[torch.Tensor]:
     """The noise eager draws for `seed`, in its order (coarsest first), times the trained noise factor."""
     gen = torch.Generator().manual_seed(seed)
     return [torch.rand(shape, generator=gen) * generator.noise_factor for shape in noise_shapes(generator, height, width, batch)]
 
 
-def eager_output(generator: AnyGenerator, height: int, width: int, seed: int, content: torch.Tensor | None = None) -> torch.Tensor:
+def eager_output(generator: NoiseGenerator, height: int, width: int, seed: int, content: torch.Tensor | None = None) -> torch.Tensor:
     with torch.no_grad():
         if content is None:
             return generator(size=(height, width), generator=torch.Generator().manual_seed(seed))

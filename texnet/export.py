@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.generator import AnyGenerator, ResidualBlock, ResidualGenerator
+from texnet.generator import NoiseGenerator, ResidualBlock, ResidualGenerator
 
 if TYPE_CHECKING:  # texnet.inference imports this module
     from texnet.inference import Stylizer
@@ -44,13 +44,13 @@ log = logging.getLogger(__name__)
 OPSET = 17
 
 
-def padded_size(generator: AnyGenerator, height: int, width: int) -> tuple[int, int]:
+def padded_size(generator: NoiseGenerator, height: int, width: int) -> tuple[int, int]:
     """The size a generator works at: (H, W) padded to a multiple of ``generator.multiple`` and to at least twice it."""
     m = generator.multiple
     return height + max(-height % m, 2 * m - height), width + max(-width % m, 2 * m - width)
 
 
-def noise_shapes(generator: AnyGenerator, height: int, width: int, batch: int = 1) -> list[tuple[int, int, int, int]]:
+def noise_shapes(generator: NoiseGenerator, height: int, width: int, batch: int = 1) -> list[tuple[int, int, int, int]]:
     """Shapes of the noise maps for an (H, W) image, in the order eager draws them (the pyramid's coarsest first)."""
     full_h, full_w = padded_size(generator, height, width)
     return [(batch, generator.noise_channels, full_h // r, full_w // r) for r in generator.noise_ratios]
@@ -69,7 +69,7 @@ class PortableGenerator(nn.Module):
         noise_inputs: take the per-scale noise as inputs (reproducible, seedable) instead of drawing it inside.
     """
 
-    def __init__(self, generator: AnyGenerator, noise_inputs: bool = False) -> None:
+    def __init__(self, generator: NoiseGenerator, noise_inputs: bool = False) -> None:
         super().__init__()
         self.generator = generator
         self.noise_inputs = noise_inputs or generator.mode == "texture"

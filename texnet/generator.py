@@ -36,34 +36,56 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels, track_running_stats=False)
 
 
-def check_options(mode: str, norm: str, padding: str, channels: int, noise_channels: int) -> None:
-    """One-line errors for options every generator shares."""
-    if mode not in ("stylize", "texture"):
-        raise TexnetError(f"model.mode='{mode}' is unknown: use stylize or texture")
-    if norm not in NORMS:
-        raise TexnetError(f"model.norm='{norm}' is unknown: use one of {', '.join(NORMS)}")
-    if padding not in PADDINGS:
-        raise TexnetError(f"model.padding='{padding}' is unknown: use one of {', '.join(PADDINGS)}")
-    if channels < 1 or noise_channels < (1 if mode == "texture" else 0):
-        raise TexnetError("model.channels (and model.noise_channels in texture mode) must be >= 1")
+def conv_norm(c_in: int, c_out: int, kernel: int, norm: str, padding: str, stride: int = 1) -> list[nn.Module]:
+    """A same-size (or strided) convolution and its normalisation: the unit both generators are built from."""
+    return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, padding_mode=padding), norm_layer(norm, c_out)]
 
 
-def prepare_input(generator: nn.Module, content: torch.Tensor | None, size: tuple[int, int] | None,
-                  batch_size: int) -> tuple[torch.Tensor | None, int, tuple[int, int], tuple[int, int]]:
-    """(padded content, batch size, output size, padded size): sides padded to a multiple of
-    ``generator.multiple`` and to at least twice it (reflect padding at the coarsest scale needs 2 pixels)."""
-    if generator.mode == "stylize":
-        if content is None:
-            raise TexnetError("this generator stylises photos: pass a content image (it was trained with model.mode=stylize)")
-        batch_size, height, width = content.shape[0], *content.shape[-2:]
-    else:
-        height, width = size if size is not None else (256, 256)
-    m = generator.multiple
-    pad_h, pad_w = max(-height % m, 2 * m - height), max(-width % m, 2 * m - width)
-    if content is not None and generator.mode == "stylize":
-        # reflect padding needs pad < side; replicate works for tiny inputs too
-        content = F.pad(content, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
-    return content, batch_size, (height, width), (height + pad_h, width + pad_w)
+class NoiseGenerator(nn.Module):
+    """What both generators share: option checks, the noise input and padding to ``multiple``.
+
+    Subclasses set ``arch``, ``multiple`` (sides are padded to a multiple of it) and ``noise_ratios``.
+    """
+
+    arch: str
+    multiple: int
+    noise_ratios: list[int]
+
+    def __init__(self, mode: str, channels: int, noise_channels: int, noise_factor: float, norm: str, padding: str) -> None:
+        super().__init__()
+        if mode not in ("stylize", "texture"):
+            raise TexnetError(f"model.mode='{mode}' is unknown: use stylize or texture")
+        if norm not in NORMS:
+            raise TexnetError(f"model.norm='{norm}' is unknown: use one of {', '.join(NORMS)}")
+        if padding not in PADDINGS:
+            raise TexnetError(f"model.padding='{padding}' is unknown: use one of {', '.join(PADDINGS)}")
+        if channels < 1 or noise_channels < (1 if mode == "texture" else 0):
+            raise TexnetError("model.channels (and model.noise_channels in texture mode) must be >= 1")
+        self.mode, self.noise_channels, self.noise_factor = mode, noise_channels, float(noise_factor)
+        self.in_channels = noise_channels + (3 if mode == "stylize" else 0)
+
+    def prepare_input(self, content: torch.Tensor | None, size: tuple[int, int] | None,
+                      batch_size: int) -> tuple[torch.Tensor | None, int, tuple[int, int], tuple[int, int]]:
+        """(padded content, batch size, output size, padded size): sides padded to a multiple of
+        ``multiple`` and to at least twice it (reflect padding at the coarsest scale needs 2 pixels)."""
+        if self.mode == "stylize":
+            if content is None:
+                raise TexnetError("this generator stylises photos: pass a content image (it was trained with model.mode=stylize)")
+            batch_size, height, width = content.shape[0], *content.shape[-2:]
+        else:
+            height, width = size if size is not None else (256, 256)
+        m = self.multiple
+        pad_h, pad_w = max(-height % m, 2 * m - height), max(-width % m, 2 * m - width)
+        if content is not None and self.mode == "stylize":
+            # reflect padding needs pad < side; replicate works for tiny inputs too
+            content = F.pad(content, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
+        return content, batch_size, (height, width), (height + pad_h, width + pad_w)
+
+    def noise(self, batch_size: int, height: int, width: int, factor: float, generator: torch.Generator | None) -> torch.Tensor:
+        """Uniform [0, 1) noise maps times the noise factor, on the generator's device and dtype."""
+        ref = next(self.parameters())
+        shape = (batch_size, self.noise_channels, height, width)
+        return torch.rand(shape, device=ref.device, dtype=ref.dtype, generator=generator) * factor
 
 
 class ConvBlock(nn.Sequential):
@@ -72,15 +94,11 @@ class ConvBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, norm: str, padding: str) -> None:
         layers: list[nn.Module] = []
         for kernel, c_in in ((3, in_channels), (3, out_channels), (1, out_channels)):
-            layers += [
-                nn.Conv2d(c_in, out_channels, kernel, padding=kernel // 2, padding_mode=padding),
-                norm_layer(norm, out_channels),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            layers += [*conv_norm(c_in, out_channels, kernel, norm, padding), nn.LeakyReLU(0.2, inplace=True)]
         super().__init__(*layers)
 
 
-class TextureGenerator(nn.Module):
+class TextureGenerator(NoiseGenerator):
     """Multi-scale generator; ``mode="stylize"`` maps a photo to a stylised photo, ``"texture"`` maps noise to a texture.
 
     Args:
@@ -106,13 +124,11 @@ class TextureGenerator(nn.Module):
         norm: str = "instance",
         padding: str = "reflect",
     ) -> None:
-        super().__init__()
-        check_options(mode, norm, padding, channels, noise_channels)
+        super().__init__(mode, channels, noise_channels, noise_factor, norm, padding)
         if scales < 1:
             raise TexnetError("model.scales must be >= 1")
-        self.mode, self.scales, self.noise_channels, self.noise_factor = mode, scales, noise_channels, float(noise_factor)
-        in_channels = noise_channels + (3 if mode == "stylize" else 0)
-        self.branches = nn.ModuleList(ConvBlock(in_channels, channels, norm, padding) for _ in range(scales))
+        self.scales = scales
+        self.branches = nn.ModuleList(ConvBlock(self.in_channels, channels, norm, padding) for _ in range(scales))
         # Joins for scales 2..K: normalise the upsampled coarse stack and the new branch, concat, conv block.
         self.coarse_norms = nn.ModuleList(norm_layer(norm, channels * i) for i in range(1, scales))
         self.branch_norms = nn.ModuleList(norm_layer(norm, channels) for _ in range(1, scales))
@@ -143,14 +159,10 @@ class TextureGenerator(nn.Module):
     ) -> torch.Tensor:
         """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W)."""
         factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        content, batch_size, (height, width), (full_h, full_w) = prepare_input(self, content, size, batch_size)
-        ref = next(self.parameters())
-
+        content, batch_size, (height, width), (full_h, full_w) = self.prepare_input(content, size, batch_size)
         out: torch.Tensor | None = None
         for i, (branch, ratio) in enumerate(zip(self.branches, self.noise_ratios)):
-            h, w = full_h // ratio, full_w // ratio
-            noise = torch.rand(batch_size, self.noise_channels, h, w, device=ref.device, dtype=ref.dtype, generator=generator)
-            inputs = [noise * factor]
+            inputs = [self.noise(batch_size, full_h // ratio, full_w // ratio, factor, generator)]
             if self.mode == "stylize":
                 inputs.insert(0, F.avg_pool2d(content, ratio) if ratio > 1 else content)
             x = branch(torch.cat(inputs, dim=1))
@@ -168,21 +180,18 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, norm: str, padding: str) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding), norm_layer(norm, channels), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding), norm_layer(norm, channels),
-        )
+        self.body = nn.Sequential(*conv_norm(channels, channels, 3, norm, padding), nn.ReLU(inplace=True),
+                                  *conv_norm(channels, channels, 3, norm, padding))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
 def conv_norm_relu(c_in: int, c_out: int, kernel: int, norm: str, padding: str, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, padding_mode=padding), norm_layer(norm, c_out),
-            nn.ReLU(inplace=True)]
+    return [*conv_norm(c_in, c_out, kernel, norm, padding, stride), nn.ReLU(inplace=True)]
 
 
-class ResidualGenerator(nn.Module):
+class ResidualGenerator(NoiseGenerator):
     """Johnson et al. 2016's residual network (texture_nets ``models/johnson.lua``, the reference's
     recommended stylisation model): 9x9 conv, two stride-2 downsamplings, residual blocks at 1/4
     resolution, two nearest x2 upsamplings + 3x3 convs (pytorch/examples' fast_neural_style: no
@@ -207,15 +216,12 @@ class ResidualGenerator(nn.Module):
         norm: str = "instance",
         padding: str = "reflect",
     ) -> None:
-        super().__init__()
-        check_options(mode, norm, padding, channels, noise_channels)
+        super().__init__(mode, channels, noise_channels, noise_factor, norm, padding)
         if residual_blocks < 0:
             raise TexnetError("model.residual_blocks must be >= 0")
-        self.mode, self.noise_channels, self.noise_factor = mode, noise_channels, float(noise_factor)
         self.full_res_channels = c = channels
-        in_channels = noise_channels + (3 if mode == "stylize" else 0)
         self.body = nn.Sequential(
-            *conv_norm_relu(in_channels, c, 9, norm, padding),
+            *conv_norm_relu(self.in_channels, c, 9, norm, padding),
             *conv_norm_relu(c, 2 * c, 3, norm, padding, stride=2),
             *conv_norm_relu(2 * c, 4 * c, 3, norm, padding, stride=2),
             *(ResidualBlock(4 * c, norm, padding) for _ in range(residual_blocks)),
@@ -230,18 +236,16 @@ class ResidualGenerator(nn.Module):
                 size: tuple[int, int] | None = None, batch_size: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """Same arguments as :meth:`TextureGenerator.forward`."""
         factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        content, batch_size, (height, width), (full_h, full_w) = prepare_input(self, content, size, batch_size)
-        ref = next(self.parameters())
-        noise = torch.rand(batch_size, self.noise_channels, full_h, full_w, device=ref.device, dtype=ref.dtype, generator=generator)
-        x = noise * factor if content is None else torch.cat([content, noise * factor], dim=1)
+        content, batch_size, (height, width), (full_h, full_w) = self.prepare_input(content, size, batch_size)
+        noise = self.noise(batch_size, full_h, full_w, factor, generator)
+        x = noise if content is None else torch.cat([content, noise], dim=1)
         return torch.sigmoid(self.body(x))[..., :height, :width]
 
 
-AnyGenerator = TextureGenerator | ResidualGenerator
 ARCHITECTURES = {"pyramid": TextureGenerator, "residual": ResidualGenerator}
 
 
-def build_generator(arch: str = "pyramid", **options) -> AnyGenerator:
+def build_generator(arch: str = "pyramid", **options) -> NoiseGenerator:
     """The generator named by ``model.arch`` (checkpoints from before the option existed are pyramids)."""
     if arch not in ARCHITECTURES:
         raise TexnetError(f"model.arch='{arch}' is unknown: use one of {', '.join(ARCHITECTURES)}")

@@ -33,7 +33,7 @@ from torch import nn
 
 from texnet.errors import TexnetError
 from texnet.export import PortableGenerator, noise_shapes, ort_session, padded_size
-from texnet.generator import AnyGenerator, build_generator
+from texnet.generator import NoiseGenerator, build_generator
 from texnet.image import fit_size, open_rgb, pil_to_tensor, tensor_to_pil, to_rgb
 from texnet.module import CHECKPOINT_KIND
 
@@ -134,7 +134,7 @@ class Stylizer:
     Use :func:`load` to make one. ``backend`` is the resolved backend ("onnxruntime" or "eager").
     """
 
-    def __init__(self, generator: AnyGenerator, texture: torch.Tensor, texture_name: str, device: str = "auto",
+    def __init__(self, generator: NoiseGenerator, texture: torch.Tensor, texture_name: str, device: str = "auto",
                  backend: str = "auto", precision: str | int = "32", source: str = "") -> None:
         if backend not in BACKENDS:
             raise TexnetError(f"backend='{backend}' is unknown: use one of {', '.join(BACKENDS)}")
