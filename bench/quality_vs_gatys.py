@@ -6,6 +6,9 @@ Prints per-photo rows, the means, and the ratios measured in this one run. Gatys
 bench/results/quality_vs_gatys/ (keyed by photo, size, iterations, loss config and texture), so comparing
 further checkpoints costs only their forward passes; --no-cache recomputes them.
 
+Both are scored with the checkpoint's training loss, or with `--loss default` (conf/loss/default.yaml, the
+weights of the Gatys baseline) for a network trained with other weights, e.g. `loss.style_scale=3`.
+
     .venv/bin/python bench/quality_vs_gatys.py --checkpoint runs/mosaic/<date>/checkpoints/last.ckpt [--size 256]
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ from texnet.data import ContentDataModule
 from texnet.gatys import run_gatys
 from texnet.image import save_image
 from texnet.inference import load, read_checkpoint
-from texnet.losses import build_perceptual_loss
+from texnet.losses import build_perceptual_loss, default_loss_config
 
 CACHE_DIR = Path(__file__).parent / "results" / "quality_vs_gatys"
 
@@ -58,12 +61,15 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--no-cache", action="store_true", help="recompute the Gatys results even if cached")
+    parser.add_argument("--loss", choices=["checkpoint", "default"], default="checkpoint",
+                        help="weights both are scored with: the network's training loss or conf/loss/default.yaml")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.manual_seed(0)
 
     ckpt = read_checkpoint(args.checkpoint)
-    loss_cfg = ckpt["hyper_parameters"]["loss"]
+    trained_with = ckpt["hyper_parameters"]["loss"]
+    loss_cfg = trained_with if args.loss == "checkpoint" else default_loss_config()
     texture = ckpt["state_dict"]["texture"]
     stylizer = load(args.checkpoint, device="cpu", backend="eager")
     perceptual = build_perceptual_loss(texture, **loss_cfg)
@@ -97,7 +103,11 @@ def main() -> None:
                   flush=True)
 
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
-    print(f"\n{len(rows)} validation photos at {args.size} px, loss weights from the checkpoint (the same for both)")
+    source = "the checkpoint's" if args.loss == "checkpoint" else "conf/loss/default.yaml's"
+    print(f"\n{len(rows)} validation photos at {args.size} px, scored with {source} loss weights (the same for both)")
+    if loss_cfg != trained_with:
+        changed = sorted(k for k in {*loss_cfg, *trained_with} if loss_cfg.get(k) != trained_with.get(k))
+        print(f"the network was trained with other loss settings: {', '.join(f'{k}={trained_with.get(k)}' for k in changed)}")
     print(f"{'':22} {'content':>9} {'style':>9} {'s/image':>9}")
     print(f"{'texture network':22} {mean['net_content']:9.2f} {mean['net_style']:9.2f} {mean['net_s']:9.3f}")
     print(f"{'Gatys L-BFGS x' + str(args.iterations // 2):22} {mean['g50_content']:9.2f} {mean['g50_style']:9.2f}")
