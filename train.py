@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from texnet.callbacks import SampleGrid
 from texnet.errors import TexnetError
+from texnet.inference import checkpoint_generator, read_checkpoint
 from texnet.module import TextureNetModule
 from texnet.textures import resolve_texture_path, texture_name
 
@@ -33,6 +34,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         texture=texture,
     )
+    if cfg.init_from:
+        init_generator(module, cfg)
     datamodule = instantiate(cfg.data)
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
@@ -53,6 +56,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"run_dir": run_dir, "last": ckpt_dir / "last.ckpt", "best": callbacks[1].best_model_path, "metrics": metrics,
             "global_step": trainer.global_step}
+
+
+def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
+    """Fine-tuning: the generator starts from init_from's weights; loss, data, optimiser and steps are this run's."""
+    if cfg.ckpt_path:
+        raise TexnetError(f"ckpt_path={cfg.ckpt_path} resumes a run and init_from={cfg.init_from} starts a new one from "
+                          "its weights: pass one of them")
+    generator = checkpoint_generator(read_checkpoint(cfg.init_from), cfg.init_from)
+    try:
+        module.generator.load_state_dict(generator.state_dict())
+    except RuntimeError:
+        raise TexnetError(f"init_from={cfg.init_from} holds a {generator.arch} generator whose layers differ from this "
+                          f"run's model ({cfg.model.arch}): pass the model options it was trained with") from None
+    log.info("generator initialised from %s", cfg.init_from)
 
 
 def check_run_dir(cfg: DictConfig) -> None:

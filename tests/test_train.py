@@ -67,6 +67,36 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
     assert resumed["global_step"] == 20  # continued from step 16, not from 0
 
 
+def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
+    """init_from: a new run (step 0, its own loss settings) that starts from a checkpoint's generator weights."""
+    import csv
+
+    from texnet.module import TextureNetModule
+    from train import init_generator
+
+    first = train(tiny_cfg(tmp_path / "first", coco_root, "optim.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=16"))
+    tuned = train(tiny_cfg(tmp_path / "tuned", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4",
+                           f"init_from={first['last']}"))
+    fresh = train(tiny_cfg(tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"))
+    assert tuned["global_step"] == 4  # a new run, not a resume at step 16
+    assert torch.load(tuned["last"], map_location="cpu", weights_only=False)["hyper_parameters"]["loss"]["style_scale"] == 2
+
+    def val_total(run: dict) -> float:
+        rows = csv.DictReader((run["run_dir"] / "csv" / "metrics.csv").open())
+        return [float(r["val/total"]) for r in rows if r.get("val/total")][-1]
+
+    assert val_total(tuned) < val_total(fresh)  # it started from the trained weights
+
+    module = TextureNetModule(model={"arch": "pyramid", "scales": 3, "channels": 4}, loss={}, optim={},
+                              texture={"image": str(CONFIG_DIR.parent / "data" / "textures" / "mosaic.jpg")})
+    cfg = tiny_cfg(tmp_path / "x", coco_root, f"init_from={first['last']}")
+    with pytest.raises(TexnetError, match=r"init_from=.*layers differ from this run's model \(pyramid\)"):
+        init_generator(module, cfg)
+    both = tiny_cfg(tmp_path / "y", coco_root, f"init_from={first['last']}", f"ckpt_path={first['last']}")
+    with pytest.raises(TexnetError, match="pass one of them"):
+        init_generator(module, both)
+
+
 def test_texture_mode_trains(tmp_path, coco_root):
     result = train(tiny_cfg(tmp_path, coco_root, "model.mode=texture", "trainer.max_steps=2", "trainer.val_check_interval=2"))
     assert result["global_step"] == 2 and result["metrics"]["val/content"] == 0.0

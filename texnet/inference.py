@@ -88,17 +88,25 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
             AMX CPUs, outputs differ from float32 by a few grey levels).
     """
     ckpt = read_checkpoint(checkpoint)
+    generator = checkpoint_generator(ckpt, checkpoint)
+    if "texture" not in ckpt["state_dict"]:
+        raise TexnetError(f"checkpoint '{checkpoint}' holds no texture image: re-export it with train.py")
     hparams = ckpt.get("hyper_parameters", {})
+    name = ckpt["texnet"].get("texture_name") or hparams.get("texture", {}).get("name") or "texture"
+    return Stylizer(generator, ckpt["state_dict"]["texture"], name, device=device, backend=backend, precision=precision,
+                    source=str(checkpoint))
+
+
+def checkpoint_generator(ckpt: dict, checkpoint: str | Path) -> NoiseGenerator:
+    """The trained generator of a checkpoint read by :func:`read_checkpoint` (inference, and train.py's init_from)."""
     try:
-        generator = build_generator(**hparams["model"])
+        generator = build_generator(**ckpt.get("hyper_parameters", {})["model"])
         state = ckpt["state_dict"]
         generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")})
-        texture = state["texture"]
     except (KeyError, TypeError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise TexnetError(f"checkpoint '{checkpoint}' is incomplete or does not match its model settings ({reason}): re-export it with train.py") from None
-    name = ckpt["texnet"].get("texture_name") or hparams.get("texture", {}).get("name") or "texture"
-    return Stylizer(generator, texture, name, device=device, backend=backend, precision=precision, source=str(checkpoint))
+    return generator
 
 
 def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
