@@ -1,4 +1,5 @@
 """train.py through Hydra's compose API on a tiny COCO-format set built here."""
+import csv
 import json
 import os
 from pathlib import Path
@@ -32,6 +33,11 @@ def coco_root(tmp_path_factory) -> Path:
     return root
 
 
+def val_totals(run_dir: Path) -> list[float]:
+    """The validation totals a run logged to its metrics.csv, in order."""
+    return [float(r["val/total"]) for r in csv.DictReader((run_dir / "csv" / "metrics.csv").open()) if r.get("val/total")]
+
+
 def tiny_cfg(tmp_path: Path, coco_root: Path, *overrides: str):
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=[
@@ -50,10 +56,7 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
     assert result["global_step"] == 16
     assert (run / "checkpoints" / "last.ckpt").is_file() and Path(result["best"]).is_file()
     assert (run / "config.yaml").is_file() and sorted((run / "samples").glob("step_*.png"))
-    import csv
-
-    rows = list(csv.DictReader((run / "csv" / "metrics.csv").open()))
-    val = [float(r["val/total"]) for r in rows if r.get("val/total")]
+    val = val_totals(run)
     assert len(val) == 2 and val[-1] < val[0], val  # the same fixed photos and noise: the loss fell
 
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -69,8 +72,6 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
 
 def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     """init_from: a new run (step 0, its own loss settings) that starts from a checkpoint's generator weights."""
-    import csv
-
     from texnet.module import TextureNetModule
     from train import init_generator
 
@@ -80,12 +81,7 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     fresh = train(tiny_cfg(tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"))
     assert tuned["global_step"] == 4  # a new run, not a resume at step 16
     assert torch.load(tuned["last"], map_location="cpu", weights_only=False)["hyper_parameters"]["loss"]["style_scale"] == 2
-
-    def val_total(run: dict) -> float:
-        rows = csv.DictReader((run["run_dir"] / "csv" / "metrics.csv").open())
-        return [float(r["val/total"]) for r in rows if r.get("val/total")][-1]
-
-    assert val_total(tuned) < val_total(fresh)  # it started from the trained weights
+    assert val_totals(tuned["run_dir"])[-1] < val_totals(fresh["run_dir"])[-1]  # it started from the trained weights
 
     module = TextureNetModule(model={"arch": "pyramid", "scales": 3, "channels": 4}, loss={}, optim={},
                               texture={"image": str(CONFIG_DIR.parent / "data" / "textures" / "mosaic.jpg")})
@@ -110,9 +106,7 @@ def test_residual_generator_trains_and_its_checkpoint_stylizes(tmp_path, coco_ro
     cfg = tiny_cfg(tmp_path, coco_root, "model=residual", "model.channels=8", "model.residual_blocks=2", "optim.lr=0.05",
                    "trainer.max_steps=16", "trainer.val_check_interval=8")
     result = train(cfg)
-    import csv
-
-    val = [float(r["val/total"]) for r in csv.DictReader((tmp_path / "csv" / "metrics.csv").open()) if r.get("val/total")]
+    val = val_totals(tmp_path)
     assert len(val) == 2 and val[-1] < val[0], val
     fast, slow = load(result["last"]), load(result["last"], backend="eager")
     assert isinstance(slow.generator, ResidualGenerator) and fast.backend == "onnxruntime"
