@@ -44,15 +44,9 @@ log = logging.getLogger(__name__)
 OPSET = 17
 
 
-def padded_size(generator: NoiseGenerator, height: int, width: int) -> tuple[int, int]:
-    """The size a generator works at: (H, W) padded to a multiple of ``generator.multiple`` and to at least twice it."""
-    m = generator.multiple
-    return height + max(-height % m, 2 * m - height), width + max(-width % m, 2 * m - width)
-
-
 def noise_shapes(generator: NoiseGenerator, height: int, width: int, batch: int = 1) -> list[tuple[int, int, int, int]]:
     """Shapes of the noise maps for an (H, W) image, in the order eager draws them (the pyramid's coarsest first)."""
-    full_h, full_w = padded_size(generator, height, width)
+    full_h, full_w = generator.padded_size(height, width)
     return [(batch, generator.noise_channels, full_h // r, full_w // r) for r in generator.noise_ratios]
 
 

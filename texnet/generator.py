@@ -64,22 +64,27 @@ class NoiseGenerator(nn.Module):
         self.mode, self.noise_channels, self.noise_factor = mode, noise_channels, float(noise_factor)
         self.in_channels = noise_channels + (3 if mode == "stylize" else 0)
 
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size the network works at: sides padded to a multiple of ``multiple`` and to at least twice it
+        (reflect padding at the coarsest scale needs 2 pixels)."""
+        m = self.multiple
+        return height + max(-height % m, 2 * m - height), width + max(-width % m, 2 * m - width)
+
     def prepare_input(self, content: torch.Tensor | None, size: tuple[int, int] | None,
                       batch_size: int) -> tuple[torch.Tensor | None, int, tuple[int, int], tuple[int, int]]:
-        """(padded content, batch size, output size, padded size): sides padded to a multiple of
-        ``multiple`` and to at least twice it (reflect padding at the coarsest scale needs 2 pixels)."""
+        """(padded content, batch size, output size, padded size), see :meth:`padded_size`."""
         if self.mode == "stylize":
             if content is None:
                 raise TexnetError("this generator stylises photos: pass a content image (it was trained with model.mode=stylize)")
             batch_size, height, width = content.shape[0], *content.shape[-2:]
         else:
             height, width = size if size is not None else (256, 256)
-        m = self.multiple
-        pad_h, pad_w = max(-height % m, 2 * m - height), max(-width % m, 2 * m - width)
+        full_h, full_w = self.padded_size(height, width)
+        pad_h, pad_w = full_h - height, full_w - width
         if content is not None and self.mode == "stylize":
             # reflect padding needs pad < side; replicate works for tiny inputs too
             content = F.pad(content, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
-        return content, batch_size, (height, width), (height + pad_h, width + pad_w)
+        return content, batch_size, (height, width), (full_h, full_w)
 
     def noise(self, batch_size: int, height: int, width: int, factor: float, generator: torch.Generator | None) -> torch.Tensor:
         """Uniform [0, 1) noise maps times the noise factor, on the generator's device and dtype."""

@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.export import PortableGenerator, noise_shapes, ort_session, padded_size
+from texnet.export import PortableGenerator, noise_shapes, ort_session
 from texnet.generator import NoiseGenerator, build_generator
 from texnet.image import fit_size, open_rgb, pil_to_tensor, tensor_to_pil, to_rgb
 from texnet.module import CHECKPOINT_KIND
@@ -194,7 +194,7 @@ class Stylizer:
 
     def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:
         """Refuse an image whose full-resolution forward pass would not fit in memory (see module doc)."""
-        full_h, full_w = padded_size(self.generator, height, width)
+        full_h, full_w = self.generator.padded_size(height, width)
         per_pixel = self.generator.full_res_channels * 4 * PEAK_MAPS[self.generator.arch][self.backend]
         need, free = batch * full_h * full_w * per_pixel, available_memory(self.device)
         if need > free:
