@@ -63,3 +63,17 @@ def test_real_weights_give_natural_feature_statistics(vgg, photo_path):
     # measured on natural photos with these weights (../shared/FINDINGS.md): relu1_1 mean ~19, relu5_1 ~1
     assert 5 < feats["relu1_1"].mean().item() < 60
     assert 0.05 < feats["relu5_1"].mean().item() < 5
+
+
+def test_precision_option_selects_bf16_where_fast_and_returns_fp32():
+    from texnet.vgg import bf16_is_fast
+
+    auto = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random", precision="auto")
+    fp32 = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random", precision="fp32")
+    cpu = torch.device("cpu")
+    assert not fp32.uses_bf16(cpu) and auto.uses_bf16(cpu) == bf16_is_fast(cpu)
+    forced = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random", precision="bf16")
+    out = forced(torch.rand(1, 3, 40, 40))
+    assert forced.uses_bf16(cpu) and all(v.dtype == torch.float32 for v in out.values())
+    with pytest.raises(TexnetError, match="loss.precision='fp16' is unknown"):
+        VGGFeatures(["relu1_1"], arch="vgg16", weights="random", precision="fp16")

@@ -18,13 +18,15 @@ from texnet.vgg import VGGFeatures
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+STYLE_NORMALIZATIONS = ("none", "target")
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C) with G_ij = sum_hw F_i F_j / (C H W)."""
+    """(B, C, H, W) -> (B, C, C) with G_ij = sum_hw F_i F_j / (C H W), always in fp32 (it sums C*H*W products)."""
     b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
+    with torch.autocast(features.device.type, enabled=False):
+        flat = features.float().reshape(b, c, h * w)
+        return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -54,14 +56,26 @@ class ContentLoss(nn.Module):
 
 
 class GramStyleLoss(nn.Module):
-    """Per layer: weight * MSE(Gram(x), Gram(texture)); the texture's Grams are computed once and kept as buffers."""
+    """Per layer: weight * MSE(Gram(x), Gram(texture)); the texture's Grams are computed once and kept as buffers.
 
-    def __init__(self, layers: Sequence[str], weights: Sequence[float], texture_features: dict[str, torch.Tensor]) -> None:
+    ``normalize="target"`` divides each layer's MSE by the mean squared entry of the texture's Gram, so every
+    layer's loss is a relative error of the same order whatever the layer's activation scale or the texture
+    (raw Gram MSEs differ by ~7 orders of magnitude from relu1_1 to relu5_1): unit layer weights then give
+    every layer a comparable share on any texture, instead of weights tuned by hand on one texture.
+    """
+
+    def __init__(self, layers: Sequence[str], weights: Sequence[float], texture_features: dict[str, torch.Tensor],
+                 normalize: str = "none") -> None:
         super().__init__()
         _check_weights("style", layers, weights)
+        if normalize not in STYLE_NORMALIZATIONS:
+            raise TexnetError(f"loss.style_normalize='{normalize}' is unknown: use one of {', '.join(STYLE_NORMALIZATIONS)}")
         self.layers, self.weights = list(layers), [float(w) for w in weights]
-        for name in self.layers:
-            self.register_buffer(f"target_{name}", gram_matrix(texture_features[name]).detach(), persistent=False)
+        for i, name in enumerate(self.layers):
+            target = gram_matrix(texture_features[name]).detach()
+            self.register_buffer(f"target_{name}", target, persistent=False)
+            if normalize == "target":
+                self.weights[i] /= max(target.pow(2).mean().item(), 1e-12)
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-layer weighted losses, each of shape (B,)."""
@@ -80,6 +94,7 @@ class PerceptualLoss(nn.Module):
         content_layers/content_weights: layers and per-layer weights of the content term (empty for texture synthesis).
         style_layers/style_weights: layers and per-layer weights of the style term.
         style_scale: one multiplier on the whole style term, handy for sweeps.
+        style_normalize: "target" makes each layer's style loss relative to its texture Gram (GramStyleLoss).
         tv_weight: weight of :func:`total_variation`.
 
     ``forward`` returns a dict of batch means: ``content``, ``style``, ``style/<layer>``, ``tv``, ``total``.
@@ -94,6 +109,7 @@ class PerceptualLoss(nn.Module):
         style_layers: Sequence[str] = STYLE_LAYERS,
         style_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
         style_scale: float = 1.0,
+        style_normalize: str = "none",
         tv_weight: float = 0.0,
     ) -> None:
         super().__init__()
@@ -104,7 +120,7 @@ class PerceptualLoss(nn.Module):
         self.content = ContentLoss(content_layers, content_weights)
         with torch.no_grad():
             texture_features = extractor(texture.to(extractor.mean.device), style_layers)
-        self.style = GramStyleLoss(style_layers, style_weights, texture_features)
+        self.style = GramStyleLoss(style_layers, style_weights, texture_features, style_normalize)
         self.style_scale, self.tv_weight = float(style_scale), float(tv_weight)
 
     @property
@@ -139,7 +155,8 @@ def default_loss_config() -> dict:
 
 
 def build_perceptual_loss(texture: torch.Tensor, vgg: str = "vgg19", pooling: str = "avg", weights: str = "auto",
-                          **terms: Any) -> PerceptualLoss:
+                          precision: str = "auto", **terms: Any) -> PerceptualLoss:
     """A :class:`PerceptualLoss` from the keys of a ``conf/loss`` config: VGG settings plus PerceptualLoss's arguments."""
     layers = [*terms.get("content_layers", CONTENT_LAYERS), *terms.get("style_layers", STYLE_LAYERS)]
-    return PerceptualLoss(VGGFeatures(layers, arch=vgg, pooling=pooling, weights=weights), texture, **terms)
+    extractor = VGGFeatures(layers, arch=vgg, pooling=pooling, weights=weights, precision=precision)
+    return PerceptualLoss(extractor, texture, **terms)

