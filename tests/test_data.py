@@ -56,17 +56,20 @@ def test_builtin_train_batch_shape_and_range() -> None:
     assert 0.0 <= batch.min() and batch.max() <= 1.0 and batch.std() > 0.05
 
 
-def test_builtin_val_images_fixed_and_distinct() -> None:
-    a = ContentDataModule(num_val=4, val_size=64)
-    b = ContentDataModule(num_val=4, val_size=64, image_size=32, seed=7)
+def test_builtin_val_images_fixed_distinct_and_held_out() -> None:
+    a = ContentDataModule(num_val=2, val_size=64)
+    b = ContentDataModule(num_val=2, val_size=64, image_size=32, seed=7)
     val = a.val_images()
-    assert val.shape == (4, 3, 64, 64)
+    assert val.shape == (2, 3, 64, 64)
     assert torch.equal(val, b.val_images()) and torch.equal(val, a.val_images())
     (loader_batch,) = list(a.val_dataloader())
     assert torch.equal(loader_batch, val)
-    for i in range(4):
-        for j in range(i + 1, 4):
-            assert (val[i] - val[j]).abs().mean() > 0.05
+    assert (val[0] - val[1]).abs().mean() > 0.05
+    assert a.val_files == ["astronaut.png", "coffee.png"]
+    assert not set(a.val_files) & set(a.train_files) and len(a.train_files) == 7
+    assert len(a._train.photos) == len(a.train_files)  # the training set holds only the training photos
+    with pytest.raises(TexnetError, match="holds out 2 validation photos"):
+        ContentDataModule(num_val=3)
 
 
 # ---------------------------------------------------------------- coco and folder
@@ -74,19 +77,49 @@ def test_builtin_val_images_fixed_and_distinct() -> None:
 
 def test_coco_tiny_set(tmp_path: Path) -> None:
     make_coco(tmp_path)
-    dm = ContentDataModule(source="coco", root=str(tmp_path), image_size=32, batch_size=2, num_val=2, val_size=24)
+    dm = ContentDataModule(source="coco", root=str(tmp_path), image_size=32, batch_size=2, num_val=1, val_size=24)
     batches = epoch(dm)
-    assert [b.shape for b in batches] == [(2, 3, 32, 32)]  # 3 images, drop_last
-    assert dm.val_images().shape == (2, 3, 24, 24)
+    assert [b.shape for b in batches] == [(2, 3, 32, 32)]  # 3 images, one held out
+    assert dm.val_images().shape == (1, 3, 24, 24)
     assert dm.skipped == 0
+
+
+def test_coco_validation_from_val2014_else_held_out(tmp_path: Path) -> None:
+    train_names = make_coco(tmp_path, sizes=((40, 40),) * 5)
+    dm = ContentDataModule(source="coco", root=str(tmp_path), image_size=16, batch_size=1, num_val=2, val_size=16)
+    dm.setup()
+    assert len(dm.val_files) == 2 and len(dm.train_files) == 3
+    assert not set(dm.val_files) & set(dm.train_files)
+    assert {Path(f).name for f in dm.val_files + dm.train_files} == set(train_names)
+    val_names = make_coco(tmp_path, split="val2014", sizes=((40, 40),) * 3)
+    dm = ContentDataModule(source="coco", root=str(tmp_path), image_size=16, batch_size=1, num_val=2, val_size=16)
+    dm.setup()
+    assert [Path(f).name for f in dm.val_files] == val_names[:2]  # the val split, all of train2014 trains
+    assert sorted(Path(f).name for f in dm.train_files) == train_names
+
+
+def test_folder_validation_held_out_deterministically(tmp_path: Path) -> None:
+    for i in range(6):
+        write_photo(tmp_path / f"p{i}.png", (30, 30), i)
+    first = ContentDataModule(source="folder", root=str(tmp_path), num_val=2, val_size=16)
+    first.setup()
+    assert len(first.val_files) == 2 and not set(first.val_files) & set(first.train_files)
+    assert len(first.train_files) == 4 and len(epoch(first)) == 1
+    write_photo(tmp_path / "zz_new.png", (30, 30), 9)  # a new file does not reshuffle the others' roles
+    again = ContentDataModule(source="folder", root=str(tmp_path), num_val=2, val_size=16)
+    again.setup()
+    assert set(again.val_files) <= set(first.val_files) | {str(tmp_path / "zz_new.png")}
+    assert not set(again.val_files) & set(again.train_files)
+    with pytest.raises(TexnetError, match="held out for validation"):
+        ContentDataModule(source="folder", root=str(tmp_path), num_val=7).setup()
 
 
 def test_coco_without_annotations_lists_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     make_coco(tmp_path)
     (tmp_path / "annotations" / "instances_train2014.json").unlink()
-    dm = ContentDataModule(source="coco", root=str(tmp_path), image_size=16, batch_size=1, num_val=3, val_size=16)
+    dm = ContentDataModule(source="coco", root=str(tmp_path), image_size=16, batch_size=1, num_val=1, val_size=16)
     with caplog.at_level(logging.WARNING, logger="texnet.data"):
-        assert len(epoch(dm)) == 3
+        assert len(epoch(dm)) == 2  # one of the three is held out
     assert "instances_train2014.json" in caplog.text
 
 
@@ -95,19 +128,19 @@ def test_folder_nested_case_insensitive(tmp_path: Path) -> None:
     write_photo(tmp_path / "a" / "b" / "two.png", (30, 40), 2)
     write_photo(tmp_path / "c" / "d" / "e" / "three.jpeg", (50, 50), 3)
     (tmp_path / "notes.txt").write_text("not an image")
-    dm = ContentDataModule(source="folder", root=str(tmp_path), image_size=16, batch_size=1, num_val=2, val_size=16)
+    dm = ContentDataModule(source="folder", root=str(tmp_path), image_size=16, batch_size=1, num_val=1, val_size=16)
     batches = epoch(dm)
-    assert len(batches) == 3 and all(b.shape == (1, 3, 16, 16) for b in batches)
-    assert dm.val_images().shape == (2, 3, 16, 16)
+    assert len(batches) == 2 and all(b.shape == (1, 3, 16, 16) for b in batches)
+    assert dm.val_images().shape == (1, 3, 16, 16)
 
 
 def test_corrupt_image_skipped_counted_epoch_completes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "a_broken.jpg").write_bytes(b"\x00garbage, not a jpeg" * 10)
-    for i in range(3):
+    for i in range(5):
         write_photo(tmp_path / f"photo{i}.jpg", (40, 40), i)
     dm = ContentDataModule(source="folder", root=str(tmp_path), image_size=16, batch_size=2, num_val=2, val_size=16)
     with caplog.at_level(logging.WARNING, logger="texnet.data"):
-        val = dm.val_images()  # first two *readable* images in sorted order
+        val = dm.val_images()  # first two *readable* images in held-out order
         for _ in range(2):
             batches = epoch(dm)
             assert sum(len(b) for b in batches) == 4 and all(b.shape[1:] == (3, 16, 16) for b in batches)
@@ -200,11 +233,11 @@ def test_lightning_fit_uses_datamodule() -> None:
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     probe = Probe()
-    dm = ContentDataModule(image_size=32, batch_size=2, builtin_length=4, num_val=3, val_size=32)
+    dm = ContentDataModule(image_size=32, batch_size=2, builtin_length=4, num_val=2, val_size=32)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
     trainer.fit(probe, dm)
-    assert probe.shapes == [("train", (2, 3, 32, 32))] * 2 + [("val", (3, 3, 32, 32))]
+    assert probe.shapes == [("train", (2, 3, 32, 32))] * 2 + [("val", (2, 3, 32, 32))]
 
 
 # ---------------------------------------------------------------- coco_download
@@ -274,8 +307,8 @@ def coco_server(tmp_path: Path):
 
 def check_coco_layout(root: Path) -> None:
     assert sorted(p.name for p in (root / "train2014").iterdir()) == [f"COCO_train2014_{i:012d}.jpg" for i in range(3)]
-    dm = ContentDataModule(source="coco", root=str(root), image_size=16, batch_size=3, num_val=2, val_size=16)
-    assert epoch(dm)[0].shape == (3, 3, 16, 16)
+    dm = ContentDataModule(source="coco", root=str(root), image_size=16, batch_size=2, num_val=1, val_size=16)
+    assert epoch(dm)[0].shape == (2, 3, 16, 16)
 
 
 def test_download_fresh_then_skips(coco_server, tmp_path: Path) -> None:

@@ -11,8 +11,11 @@ Three sources, picked by ``source``:
 * ``folder``: every image below a folder, recursively (your own photos).
 
 Train batches are plain float tensors (B, 3, image_size, image_size) in [0, 1]. Validation photos
-are a fixed handful, centre-cropped, identical across calls and runs: they are the samples users
-watch during training, not a held-out metric, so they are not removed from the training set.
+are a fixed handful, centre-cropped, identical across calls and runs, and never trained on, so the
+validation losses and sample grids show how the network does on photos it has not seen: builtin
+holds out ``BUILTIN_VAL_PHOTOS``; ``coco`` takes them from ``val_split`` (``val2014``) when that folder
+exists; otherwise ``coco`` and ``folder`` hold out the images whose file names rank first by hash
+(:func:`held_out_order`: deterministic, independent of listing order and of files added later).
 
 Unreadable images never stop an epoch: the dataset logs a warning (once per file and process),
 records the path in a set shared with the DataModule (``ContentDataModule.skipped``) and returns the
@@ -22,6 +25,7 @@ validation scan and ``num_workers=0`` training); the log lines still name every 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -34,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from texnet.errors import TexnetError
+from texnet.schedule import check_schedule, settings_at
 from texnet.image import IMAGE_EXTENSIONS, open_rgb, pil_to_tensor
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,9 @@ BUILTIN_PHOTOS = (
     "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
     "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "motorcycle_right.png",
 )
-BUILTIN_VAL_PHOTOS = BUILTIN_PHOTOS[:-1]
+# Held out from training: the only portrait (a face must stay recognisable) and an object close up.
+BUILTIN_VAL_PHOTOS = ("astronaut.png", "coffee.png")
+BUILTIN_TRAIN_PHOTOS = tuple(name for name in BUILTIN_PHOTOS if name not in BUILTIN_VAL_PHOTOS)
 BUILTIN_MAX_SCALE = 1.5  # builtin crops see the photo at 1x..1.5x the crop size (shorter side)
 MAX_CONSECUTIVE_SKIPS = 50  # a run this long of unreadable files means a broken dataset, not a few bad files
 DOWNLOAD_HINT = "python -m texnet.coco_download --root {root}"
@@ -123,6 +130,14 @@ def coco_images(root: Path, split: str) -> list[Path]:
     return paths
 
 
+def held_out_order(paths: list[Path], root: Path) -> list[Path]:
+    """`paths` ranked by the SHA-1 of their path below `root`: the validation photos are taken from the front."""
+    def rank(path: Path) -> str:
+        return hashlib.sha1(path.relative_to(root).as_posix().encode()).hexdigest()
+
+    return sorted(paths, key=rank)
+
+
 def shrink(img: Image.Image, shorter_side: int) -> Image.Image:
     """`img` scaled down so its shorter side is `shorter_side` (never scaled up)."""
     if min(img.size) <= shorter_side:
@@ -191,6 +206,7 @@ class ContentDataModule(pl.LightningDataModule):
         source: str = "builtin",
         root: str | None = None,
         split: str = "train2014",
+        val_split: str | None = "val2014",
         image_size: int = 256,
         batch_size: int = 4,
         num_workers: int = 0,
@@ -198,6 +214,7 @@ class ContentDataModule(pl.LightningDataModule):
         val_size: int = 256,
         builtin_length: int = 512,
         seed: int = 0,
+        schedule: list[dict] | None = None,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -211,13 +228,17 @@ class ContentDataModule(pl.LightningDataModule):
         if num_workers < 0:
             raise TexnetError(f"data.num_workers={num_workers} must be 0 or more")
         if source == "builtin" and num_val > len(BUILTIN_VAL_PHOTOS):
-            raise TexnetError(f"data.num_val={num_val}: the builtin set has {len(BUILTIN_VAL_PHOTOS)} distinct photos; use fewer")
-        self.source, self.root, self.split = source, Path(root) if root else None, split
+            raise TexnetError(f"data.num_val={num_val}: the builtin set holds out {len(BUILTIN_VAL_PHOTOS)} validation photos "
+                              f"({', '.join(BUILTIN_VAL_PHOTOS)}); use data.num_val={len(BUILTIN_VAL_PHOTOS)} or fewer")
+        self.source, self.root, self.split, self.val_split = source, Path(root) if root else None, split, val_split
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.num_val, self.val_size, self.builtin_length, self.seed = num_val, val_size, builtin_length, seed
+        self.schedule = check_schedule(schedule)  # crop and batch size by step (texnet.schedule)
         self._skipped: set[str] = set()
         self._train: Dataset | None = None
         self._val: torch.Tensor | None = None
+        self.train_files: list[str] = []  # what training draws from (names for builtin, paths otherwise)
+        self.val_files: list[str] = []    # the validation photos, disjoint from train_files
 
     @property
     def skipped(self) -> int:
@@ -236,58 +257,87 @@ class ContentDataModule(pl.LightningDataModule):
         if self.source == "builtin":
             folder = builtin_photo_dir()
             photos = {name: open_rgb(folder / name, "scikit-image sample photo") for name in BUILTIN_PHOTOS}
-            max_side = int(self.image_size * BUILTIN_MAX_SCALE) + 1
-            train_tf = v2.Compose([
-                v2.RandomResize(self.image_size, max_side, antialias=True),
-                v2.RandomCrop(self.image_size),
-                v2.RandomHorizontalFlip(),
-            ])
+            largest = max([self.image_size, *(stage.get("image_size", 0) for stage in self.schedule)])
             # Shrunk once up front so each random crop resizes a small image, not a 1411 px one.
-            small = [shrink(img, max_side) for img in photos.values()]
-            self._train = BuiltinPhotos(small, train_tf, self.builtin_length)
-            val = [pil_to_tensor(val_tf(photos[name]))[0] for name in BUILTIN_VAL_PHOTOS[: self.num_val]]
+            small = [shrink(photos[name], int(largest * BUILTIN_MAX_SCALE) + 1) for name in BUILTIN_TRAIN_PHOTOS]
+            self._train = BuiltinPhotos(small, self.train_transform(self.image_size), self.builtin_length)
+            self.train_files = list(BUILTIN_TRAIN_PHOTOS)
+            self.val_files = list(BUILTIN_VAL_PHOTOS[: self.num_val])
+            val = [pil_to_tensor(val_tf(photos[name]))[0] for name in self.val_files]
         else:
             assert self.root is not None
-            if self.source == "coco":
-                paths = coco_images(self.root, self.split)
-            else:
-                check_root("folder", self.root)
-                paths = list_images(self.root)
-            train_tf = v2.Compose([
-                v2.Resize(self.image_size, antialias=True),
-                v2.RandomCrop(self.image_size),
-                v2.RandomHorizontalFlip(),
-            ])
-            self._train = ImageFiles(paths, train_tf, self._skipped)
-            val = self._first_readable(self._train, val_tf)
+            paths, val_pool = self._listing()
+            train_tf = self.train_transform(self.image_size)
+            val, val_paths = self._first_readable(ImageFiles(val_pool, train_tf, self._skipped), val_tf)
+            held = set(val_paths)
+            train_paths = [path for path in paths if path not in held]
+            if not train_paths:
+                raise TexnetError(f"'{self.root}' has {len(paths)} images and data.num_val={self.num_val} of them are held "
+                                  "out for validation: add photos or lower data.num_val")
+            self._train = ImageFiles(train_paths, train_tf, self._skipped)
+            self.train_files, self.val_files = [str(p) for p in train_paths], [str(p) for p in val_paths]
         self._val = torch.stack(val)
 
-    def _first_readable(self, dataset: ImageFiles, transform: Callable[[Image.Image], Image.Image]) -> list[torch.Tensor]:
-        """Centre crops of the first `num_val` readable images in sorted order."""
+    def train_transform(self, size: int) -> Callable[[Image.Image], Image.Image]:
+        """Random crop + flip at `size`; builtin photos are also randomly scaled (1x..BUILTIN_MAX_SCALE)."""
+        if self.source == "builtin":
+            resize = v2.RandomResize(size, int(size * BUILTIN_MAX_SCALE) + 1, antialias=True)
+        else:
+            resize = v2.Resize(size, antialias=True)
+        return v2.Compose([resize, v2.RandomCrop(size), v2.RandomHorizontalFlip()])
+
+    def _listing(self) -> tuple[list[Path], list[Path]]:
+        """(training candidates, validation candidates in the order they are taken)."""
+        assert self.root is not None
+        if self.source == "folder":
+            check_root("folder", self.root)
+            paths = list_images(self.root)
+            return paths, held_out_order(paths, self.root)
+        paths = coco_images(self.root, self.split)
+        if self.val_split and self.val_split != self.split and (self.root / self.val_split).is_dir():
+            return paths, coco_images(self.root, self.val_split)
+        log.info("no '%s' folder in '%s': validation photos are held out of '%s' by file name", self.val_split,
+                 self.root, self.split)
+        return paths, held_out_order(paths, self.root)
+
+    def _first_readable(self, dataset: ImageFiles, transform: Callable[[Image.Image], Image.Image]
+                        ) -> tuple[list[torch.Tensor], list[Path]]:
+        """Centre crops of the first `num_val` readable images of `dataset`, and their paths."""
         val: list[torch.Tensor] = []
+        paths: list[Path] = []
         for index in range(len(dataset)):
             img = dataset.open(index)
             if img is not None:
                 val.append(pil_to_tensor(transform(img))[0])
+                paths.append(dataset.paths[index])
                 if len(val) == self.num_val:
-                    return val
+                    return val, paths
         if not val:
             raise TexnetError(f"no readable image in '{self.root}': every file failed to open (see the warnings above)")
         log.warning("only %d readable images for %d validation photos", len(val), self.num_val)
-        return val
+        return val, paths
 
     def train_dataloader(self) -> DataLoader:
+        """Batches at the crop and batch size in force at the trainer's step (see texnet.schedule).
+
+        Lightning calls this again at every epoch when a schedule is set (train.py sets
+        reload_dataloaders_every_n_epochs), so the shuffling seed moves on with the epoch.
+        """
         self.setup()
         assert self._train is not None
+        trainer = self.trainer
+        step, epoch = (trainer.global_step, trainer.current_epoch) if trainer is not None else (0, 0)
+        settings = settings_at(self.schedule, step, {"image_size": self.image_size, "batch_size": self.batch_size})
+        self._train.transform = self.train_transform(settings["image_size"])
         return DataLoader(
             self._train,
-            batch_size=self.batch_size,
+            batch_size=settings["batch_size"],
             shuffle=True,
             num_workers=self.num_workers,
             # Tiny folders (fewer photos than a batch) still yield one short batch per epoch.
-            drop_last=len(self._train) > self.batch_size,
-            generator=torch.Generator().manual_seed(self.seed),
-            persistent_workers=self.num_workers > 0,
+            drop_last=len(self._train) > settings["batch_size"],
+            generator=torch.Generator().manual_seed(self.seed + epoch if self.schedule else self.seed),
+            persistent_workers=self.num_workers > 0 and not self.schedule,
         )
 
     def val_dataloader(self) -> DataLoader:
