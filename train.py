@@ -33,6 +33,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         texture=texture,
+        schedule=OmegaConf.to_container(cfg.data.schedule) if cfg.data.get("schedule") else None,
     )
     if cfg.init_from:
         init_generator(module, cfg)
@@ -45,7 +46,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         LearningRateMonitor(logging_interval="step"),
     ]
     loggers = [instantiate(spec) for spec in cfg.logger.values()] if cfg.logger else []
-    trainer: pl.Trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers)
+    # A schedule changes crop/batch size between epochs: the data loader is rebuilt at each epoch.
+    reload = {"reload_dataloaders_every_n_epochs": 1} if module.schedule else {}
+    trainer: pl.Trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers, **reload)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)

@@ -14,6 +14,7 @@ import torch
 
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
+from texnet.schedule import check_schedule, settings_at, stage_index
 from texnet.textures import load_texture, texture_name
 
 CHECKPOINT_KIND = "texnet.TextureNetModule"
@@ -29,10 +30,15 @@ class TextureNetModule(pl.LightningModule):
         optim: ``lr``, ``step_size`` (steps between decays) and ``gamma`` (decay factor) (conf/optim).
         texture: ``image`` (path) and ``size`` (conf/texture).
         texture_image: the texture tensor; read from ``texture.image`` when not given.
+        schedule: stages that change the style scale (and, in the data module, crop and batch size) at given
+            steps (texnet.schedule); a stage change ends the epoch so that the data is reloaded at the new size.
     """
 
-    def __init__(self, model: dict, loss: dict, optim: dict, texture: dict, texture_image: torch.Tensor | None = None) -> None:
+    def __init__(self, model: dict, loss: dict, optim: dict, texture: dict, texture_image: torch.Tensor | None = None,
+                 schedule: list[dict] | None = None) -> None:
         super().__init__()
+        self.schedule = check_schedule(schedule)
+        self._stage: int | None = None
         self.save_hyperparameters(ignore=["texture_image"])
         self.generator = build_generator(**model)
         if texture_image is None:
@@ -68,12 +74,27 @@ class TextureNetModule(pl.LightningModule):
         output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], generator=generator)
         return self.perceptual(output)
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Throughput over the whole previous step (data, forward, backward, optimiser, callbacks)."""
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        """Applies the schedule's stage; -1 (Lightning: end this epoch) when a new stage needs new data.
+
+        Also logs the throughput over the whole previous step (data, forward, backward, optimiser, callbacks).
+        """
+        stage = stage_index(self.schedule, self.global_step)
+        if stage != self._stage:
+            first = self._stage is None  # start or resume: the data loader was built for this step already
+            self._stage = stage
+            self._step_started = None
+            settings = settings_at(self.schedule, self.global_step, {"style_scale": self.hparams.loss.get("style_scale", 1.0)})
+            self.perceptual.style_scale = float(settings["style_scale"])
+            if not first:
+                return -1
         now = time.perf_counter()
         if self._step_started is not None:
             self.log("train/images_per_s", batch.shape[0] / (now - self._step_started))
         self._step_started = now
+        if self.schedule:
+            self.log_dict({"train/image_size": float(batch.shape[-1]), "train/style_scale": self.perceptual.style_scale})
+        return None
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         terms = self.model_step(batch)
@@ -82,8 +103,15 @@ class TextureNetModule(pl.LightningModule):
         return terms["total"]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        """Validation losses with the run's own loss settings (not a schedule's style scale), so that they
+        compare across stages and with Gatys under the same weights."""
         generator = torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx)
-        terms = self.model_step(batch, generator)
+        scheduled = self.perceptual.style_scale
+        self.perceptual.style_scale = float(self.hparams.loss.get("style_scale", 1.0))
+        try:
+            terms = self.model_step(batch, generator)
+        finally:
+            self.perceptual.style_scale = scheduled
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> dict:
