@@ -1,15 +1,17 @@
-"""The texture network against the Gatys baseline on the same photos, the same loss and weights.
+"""The texture network against the Gatys baseline on held-out photos, the same loss and the same weights.
 
-For each fixed validation photo of the built-in set: the trained network's content/style loss and
-forward time, and Gatys L-BFGS (from the photo) losses after 50 and 100 iterations and its time.
-Prints per-photo rows, the means, and the ratios measured in this one run. Gatys results are cached in
-bench/results/quality_vs_gatys/ (keyed by photo, size, iterations, loss config and texture), so comparing
-further checkpoints costs only their forward passes; --no-cache recomputes them.
+For each photo: the network's content/style loss (and per style layer) and forward time, and Gatys L-BFGS
+from the photo after half and all of `--iterations`, scored by the same PerceptualLoss. The photos are the
+builtin set's held-out validation photos (never trained on) unless `--photos DIR` names your own (use photos
+the network did not train on). Prints per-photo rows, means, the ratios network / Gatys overall and per
+layer, the target check, and writes a picture with one row per photo: photo | network | Gatys.
 
-Both are scored with the checkpoint's training loss, or with `--loss default` (conf/loss/default.yaml, the
-weights of the Gatys baseline) for a network trained with other weights, e.g. `loss.style_scale=3`.
+Gatys results are cached in bench/results/quality_vs_gatys/ (keyed by photo, texture, loss and iterations),
+so comparing more checkpoints costs only their forward passes; `--no-cache` recomputes them. Without
+`--checkpoint`, only Gatys runs (a baseline for `--texture`).
 
-    .venv/bin/python bench/quality_vs_gatys.py --checkpoint runs/mosaic/<date>/checkpoints/last.ckpt [--size 256]
+    .venv/bin/python bench/quality_vs_gatys.py --checkpoint runs/mosaic/<date>/checkpoints/last.ckpt
+    .venv/bin/python bench/quality_vs_gatys.py --checkpoint my.ckpt --photos ~/held_out --texture my_texture.jpg
 """
 from __future__ import annotations
 
@@ -19,17 +21,21 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
+from torchvision.transforms import v2
 
-from texnet.data import ContentDataModule
+from texnet.data import BUILTIN_VAL_PHOTOS, builtin_photo_dir, list_images
 from texnet.gatys import run_gatys
-from texnet.image import save_image
+from texnet.image import load_image, open_rgb, pil_to_tensor, save_image
 from texnet.inference import load, read_checkpoint
 from texnet.losses import build_perceptual_loss, default_loss_config
+from texnet.textures import load_texture
 
 CACHE_DIR = Path(__file__).parent / "results" / "quality_vs_gatys"
+TARGET_STYLE, TARGET_CONTENT, TARGET_LAYER = 1.0, 1.25, 3.0  # issue 14's targets, as ratios to Gatys
 
 
 def gatys_key(photo: torch.Tensor, texture: torch.Tensor, loss_cfg: dict, iterations: int) -> str:
@@ -42,81 +48,124 @@ def gatys_key(photo: torch.Tensor, texture: torch.Tensor, loss_cfg: dict, iterat
     return digest.hexdigest()[:16]
 
 
+def held_out_photos(folder: str | None, size: int) -> tuple[list[str], torch.Tensor]:
+    """Names and centre crops (size x size) of the builtin validation photos, or of every image in `folder`."""
+    paths = list_images(Path(folder).expanduser()) if folder else [builtin_photo_dir() / n for n in BUILTIN_VAL_PHOTOS]
+    if not paths:
+        raise SystemExit(f"error: --photos {folder} holds no images")
+    crop = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+    return [p.name for p in paths], torch.cat([pil_to_tensor(crop(open_rgb(p, "photo"))) for p in paths])
+
+
+def terms_of(perceptual, image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+    with torch.no_grad():
+        return {k: v.item() for k, v in perceptual(image, perceptual.content_targets(photo)).items()}
+
+
 def run_baseline(photo: torch.Tensor, texture_path: Path, texture_size: int, loss_cfg: dict, iterations: int, tmp: Path,
-                 name: str) -> dict:
-    """Gatys L-BFGS from the photo: content/style at iterations/2 and at the end, and its seconds."""
-    photo_path = save_image(photo, tmp / f"{name}.png")
+                 name: str, perceptual) -> tuple[dict, torch.Tensor]:
+    """Gatys L-BFGS from the photo: its terms at the end, content/style at iterations/2, seconds, and the image."""
+    photo_path = save_image(photo, tmp / f"{name}.png", overwrite=True)
     result = run_gatys(texture_path, tmp / f"gatys_{name}", content=photo_path, loss=loss_cfg, iterations=iterations,
                        max_size=max(photo.shape[-2:]), texture_size=texture_size, save_every=0, progress=False)
     log = [line.split(",") for line in result.log_path.read_text().splitlines()[1:]]
     half = {int(r[0]): r for r in log}[iterations // 2]
-    return {"g50_content": float(half[1]), "g50_style": float(half[2]),
-            "g_content": result.final["content"], "g_style": result.final["style"], "g_s": result.seconds}
+    image = load_image(result.image_path)
+    return {"half_content": float(half[1]), "half_style": float(half[2]), "seconds": result.seconds,
+            "terms": terms_of(perceptual, image, photo)}, image
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--size", type=int, default=256, help="side of the validation crops")
-    parser.add_argument("--photos", type=int, default=4)
+    parser.add_argument("--checkpoint", help="the network to score (omit to run only Gatys)")
+    parser.add_argument("--photos", help="folder of held-out photos (default: the builtin validation photos)")
+    parser.add_argument("--texture", help="texture image (default: the checkpoint's texture)")
+    parser.add_argument("--size", type=int, default=256, help="side of the centre-cropped photos")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--no-cache", action="store_true", help="recompute the Gatys results even if cached")
-    parser.add_argument("--loss", choices=["checkpoint", "default"], default="checkpoint",
-                        help="weights both are scored with: the network's training loss or conf/loss/default.yaml")
+    parser.add_argument("--loss", choices=["default", "checkpoint"], default="default",
+                        help="weights both are scored with: conf/loss/default.yaml (default) or the network's training loss")
+    parser.add_argument("--picture", help="where to write photo | network | Gatys (default: bench/results/...png)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    if not args.checkpoint and not args.texture:
+        raise SystemExit("error: give --checkpoint, --texture, or both")
     torch.manual_seed(0)
 
-    ckpt = read_checkpoint(args.checkpoint)
-    trained_with = ckpt["hyper_parameters"]["loss"]
+    ckpt = read_checkpoint(args.checkpoint) if args.checkpoint else None
+    trained_with = ckpt["hyper_parameters"]["loss"] if ckpt else default_loss_config()
     loss_cfg = trained_with if args.loss == "checkpoint" else default_loss_config()
-    texture = ckpt["state_dict"]["texture"]
-    stylizer = load(args.checkpoint, device="cpu", backend="eager")
+    texture = load_texture(args.texture, 256) if args.texture else ckpt["state_dict"]["texture"]
+    stylizer = load(args.checkpoint, device="cpu", backend="eager") if ckpt else None
     perceptual = build_perceptual_loss(texture, **loss_cfg)
-    photos = ContentDataModule(num_val=args.photos, val_size=args.size).val_images()
+    names, photos = held_out_photos(args.photos, args.size)
+    layers = list(perceptual.style.layers)
 
-    rows, cached = [], 0
+    rows, cached, picture = [], 0, []
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         texture_path = save_image(texture, Path(tmp) / "texture.png")
-        for i, photo in enumerate(photos):
+        for i, (name, photo) in enumerate(zip(names, photos)):
             photo = photo[None]
-            stylizer.stylize(photo, seed=0)  # warm-up
-            start = time.perf_counter()
-            output = stylizer.stylize(photo, seed=0)
-            net_seconds = time.perf_counter() - start
-            with torch.no_grad():
-                net = perceptual(output, perceptual.content_targets(photo))
-            cache = CACHE_DIR / f"gatys_{gatys_key(photo, texture, loss_cfg, args.iterations)}.json"
-            if cache.is_file() and not args.no_cache:
-                gatys, source = json.loads(cache.read_text()), f" (cached: {cache.name})"
+            row: dict = {}
+            if stylizer is not None:
+                stylizer.stylize(photo, seed=0)  # warm-up
+                start = time.perf_counter()
+                output = stylizer.stylize(photo, seed=0)
+                row["net_s"] = time.perf_counter() - start
+                row["net"] = terms_of(perceptual, output, photo)
+            key = gatys_key(photo, texture, loss_cfg, args.iterations)
+            cache, cache_png = CACHE_DIR / f"gatys_{key}.json", CACHE_DIR / f"gatys_{key}.png"
+            if cache.is_file() and cache_png.is_file() and not args.no_cache:
+                gatys, gatys_image = json.loads(cache.read_text()), load_image(cache_png)
                 cached += 1
             else:
-                gatys, source = run_baseline(photo, texture_path, max(texture.shape[-2:]), loss_cfg, args.iterations, Path(tmp),
-                                              f"photo{i}"), ""
+                gatys, gatys_image = run_baseline(photo, texture_path, max(texture.shape[-2:]), loss_cfg, args.iterations,
+                                                  Path(tmp), f"photo{i}", perceptual)
                 cache.write_text(json.dumps(gatys))
-            rows.append({"net_content": net["content"].item(), "net_style": net["style"].item(), "net_s": net_seconds, **gatys})
-            r = rows[-1]
-            print(f"photo {i}: network content {r['net_content']:.1f} style {r['net_style']:.1f} ({r['net_s'] * 1e3:.0f} ms) | "
-                  f"Gatys@{args.iterations // 2} content {r['g50_content']:.1f} style {r['g50_style']:.1f} | "
-                  f"Gatys@{args.iterations} content {r['g_content']:.1f} style {r['g_style']:.1f} ({r['g_s']:.1f} s){source}",
-                  flush=True)
+                save_image(gatys_image, cache_png, overwrite=True)
+            row["gatys"] = gatys
+            rows.append(row)
+            picture.append(torch.cat([photo, *([output] if stylizer else []), gatys_image], dim=3))
+            g = gatys["terms"]
+            net = (f"network content {row['net']['content']:.2f} style {row['net']['style']:.3g} "
+                   f"({row['net_s'] * 1e3:.0f} ms) | ") if stylizer else ""
+            print(f"{name}: {net}Gatys@{args.iterations} content {g['content']:.2f} style {g['style']:.3g} "
+                  f"({gatys['seconds']:.1f} s{', cached' if cache.is_file() and cached else ''})", flush=True)
 
-    mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
-    source = "the checkpoint's" if args.loss == "checkpoint" else "conf/loss/default.yaml's"
-    print(f"\n{len(rows)} validation photos at {args.size} px, scored with {source} loss weights (the same for both)")
-    if loss_cfg != trained_with:
+    def mean(get) -> float:
+        return sum(get(r) for r in rows) / len(rows)
+
+    where = f"{args.photos} ({len(rows)} photos)" if args.photos else f"the builtin held-out photos {', '.join(names)}"
+    print(f"\n{where} at {args.size} px; both scored with "
+          f"{'the checkpoint' if args.loss == 'checkpoint' else 'conf/loss/default.yaml'}'s loss weights")
+    if ckpt and loss_cfg != trained_with:
         changed = sorted(k for k in {*loss_cfg, *trained_with} if loss_cfg.get(k) != trained_with.get(k))
         print(f"the network was trained with other loss settings: {', '.join(f'{k}={trained_with.get(k)}' for k in changed)}")
-    print(f"{'':22} {'content':>9} {'style':>9} {'s/image':>9}")
-    print(f"{'texture network':22} {mean['net_content']:9.2f} {mean['net_style']:9.2f} {mean['net_s']:9.3f}")
-    print(f"{'Gatys L-BFGS x' + str(args.iterations // 2):22} {mean['g50_content']:9.2f} {mean['g50_style']:9.2f}")
-    print(f"{'Gatys L-BFGS x' + str(args.iterations):22} {mean['g_content']:9.2f} {mean['g_style']:9.2f} {mean['g_s']:9.1f}")
-    print(f"ratios (network / Gatys x{args.iterations}): style {mean['net_style'] / mean['g_style']:.2f}, "
-          f"content {mean['net_content'] / mean['g_content']:.2f}, time {mean['g_s'] / mean['net_s']:.0f}x faster"
-          + (f" (Gatys seconds of {cached} photo(s) come from an earlier run: --no-cache to time both now)" if cached else ""))
-    target = mean["net_style"] <= mean["g_style"] and mean["net_content"] <= 1.5 * mean["g_content"]
-    print(f"quality target (style <= Gatys x{args.iterations}, content <= 1.5x): {'met' if target else 'not met'}")
+    keys = ["content", "style", *(f"style/{layer}" for layer in layers)]
+    print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys))
+    gatys_mean = {k: mean(lambda r, k=k: r["gatys"]["terms"][k]) for k in keys}
+    print(f"{'Gatys x' + str(args.iterations):18}" + "".join(f"{gatys_mean[k]:11.4g}" for k in keys))
+    if stylizer is None:
+        return
+    net_mean = {k: mean(lambda r, k=k: r["net"][k]) for k in keys}
+    ratio = {k: net_mean[k] / max(gatys_mean[k], 1e-12) for k in keys}
+    print(f"{'texture network':18}" + "".join(f"{net_mean[k]:11.4g}" for k in keys))
+    print(f"{'network / Gatys':18}" + "".join(f"{ratio[k]:11.2f}" for k in keys))
+    worst = max(layers, key=lambda layer: ratio[f"style/{layer}"])
+    seconds = mean(lambda r: r["gatys"]["seconds"]) / mean(lambda r: r["net_s"])
+    print(f"network {mean(lambda r: r['net_s']):.3f} s per photo, {seconds:.0f}x faster than Gatys"
+          + (f" (Gatys seconds of {cached} photo(s) come from an earlier run)" if cached else ""))
+    met = (ratio["style"] <= TARGET_STYLE and ratio["content"] <= TARGET_CONTENT
+           and ratio[f"style/{worst}"] <= TARGET_LAYER)
+    print(f"quality target (style <= {TARGET_STYLE:g}x, content <= {TARGET_CONTENT:g}x, every style layer <= "
+          f"{TARGET_LAYER:g}x Gatys x{args.iterations}): {'met' if met else 'not met'} (style {ratio['style']:.2f}x, "
+          f"content {ratio['content']:.2f}x, worst layer {worst} {ratio[f'style/{worst}']:.2f}x)")
+    out = Path(args.picture) if args.picture else CACHE_DIR.parent / f"quality_{Path(args.checkpoint).parent.parent.name}.png"
+    path = save_image(torch.cat(picture, dim=2), out, overwrite=True)
+    print(f"picture (photo | network | Gatys, one row per photo): {path}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 The classic style images (mosaic.jpg etc.) cannot be redistributed, so texnet ships
 textures drawn by this script: a stained-glass mosaic, swirling brush strokes and pebbles.
 Run: python scripts/make_textures.py
+
+It also draws three textures that no default was tuned on, for measuring how the defaults carry over
+to new textures (bench/textures/: stained glass with thick leading, curved brush strokes, a woven
+pattern); they are not built-in textures.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from scipy.spatial import cKDTree
 
 SIZE = 512
 OUT = Path(__file__).resolve().parents[1] / "data" / "textures"
+HELD_OUT = Path(__file__).resolve().parents[1] / "bench" / "textures"
 
 
 def voronoi(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,13 +84,61 @@ def pebbles(rng: np.random.Generator) -> np.ndarray:
     return base[cell] * (0.25 + 0.85 * dome) + grain
 
 
+def stained(rng: np.random.Generator) -> np.ndarray:
+    """Large glass cells in jewel colours with thick dark leading lines."""
+    palette = np.array([[180, 20, 40], [20, 60, 170], [230, 180, 20], [20, 140, 60], [140, 30, 150], [240, 110, 20]]) / 255.0
+    cell, d1, d2 = voronoi(rng, 70)
+    colours = palette[rng.integers(0, len(palette), cell.max() + 1)] * rng.uniform(0.75, 1.1, size=(cell.max() + 1, 1))
+    streak = gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), (1, 12), mode="wrap")[..., None] * 0.08
+    lead = np.clip((d2 - d1 - 4.0) / 2.0, 0, 1)[..., None]
+    return (colours[cell] + streak) * lead + 0.04 * (1 - lead)
+
+
+def strokes(rng: np.random.Generator) -> np.ndarray:
+    """Short curved brush strokes of a few colours on a pale ground, in many directions."""
+    img = np.ones((SIZE, SIZE, 3)) * np.array([0.93, 0.9, 0.82])
+    colours = np.array([[0.1, 0.2, 0.5], [0.75, 0.2, 0.1], [0.1, 0.45, 0.3], [0.95, 0.7, 0.1], [0.15, 0.1, 0.1]])
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    for _ in range(420):
+        cx, cy = rng.uniform(0, SIZE, 2)
+        r, a0, span = rng.uniform(25, 60), rng.uniform(0, 2 * np.pi), rng.uniform(0.6, 1.4)
+        width = rng.uniform(2.5, 5.0)
+        ox, oy = cx - r * np.cos(a0), cy - r * np.sin(a0)  # the arc's centre
+        dx, dy = (xx - ox + SIZE / 2) % SIZE - SIZE / 2, (yy - oy + SIZE / 2) % SIZE - SIZE / 2
+        ang = (np.arctan2(dy, dx) - a0 + np.pi) % (2 * np.pi) - np.pi
+        on = (np.abs(np.hypot(dx, dy) - r) < width) & (ang > 0) & (ang < span)
+        img[on] = colours[rng.integers(0, len(colours))] * rng.uniform(0.85, 1.1)
+    return img + rng.normal(0, 0.02, img.shape)
+
+
+def weave(rng: np.random.Generator) -> np.ndarray:
+    """Basket weave: alternating horizontal and vertical bands with shading across each band."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    period = 32
+    cx, cy = (xx // period).astype(int), (yy // period).astype(int)
+    horizontal = (cx + cy) % 2 == 0
+    u = np.where(horizontal, yy % period, xx % period) / period
+    shade = 0.55 + 0.45 * np.sin(np.pi * u)
+    warm, cool = np.array([0.78, 0.55, 0.3]), np.array([0.35, 0.42, 0.5])
+    img = np.where(horizontal[..., None], warm, cool) * shade[..., None]
+    fibre = gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), (0.6, 5), mode="wrap")
+    fibre = np.where(horizontal, fibre, gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), (5, 0.6), mode="wrap"))
+    return img + 0.05 * fibre[..., None]
+
+
+def save(img: np.ndarray, path: Path) -> None:
+    pil = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8), "RGB").filter(ImageFilter.SMOOTH)
+    pil.save(path, quality=92)
+    print("wrote", path)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for seed, (name, draw) in enumerate({"mosaic": mosaic, "starry": swirls, "pebbles": pebbles}.items()):
-        img = np.clip(draw(np.random.default_rng(seed)), 0, 1)
-        pil = Image.fromarray((img * 255).astype(np.uint8), "RGB").filter(ImageFilter.SMOOTH)
-        pil.save(OUT / f"{name}.jpg", quality=92)
-        print("wrote", OUT / f"{name}.jpg")
+        save(draw(np.random.default_rng(seed)), OUT / f"{name}.jpg")
+    HELD_OUT.mkdir(parents=True, exist_ok=True)
+    for seed, (name, draw) in enumerate({"stained": stained, "strokes": strokes, "weave": weave}.items(), start=10):
+        save(draw(np.random.default_rng(seed)), HELD_OUT / f"{name}.jpg")
 
 
 if __name__ == "__main__":
