@@ -130,7 +130,7 @@ class GatysResult:
 
 
 def initial_image(init: str, content: torch.Tensor | None, texture: torch.Tensor, size: tuple[int, int],
-                  generator: torch.Generator) -> torch.Tensor:
+                  rng: torch.Generator) -> torch.Tensor:
     """content: the photo; style: the texture resized to the output size; noise: 0.5 + 0.05 * N(0, 1).
 
     Small noise around mid-grey rather than full-range noise: the VGG loss does not see pixel-level
@@ -142,7 +142,7 @@ def initial_image(init: str, content: torch.Tensor | None, texture: torch.Tensor
         return content.clone()
     if init == "style":
         return F.interpolate(texture, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
-    return (0.5 + 0.05 * torch.randn(1, 3, *size, generator=generator)).clamp(0, 1)
+    return (0.5 + 0.05 * torch.randn(1, 3, *size, generator=rng)).clamp(0, 1)
 
 
 def run_gatys(
@@ -197,7 +197,7 @@ def run_gatys(
     out_dir = Path(output) if overwrite else next_free_dir(output)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "losses.csv").unlink(missing_ok=True)
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     full = tuple(photo.shape[-2:]) if photo is not None else (size, size)
     stages = [(full, iterations)]
     if coarse_to_fine and min(full) >= 64:
@@ -213,7 +213,7 @@ def run_gatys(
     for stage_size, stage_iters in stages:
         stage_content = None if photo is None else F.interpolate(photo, size=stage_size, mode="area")
         if image is None:
-            image = initial_image(init, stage_content, style_image, stage_size, generator)
+            image = initial_image(init, stage_content, style_image, stage_size, rng)
         else:
             image = F.interpolate(image, size=stage_size, mode="bilinear", align_corners=False)
         module = GatysModule(perceptual, image, stage_content, optimizer, lr)

@@ -12,11 +12,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from texnet.checkpoint import mark_checkpoint
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
 from texnet.textures import load_texture, texture_name
 
-CHECKPOINT_KIND = "texnet.TextureNetModule"
 VAL_SEED = 1234  # fixed noise for validation losses and samples, so curves and grids are comparable
 
 
@@ -57,15 +57,15 @@ class TextureNetModule(pl.LightningModule):
     on_validation_start = on_fit_start
 
     def forward(self, content: torch.Tensor | None = None, noise_factor: float | None = None,
-                size: tuple[int, int] | None = None, batch_size: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.generator(content, noise_factor=noise_factor, size=size, batch_size=batch_size, generator=generator)
+                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None) -> torch.Tensor:
+        return self.generator(content, noise_factor=noise_factor, size=size, batch_size=batch_size, rng=rng)
 
-    def model_step(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def model_step(self, batch: torch.Tensor, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Losses of the generator's output for one batch of content photos (shared by train and val)."""
         if self.generator.mode == "stylize":
-            output = self(batch, generator=generator)
+            output = self(batch, rng=rng)
             return self.perceptual(output, self.perceptual.content_targets(batch))
-        output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], generator=generator)
+        output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], rng=rng)
         return self.perceptual(output)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -82,8 +82,8 @@ class TextureNetModule(pl.LightningModule):
         return terms["total"]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        generator = torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx)
-        terms = self.model_step(batch, generator)
+        rng = torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx)
+        terms = self.model_step(batch, rng)
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> dict:
@@ -93,4 +93,4 @@ class TextureNetModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["texnet"] = {"kind": CHECKPOINT_KIND, "texture_name": self.texture_name}
+        mark_checkpoint(checkpoint, self.texture_name)
