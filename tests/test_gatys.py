@@ -3,14 +3,13 @@ import csv
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from texnet.errors import TexnetError
 from texnet.gatys import run_gatys, stylize, synthesize
-from texnet.textures import CONFIG_DIR
+from texnet.losses import default_loss_config
 
-LOSS = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
+LOSS = default_loss_config()
 FAST = dict(loss={**LOSS, "vgg": "vgg16"}, max_size=64, size=64, texture_size=64, progress=False, accelerator="cpu")
 
 

@@ -172,7 +172,7 @@ def run_gatys(
     Args:
         texture: a texture name from conf/texture/ or an image path.
         output: run folder; if it exists (and not `overwrite`) a fresh `output-2`, `output-3`, ... is used.
-        loss: keys of conf/loss (VGG, layers, weights); default conf/loss/default.yaml. Texture synthesis drops the content term.
+        loss: keys of a loss config (VGG, layers, weights); default texnet/resources/loss/default.yaml. Texture synthesis drops the content term.
         optimizer: "lbfgs" (fast convergence, the classic choice) or "adam" (cheaper steps, lr ~0.02).
         init: "content" | "noise" | "style" (default: content when stylising, noise otherwise).
         max_size: longer side of the stylised photo; `size`: side of a synthesised texture.
