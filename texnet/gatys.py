@@ -41,7 +41,9 @@ class GatysModule(pl.LightningModule):
                  optimizer: str = "lbfgs", lr: float = 1.0) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.perceptual = loss
+        # Kept out of the module tree, as in TextureNetModule: the loss is not optimised, and its frozen VGG stays in
+        # eval mode, which Lightning would report as a possible mistake at the start of every fit.
+        self.__dict__["perceptual"] = loss
         self.image = nn.Parameter(init.detach().clone().clamp_(0, 1))
         self.register_buffer("content", content, persistent=False)
         self.optimizer_name, self.lr = optimizer, lr
@@ -49,6 +51,7 @@ class GatysModule(pl.LightningModule):
         self.last_terms: dict[str, float] = {}
 
     def on_fit_start(self) -> None:
+        self.perceptual.to(self.device)
         if self.content is not None:
             self.content_targets = self.perceptual.content_targets(self.content)
 
@@ -61,7 +64,9 @@ class GatysModule(pl.LightningModule):
         return torch.optim.Adam([self.image], lr=self.lr)
 
     def evaluate(self) -> dict[str, torch.Tensor]:
-        return self.perceptual(self.image, self.content_targets or None)
+        device = self.image.device  # after a fit on a GPU, Lightning has moved the image (not the loss) back to the CPU
+        targets = {name: target.to(device) for name, target in self.content_targets.items()}
+        return self.perceptual.to(device)(self.image, targets or None)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         optimizer = self.optimizers()

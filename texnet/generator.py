@@ -195,7 +195,7 @@ class PyramidGenerator(NoiseGenerator):
             raise TexnetError("model.scales must be >= 1")
         self.scales = scales
         self.branches = nn.ModuleList(ConvBlock(self.in_channels, channels, norm, padding) for _ in range(scales))
-        # Joins for scales 2..K: normalise the upsampled coarse stack and the new branch, concat, conv block.
+        # Joins for scales 2..K: normalise the coarse stack (then upsample it) and the new branch, concat, conv block.
         self.coarse_norms = nn.ModuleList(norm_layer(norm, channels * i) for i in range(1, scales))
         self.branch_norms = nn.ModuleList(norm_layer(norm, channels) for _ in range(1, scales))
         self.joins = nn.ModuleList(ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales))
