@@ -117,3 +117,17 @@ def test_outputs_are_those_of_the_reference_commit(arch, mode):
     out = reference_output(arch, mode)
     assert out.shape == (1, 3, 13, 22)
     torch.testing.assert_close(out[0, :, ::6, ::10].flatten(), torch.tensor(REFERENCE_OUTPUTS[arch, mode]), atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+def test_given_noise_is_the_noise_forward_draws(arch):
+    """forward(noise=draw_noise(...)) is forward(rng=...) with the same seed: one draw, used by eager and exported models."""
+    g = build_generator(arch=arch, **({"scales": 3} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}))
+    x = torch.rand(2, 3, 21, 30)
+    with torch.no_grad():
+        drawn = g(x, noise_factor=0.3, rng=torch.Generator().manual_seed(5))
+        noise = g.draw_noise(2, 21, 30, 0.3, rng=torch.Generator().manual_seed(5))
+        assert [tuple(n.shape) for n in noise] == g.noise_shapes(2, *g.padded_size(21, 30))
+        assert torch.equal(g(x, noise=noise), drawn)
+        with pytest.raises(TexnetError, match=f"got 0 noise maps; this network takes {len(noise)}"):
+            g(x, noise=[])

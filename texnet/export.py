@@ -16,6 +16,7 @@ Inputs and output of an exported model (float32, images in [0, 1]):
         where Hp, Wp are H, W padded up to a multiple of ``multiple`` and to at least twice it
         (``generator.noise_shapes``, drawn by ``generator.draw_noise``). A texture model's output is Hp x Wp.
     output: ``output`` (B, 3, H, W).
+Batch-norm networks normalise over the batch, as eager does (texnet.inference feeds them one image at a time).
 """
 from __future__ import annotations
 

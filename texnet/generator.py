@@ -142,6 +142,8 @@ class NoiseGenerator(nn.Module):
                ) -> tuple[list[torch.Tensor], tuple[int, int]]:
         """The network's input at each noise scale (the pooled content next to its noise, or the noise alone) and the
         output size: what both forward passes start from."""
+        if noise is not None and len(noise) != len(self.noise_ratios):
+            raise TexnetError(f"got {len(noise)} noise maps; this network takes {len(self.noise_ratios)}, one per scale (see draw_noise)")
         content, batch_size, (height, width) = self.prepare_input(content, size, batch_size, noise)
         if noise is None:
             noise = self.draw_noise(batch_size, height, width, noise_factor, rng)
