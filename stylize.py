@@ -19,12 +19,11 @@ from pathlib import Path
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
+from texnet.batch import check_failures, stylize_files
 from texnet.errors import TexnetError
-from texnet.image import IMAGE_EXTENSIONS, next_free_file, save_image, tensor_to_pil
-from texnet.inference import Stylizer, load, prepare_image
+from texnet.image import IMAGE_EXTENSIONS, next_free_file, save_image
+from texnet.inference import Stylizer, load
 from texnet.textures import texture_name
 
 log = logging.getLogger("texnet.stylize")
@@ -104,52 +103,16 @@ def output_target(cfg: DictConfig, default: Path, count: int) -> tuple[Path | No
 
 
 def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
-    """Stylise every input; photos of equal (resized) size are batched up to cfg.batch_size."""
+    """Stylise every input (texnet.batch: photos of equal resized size are batched up to cfg.batch_size)."""
     inputs = collect_inputs(cfg.input)
     single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, len(inputs))
     names = OutputNames(cfg.overwrite)
-    written: list[Path] = []
-    failures: list[tuple[Path, str]] = []
-    batch: list[tuple[Path, Path, torch.Tensor]] = []
-
-    def flush() -> None:
-        try:
-            out = stylizer.stylize(torch.cat([t for _, _, t in batch]), noise_factor=cfg.noise_factor, seed=cfg.seed,
-                                   preserve_color=cfg.preserve_color)
-        except TexnetError as err:
-            failures.extend((src, str(err)) for src, _, _ in batch)
-        else:
-            for (_, rel, _), image in zip(batch, out):
-                target = names(single or folder / rel.with_suffix(".png"))
-                written.append(save_image(tensor_to_pil(image), target, overwrite=True))
-        batch.clear()
-
-    with logging_redirect_tqdm():
-        for src, rel in tqdm(inputs, desc="stylize", unit="img", disable=len(inputs) < 2 or not cfg.progress):
-            try:
-                tensor = prepare_image(src, cfg.max_size, cfg.size)
-            except TexnetError as err:
-                failures.append((src, str(err)))
-                continue
-            if batch and (batch[0][2].shape != tensor.shape or len(batch) >= max(1, cfg.batch_size)):
-                flush()
-            batch.append((src, rel, tensor))
-        if batch:
-            flush()
-    report(failures, len(inputs))
-    log.info("wrote %d image(s) to %s", len(written), folder)
-    return written
-
-
-def report(failures: list[tuple[Path, str]], total: int) -> None:
-    """Unreadable inputs, listed once at the end; an error only when nothing at all could be done."""
-    if not failures:
-        return
-    if len(failures) == total:
-        raise TexnetError(f"none of the {total} input(s) could be stylised; first: {failures[0][1]}")
-    log.warning("%d of %d inputs were skipped:", len(failures), total)
-    for src, reason in failures:
-        log.warning("  %s: %s", src, reason)
+    result = stylize_files(stylizer, inputs, lambda rel: names(single or folder / rel.with_suffix(".png")),
+                           noise_factor=cfg.noise_factor, seed=cfg.seed, max_size=cfg.max_size, size=cfg.size,
+                           preserve_color=cfg.preserve_color, batch_size=cfg.batch_size, progress=cfg.progress)
+    check_failures(result.failures, len(inputs))
+    log.info("wrote %d image(s) to %s", len(result.done), folder)
+    return [item.output for item in result.done]
 
 
 def generate_textures(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
@@ -202,7 +165,7 @@ def stylize_gatys(cfg: DictConfig) -> list[Path]:
             continue
         log.info("%s: %d iterations in %.1f s -> %s", src, result.iterations, result.seconds, result.image_path)
         written.append(result.image_path)
-    report(failures, len(inputs))
+    check_failures(failures, len(inputs))
     return written
 
 

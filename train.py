@@ -15,7 +15,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from texnet.callbacks import SampleGrid
 from texnet.errors import TexnetError
-from texnet.inference import checkpoint_generator, read_checkpoint
+from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.module import TextureNetModule
 from texnet.textures import resolve_texture_path, texture_name
 

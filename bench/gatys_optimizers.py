@@ -1,6 +1,6 @@
 """Gatys baseline on this machine: L-BFGS vs Adam on one photo and the mosaic texture.
 
-Runs both optimisers for `--iterations` from the photo (loss: conf/loss/default.yaml), reads their loss logs and prints seconds,
+Runs both optimisers for `--iterations` from the photo (loss: texnet/resources/loss/default.yaml), reads their loss logs and prints seconds,
 content, style and total loss after 50, 100 and 200 iterations, plus a side-by-side picture.
 
     .venv/bin/python bench/gatys_optimizers.py [--size 256] [--iterations 200]

@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--no-cache", action="store_true", help="recompute the Gatys results even if cached")
     parser.add_argument("--loss", choices=["default", "checkpoint"], default="default",
-                        help="weights both are scored with: conf/loss/default.yaml (default) or the network's training loss")
+                        help="weights both are scored with: texnet/resources/loss/default.yaml (default) or the network's training loss")
     parser.add_argument("--picture", help="where to write photo | network | Gatys (default: bench/results/...png)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -140,7 +140,7 @@ def main() -> None:
 
     where = f"{args.photos} ({len(rows)} photos)" if args.photos else f"the builtin held-out photos {', '.join(names)}"
     print(f"\n{where} at {args.size} px; both scored with "
-          f"{'the checkpoint' if args.loss == 'checkpoint' else 'conf/loss/default.yaml'}'s loss weights")
+          f"{'the checkpoint' if args.loss == 'checkpoint' else 'texnet/resources/loss/default.yaml'}'s loss weights")
     if ckpt and loss_cfg != trained_with:
         changed = sorted(k for k in {*loss_cfg, *trained_with} if loss_cfg.get(k) != trained_with.get(k))
         print(f"the network was trained with other loss settings: {', '.join(f'{k}={trained_with.get(k)}' for k in changed)}")

@@ -5,7 +5,7 @@ For square photos of 256, 512 and 1024 px, in one run (so the ratios share the m
     of conf/model/residual.yaml) through ``Stylizer.stylize``
     (tensor in, tensor out: no file I/O), eager PyTorch vs the onnxruntime path ``stylize.py`` uses by default;
     median of several runs after a warm-up. Its weights are random: the speed does not depend on them.
-  * Gatys: the real perceptual loss (conf/loss/default.yaml, the VGG weights texnet resolves), L-BFGS from the photo,
+  * Gatys: the real perceptual loss (texnet/resources/loss/default.yaml, the VGG weights texnet resolves), L-BFGS from the photo,
     run at 256 px until the loss improves by less than 1% over 10 iterations (cap: 300 iterations; 20 with --quick).
     At 512 and 1024 px (~4x and ~16x the cost per iteration) only 3 iterations are timed and the time is extrapolated
     to the iteration count of the 256 px run; the table says so. The VGG is built once, outside the timings.
@@ -29,15 +29,14 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 
 from texnet.gatys import GatysModule
 from texnet.generator import ARCHITECTURES, NoiseGenerator, build_generator
 from texnet.image import load_image
 from texnet.inference import Stylizer
-from texnet.losses import build_perceptual_loss
-from texnet.textures import CONFIG_DIR, load_texture
+from texnet.losses import build_perceptual_loss, default_loss_config
+from texnet.textures import load_texture
 
 SIZES = (256, 512, 1024)
 BACKENDS = ("eager", "onnxruntime")
@@ -150,8 +149,8 @@ def main() -> None:
         print(f"  {size} px: eager {rows[size]['eager']:.3f} s, onnxruntime {rows[size]['onnxruntime']:.3f} s "
               f"({rows[size]['eager'] / rows[size]['onnxruntime']:.1f}x)", flush=True)
 
-    loss_cfg = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
-    texture = load_texture(OmegaConf.load(CONFIG_DIR / "texture" / "mosaic.yaml").image, 256)
+    loss_cfg = default_loss_config()
+    texture = load_texture("mosaic", 256)
     perceptual = build_perceptual_loss(texture, **loss_cfg)
     gatys: dict[int, tuple[float, str]] = {}
     seconds, iterations, converged = gatys_run(SIZES[0], 20 if args.quick else GATYS_CAP, perceptual)

@@ -12,11 +12,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from PIL import Image
 
 from texnet.gatys import synthesize
-from texnet.textures import CONFIG_DIR, resolve_texture_path
+from texnet.losses import default_loss_config
+from texnet.textures import texture_path
 
 OUT = Path(__file__).resolve().parent / "results" / "texture_synthesis"
 
@@ -30,7 +30,7 @@ def main() -> None:
                         help="adam is scale-invariant: with random weights the gradients are ~1e-7 and L-BFGS barely moves")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    loss = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
+    loss = default_loss_config()
     rows, images = [], []
     for weights in ("auto", "random"):
         result = synthesize(args.texture, OUT / f"{args.optimizer}_{args.texture}_{weights}", loss={**loss, "weights": weights},
@@ -41,7 +41,7 @@ def main() -> None:
         start, end = float(lines[1].split(",")[2]), result.final["style"]
         rows.append((weights, start, end, result.seconds))
         images.append(Image.open(result.image_path))
-    source = Image.open(resolve_texture_path(OmegaConf.load(CONFIG_DIR / "texture" / f"{args.texture}.yaml").image))
+    source = Image.open(texture_path(args.texture))
     source = source.resize((args.size, args.size))
     strip = Image.new("RGB", (args.size * 3, args.size))
     for i, img in enumerate([source, *images]):

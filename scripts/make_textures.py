@@ -1,4 +1,4 @@
-"""Regenerate the procedural textures shipped in data/textures/ (deterministic, seeded).
+"""Regenerate the procedural textures shipped in texnet/resources/textures/ (deterministic, seeded).
 
 The classic style images (mosaic.jpg etc.) cannot be redistributed, so texnet ships
 textures drawn by this script: a stained-glass mosaic, swirling brush strokes and pebbles.
@@ -18,7 +18,7 @@ from scipy.ndimage import gaussian_filter, map_coordinates
 from scipy.spatial import cKDTree
 
 SIZE = 512
-OUT = Path(__file__).resolve().parents[1] / "data" / "textures"
+OUT = Path(__file__).resolve().parents[1] / "texnet" / "resources" / "textures"
 HELD_OUT = Path(__file__).resolve().parents[1] / "bench" / "textures"
 
 

@@ -13,6 +13,7 @@ torch.set_num_threads(2)
 from texnet.vgg import VGGFeatures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "conf"  # the root scripts' Hydra configs
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
 
@@ -31,7 +32,9 @@ def photo_path() -> Path:
 
 @pytest.fixture(scope="session")
 def mosaic_path() -> Path:
-    return ROOT / "data" / "textures" / "mosaic.jpg"
+    from texnet.textures import texture_path
+
+    return texture_path("mosaic")
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from gradio_client.exceptions import AppError
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from conftest import CONFIG_DIR
 from texnet import app
-from texnet.textures import CONFIG_DIR
 from train import train
 
 # Overrides that make train.py finish in seconds, for the fixture and for the app's Train tab.

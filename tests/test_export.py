@@ -14,7 +14,7 @@ from torch import nn
 from stylize import stylize
 from test_stylize import stylize_cfg, train_checkpoint
 from texnet.errors import TexnetError
-from texnet.export import PortableGenerator, export_onnx, export_torchscript, noise_shapes, ort_session
+from texnet.export import GraphInputs, export_onnx, export_torchscript, ort_session
 from texnet.generator import NoiseGenerator, build_generator
 from texnet.inference import Stylizer, load
 
@@ -36,15 +36,14 @@ def eager(ckpt: Path) -> NoiseGenerator:
 
 def seeded_noise(generator: NoiseGenerator, height: int, width: int, seed: int, batch: int = 1) -> list[torch.Tensor]:
     """The noise eager draws for `seed`, in its order (coarsest first), times the trained noise factor."""
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.rand(shape, generator=gen) * generator.noise_factor for shape in noise_shapes(generator, height, width, batch)]
+    return generator.draw_noise(batch, height, width, rng=torch.Generator().manual_seed(seed))
 
 
 def eager_output(generator: NoiseGenerator, height: int, width: int, seed: int, content: torch.Tensor | None = None) -> torch.Tensor:
     with torch.no_grad():
         if content is None:
-            return generator(size=(height, width), generator=torch.Generator().manual_seed(seed))
-        return generator(content, generator=torch.Generator().manual_seed(seed))
+            return generator(size=(height, width), rng=torch.Generator().manual_seed(seed))
+        return generator(content, rng=torch.Generator().manual_seed(seed))
 
 
 def test_onnx_model_runs_at_any_size_and_matches_eager(tmp_path, ckpts):
@@ -150,8 +149,8 @@ def test_fast_path_matches_eager_for_both_architectures(arch, norm, padding):
     slow = Stylizer(generator, texture, "random", device="cpu", backend="eager")
     x = torch.rand(1, 3, 70, 97)
     torch.testing.assert_close(fast.stylize(x, seed=2), slow.stylize(x, seed=2), atol=1e-4, rtol=0)
-    session = ort_session(PortableGenerator(generator))  # the exported model draws its noise inside
+    session = ort_session(GraphInputs(generator))  # the exported model draws its noise inside
     out = session.run(None, {"content": x.numpy(), "noise_factor": np.zeros(1, np.float32)})[0]
     with torch.no_grad():
         np.testing.assert_allclose(out, generator(x, noise_factor=0.0).numpy(), atol=1e-4)
-    assert PortableGenerator(generator).input_names == ["content", "noise_factor"]
+    assert GraphInputs(generator).input_names == ["content", "noise_factor"]

@@ -1,14 +1,15 @@
 import pytest
 import torch
+from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.generator import ResidualGenerator, TextureGenerator, build_generator
+from texnet.generator import ResidualGenerator, PyramidGenerator, build_generator
 
 
 @pytest.mark.parametrize("scales", [1, 3, 6])
 @pytest.mark.parametrize("size", [(64, 64), (50, 77), (33, 32)])
 def test_output_shape_and_range_for_any_size(scales, size):
-    g = TextureGenerator(scales=scales)
+    g = PyramidGenerator(scales=scales)
     out = g(torch.rand(2, 3, *size))
     assert out.shape == (2, 3, *size)
     assert out.min() >= 0 and out.max() <= 1
@@ -27,14 +28,14 @@ def test_residual_architecture_size():
 
 
 def test_architecture_choice_and_checkpoints_without_it():
-    assert isinstance(build_generator(mode="stylize", channels=8, noise_factor=0.05), TextureGenerator)  # pre-`arch` checkpoints
+    assert isinstance(build_generator(mode="stylize", channels=8, noise_factor=0.05), PyramidGenerator)  # pre-`arch` checkpoints
     assert isinstance(build_generator(arch="residual"), ResidualGenerator)
     with pytest.raises(TexnetError, match="model.arch='unet' is unknown: use one of pyramid, residual"):
         build_generator(arch="unet")
 
 
 def test_reference_architecture_size():
-    g = TextureGenerator()
+    g = PyramidGenerator()
     assert 100_000 < sum(p.numel() for p in g.parameters()) < 140_000  # paper: ~120K (we count ~118K)
     assert g.to_rgb.in_channels == 48  # 8 channels x 6 scales
 
@@ -47,7 +48,7 @@ def test_noise_factor_changes_output_and_zero_is_deterministic(arch):
     assert torch.equal(g(x, noise_factor=0.0), g(x, noise_factor=0.0))
     assert not torch.allclose(g(x, noise_factor=0.0), g(x, noise_factor=1.0))
     assert not torch.allclose(g(x, noise_factor=1.0), g(x, noise_factor=1.0))  # fresh noise each call
-    seeded = [g(x, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    seeded = [g(x, rng=torch.Generator().manual_seed(3)) for _ in range(2)]
     assert torch.equal(*seeded)
 
 
@@ -58,7 +59,7 @@ def test_texture_mode_makes_textures_from_noise_only(arch):
     assert out.shape == (3, 3, 40, 72)
     assert not torch.allclose(out[0], out[1])  # different noise, different textures
     with pytest.raises(TexnetError, match="content image"):
-        TextureGenerator(mode="stylize")(None)
+        PyramidGenerator(mode="stylize")(None)
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch"])
@@ -77,8 +78,56 @@ def test_both_norms_train_and_infer_alike(norm, arch, size):
 
 def test_bad_options_are_clear_errors():
     with pytest.raises(TexnetError, match="model.norm"):
-        TextureGenerator(norm="group")
+        PyramidGenerator(norm="group")
     with pytest.raises(TexnetError, match="model.padding"):
-        TextureGenerator(padding="mirror")
+        PyramidGenerator(padding="mirror")
     with pytest.raises(TexnetError, match="model.mode"):
-        TextureGenerator(mode="video")
+        PyramidGenerator(mode="video")
+
+
+# Outputs of the generators at commit b6e84ba (before export traced them, issue 15): out[0, :, ::6, ::10] of
+# `reference_output`. A change to a forward pass that alters what a trained checkpoint produces fails here.
+REFERENCE_OUTPUTS = {
+    ("pyramid", "stylize"): [0.356242, 0.541895, 0.492415, 0.411656, 0.382882, 0.607549, 0.495736, 0.315888, 0.618357, 0.558918, 0.456623, 0.390858, 0.478916, 0.207992, 0.46606, 0.532012, 0.252109, 0.476077, 0.464129, 0.715672, 0.490695, 0.452118, 0.394854, 0.541417, 0.474292, 0.524816, 0.553502],
+    ("pyramid", "texture"): [0.555661, 0.532895, 0.66012, 0.636067, 0.379998, 0.679116, 0.505262, 0.523594, 0.672734, 0.566922, 0.487821, 0.404072, 0.385502, 0.488621, 0.382816, 0.481178, 0.53394, 0.363132, 0.456435, 0.459441, 0.299756, 0.364709, 0.357392, 0.224967, 0.38679, 0.364959, 0.30912],
+    ("residual", "stylize"): [0.540853, 0.52582, 0.503341, 0.403477, 0.558226, 0.49603, 0.535211, 0.582174, 0.585159, 0.570573, 0.528239, 0.518479, 0.464867, 0.483413, 0.496872, 0.464584, 0.540432, 0.458557, 0.366518, 0.49128, 0.517196, 0.469224, 0.468204, 0.516529, 0.396577, 0.486039, 0.511473],
+    ("residual", "texture"): [0.531798, 0.585661, 0.523296, 0.537918, 0.530736, 0.616035, 0.531363, 0.507237, 0.589652, 0.478723, 0.491885, 0.44158, 0.444804, 0.545732, 0.536987, 0.413665, 0.500358, 0.483114, 0.637774, 0.690593, 0.623282, 0.767912, 0.731328, 0.718202, 0.681551, 0.628233, 0.643209],
+}
+
+
+def reference_output(arch: str, mode: str) -> torch.Tensor:
+    """A small seeded network with non-trivial norm affines on a seeded 13x22 input, noise factor 0.5."""
+    torch.manual_seed(0)
+    options = {"scales": 3} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}
+    g = build_generator(arch=arch, mode=mode, norm="instance", padding="reflect", **options)
+    with torch.no_grad():
+        for module in g.modules():
+            if isinstance(module, nn.InstanceNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+        rng = torch.Generator().manual_seed(1)
+        x = torch.rand(1, 3, 13, 22, generator=rng)
+        if mode == "stylize":
+            return g(x, noise_factor=0.5, rng=rng)
+        return g(size=(13, 22), noise_factor=0.5, rng=rng)
+
+
+@pytest.mark.parametrize("arch,mode", list(REFERENCE_OUTPUTS))
+def test_outputs_are_those_of_the_reference_commit(arch, mode):
+    out = reference_output(arch, mode)
+    assert out.shape == (1, 3, 13, 22)
+    torch.testing.assert_close(out[0, :, ::6, ::10].flatten(), torch.tensor(REFERENCE_OUTPUTS[arch, mode]), atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+def test_given_noise_is_the_noise_forward_draws(arch):
+    """forward(noise=draw_noise(...)) is forward(rng=...) with the same seed: one draw, used by eager and exported models."""
+    g = build_generator(arch=arch, **({"scales": 3} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}))
+    x = torch.rand(2, 3, 21, 30)
+    with torch.no_grad():
+        drawn = g(x, noise_factor=0.3, rng=torch.Generator().manual_seed(5))
+        noise = g.draw_noise(2, 21, 30, 0.3, rng=torch.Generator().manual_seed(5))
+        assert [tuple(n.shape) for n in noise] == g.noise_shapes(2, *g.padded_size(21, 30))
+        assert torch.equal(g(x, noise=noise), drawn)
+        with pytest.raises(TexnetError, match=f"got 0 noise maps; this network takes {len(noise)}"):
+            g(x, noise=[])

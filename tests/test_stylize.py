@@ -13,10 +13,10 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from stylize import stylize
+from conftest import CONFIG_DIR, ROOT
 from texnet import inference
 from texnet.errors import TexnetError
 from texnet.inference import load, transfer_luminance
-from texnet.textures import CONFIG_DIR, PROJECT_ROOT
 from train import train
 
 
@@ -130,7 +130,7 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path, photos, make):
 
 
 def test_cli_prints_one_line_error_and_exits_1(tmp_path):
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "stylize.py"), f"checkpoint={tmp_path / 'nope.ckpt'}", "input=x.jpg"],
+    proc = subprocess.run([sys.executable, str(ROOT / "stylize.py"), f"checkpoint={tmp_path / 'nope.ckpt'}", "input=x.jpg"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"error: checkpoint '{tmp_path / 'nope.ckpt'}' does not exist: "

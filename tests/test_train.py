@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from PIL import Image
 
+from conftest import CONFIG_DIR, ROOT
 from texnet.errors import TexnetError
-from texnet.textures import CONFIG_DIR
+from texnet.textures import texture_path
 from train import train
 
 
@@ -84,7 +85,7 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     assert val_totals(tuned["run_dir"])[-1] < val_totals(fresh["run_dir"])[-1]  # it started from the trained weights
 
     module = TextureNetModule(model={"arch": "pyramid", "scales": 3, "channels": 4}, loss={}, optim={},
-                              texture={"image": str(CONFIG_DIR.parent / "data" / "textures" / "mosaic.jpg")})
+                              texture={"image": str(texture_path("mosaic"))})
     cfg = tiny_cfg(tmp_path / "x", coco_root, f"init_from={first['last']}")
     with pytest.raises(TexnetError, match=r"init_from=.*layers differ from this run's model \(pyramid\)"):
         init_generator(module, cfg)
@@ -151,13 +152,12 @@ def test_ddp_two_cpu_processes(tmp_path):
     import subprocess
     import sys
 
-    from texnet.textures import PROJECT_ROOT
 
     cmd = [sys.executable, "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=3",
            "trainer.val_check_interval=3", "trainer.enable_progress_bar=false", "data.image_size=64", "data.val_size=64",
            "data.num_val=2", "data.batch_size=2", "data.builtin_length=16", "model.scales=3", f"run_dir={tmp_path}",
            f"hydra.run.dir={tmp_path}"]
-    done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "distributed_backend=gloo" in done.stderr + done.stdout and "All distributed processes registered" in done.stderr + done.stdout
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -169,10 +169,9 @@ def test_run_dir_apart_from_hydra_folder_is_refused(tmp_path):
     import subprocess
     import sys
 
-    from texnet.textures import PROJECT_ROOT
 
     cmd = [sys.executable, "train.py", f"run_dir={tmp_path / 'mine'}", f"hydra.run.dir={tmp_path / 'hydra'}"]
-    done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "TEXNET_OFFLINE": "1"})
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "TEXNET_OFFLINE": "1"})
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (f"error: run_dir={tmp_path / 'mine'} is not Hydra's run folder {tmp_path / 'hydra'}: "
                                                     f"choose the folder with hydra.run.dir={tmp_path / 'mine'} (hydra.sweep.dir= for -m sweeps) "

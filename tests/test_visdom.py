@@ -173,7 +173,7 @@ def test_train_py_with_logger_visdom(server: tuple[int, Path], tmp_path: Path) -
     """`python train.py logger=visdom`: losses, samples, noise-factor panel and config reach the dashboard."""
     from hydra import compose, initialize_config_dir
 
-    from texnet.textures import CONFIG_DIR
+    from conftest import CONFIG_DIR
     from train import train
 
     port, env_path = server
@@ -195,14 +195,12 @@ def test_train_py_with_logger_visdom(server: tuple[int, Path], tmp_path: Path) -
 
 
 def test_gatys_iterations_reach_the_dashboard(server: tuple[int, Path], tmp_path: Path, photo_path: Path) -> None:
-    from omegaconf import OmegaConf
-
     from texnet.gatys import stylize
-    from texnet.textures import CONFIG_DIR
+    from texnet.losses import default_loss_config
 
     port, _ = server
     logger = VisdomLogger(env="texnet_test_gatys", port=port)
-    loss = {**OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml")), "vgg": "vgg16"}
+    loss = {**default_loss_config(), "vgg": "vgg16"}
     stylize(photo_path, "mosaic", tmp_path / "g", loss=loss, iterations=4, save_every=2, max_size=64, texture_size=64,
             progress=False, accelerator="cpu", loggers=[logger])
     client = visdom.Visdom(port=port, env="texnet_test_gatys", use_incoming_socket=False, raise_exceptions=True)

@@ -1,6 +1,21 @@
 """texnet: feed-forward texture networks (Ulyanov et al. 2016) and the Gatys et al. baseline on one perceptual loss."""
+import logging
+import warnings
 
 __version__ = "0.1.0"
+
+
+class _NoLightningAdverts(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... try installing litlogger" line, which every Trainer logs (an advert, not a status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+# A texnet run shows texnet's progress, not its dependencies' notices. Neither of these can be fixed in texnet's
+# code: Lightning 2.6 logs the tip from Trainer.__init__, and builds torch's deprecated pytree LeafSpec itself.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoLightningAdverts())
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 
 
 def __getattr__(name: str):

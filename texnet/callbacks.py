@@ -26,17 +26,17 @@ class SampleGrid(pl.Callback):
     @torch.no_grad()
     def render(self, trainer: pl.Trainer, module: TextureNetModule) -> dict[str, torch.Tensor]:
         photos = trainer.datamodule.val_images().to(module.device)
-        generator = torch.Generator(device=module.device).manual_seed(VAL_SEED)
+        rng = torch.Generator(device=module.device).manual_seed(VAL_SEED)
         was_training = module.training
         module.eval()
         try:
             if module.generator.mode == "stylize":
-                outputs = torch.cat([module(p[None], generator=generator) for p in photos])
+                outputs = torch.cat([module(p[None], rng=rng) for p in photos])
                 base = module.generator.noise_factor
-                factors = torch.cat([module(photos[:1], noise_factor=m * base, generator=generator) for m in self.noise_multiples])
+                factors = torch.cat([module(photos[:1], noise_factor=m * base, rng=rng) for m in self.noise_multiples])
                 grid = make_grid(torch.cat([photos, outputs]), nrow=len(photos), padding=2)
             else:
-                outputs = module(size=tuple(photos.shape[-2:]), batch_size=len(photos), generator=generator)
+                outputs = module(size=tuple(photos.shape[-2:]), batch_size=len(photos), rng=rng)
                 factors = outputs[:0]
                 grid = make_grid(outputs, nrow=len(photos), padding=2)
         finally:

@@ -41,7 +41,9 @@ class GatysModule(pl.LightningModule):
                  optimizer: str = "lbfgs", lr: float = 1.0) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.perceptual = loss
+        # Kept out of the module tree, as in TextureNetModule: the loss is not optimised, and its frozen VGG stays in
+        # eval mode, which Lightning would report as a possible mistake at the start of every fit.
+        self.__dict__["perceptual"] = loss
         self.image = nn.Parameter(init.detach().clone().clamp_(0, 1))
         self.register_buffer("content", content, persistent=False)
         self.optimizer_name, self.lr = optimizer, lr
@@ -49,6 +51,7 @@ class GatysModule(pl.LightningModule):
         self.last_terms: dict[str, float] = {}
 
     def on_fit_start(self) -> None:
+        self.perceptual.to(self.device)
         if self.content is not None:
             self.content_targets = self.perceptual.content_targets(self.content)
 
@@ -61,7 +64,9 @@ class GatysModule(pl.LightningModule):
         return torch.optim.Adam([self.image], lr=self.lr)
 
     def evaluate(self) -> dict[str, torch.Tensor]:
-        return self.perceptual(self.image, self.content_targets or None)
+        device = self.image.device  # after a fit on a GPU, Lightning has moved the image (not the loss) back to the CPU
+        targets = {name: target.to(device) for name, target in self.content_targets.items()}
+        return self.perceptual.to(device)(self.image, targets or None)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         optimizer = self.optimizers()
@@ -130,7 +135,7 @@ class GatysResult:
 
 
 def initial_image(init: str, content: torch.Tensor | None, texture: torch.Tensor, size: tuple[int, int],
-                  generator: torch.Generator) -> torch.Tensor:
+                  rng: torch.Generator) -> torch.Tensor:
     """content: the photo; style: the texture resized to the output size; noise: 0.5 + 0.05 * N(0, 1).
 
     Small noise around mid-grey rather than full-range noise: the VGG loss does not see pixel-level
@@ -142,7 +147,7 @@ def initial_image(init: str, content: torch.Tensor | None, texture: torch.Tensor
         return content.clone()
     if init == "style":
         return F.interpolate(texture, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
-    return (0.5 + 0.05 * torch.randn(1, 3, *size, generator=generator)).clamp(0, 1)
+    return (0.5 + 0.05 * torch.randn(1, 3, *size, generator=rng)).clamp(0, 1)
 
 
 def run_gatys(
@@ -172,7 +177,7 @@ def run_gatys(
     Args:
         texture: a texture name from conf/texture/ or an image path.
         output: run folder; if it exists (and not `overwrite`) a fresh `output-2`, `output-3`, ... is used.
-        loss: keys of conf/loss (VGG, layers, weights); default conf/loss/default.yaml. Texture synthesis drops the content term.
+        loss: keys of a loss config (VGG, layers, weights); default texnet/resources/loss/default.yaml. Texture synthesis drops the content term.
         optimizer: "lbfgs" (fast convergence, the classic choice) or "adam" (cheaper steps, lr ~0.02).
         init: "content" | "noise" | "style" (default: content when stylising, noise otherwise).
         max_size: longer side of the stylised photo; `size`: side of a synthesised texture.
@@ -197,7 +202,7 @@ def run_gatys(
     out_dir = Path(output) if overwrite else next_free_dir(output)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "losses.csv").unlink(missing_ok=True)
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     full = tuple(photo.shape[-2:]) if photo is not None else (size, size)
     stages = [(full, iterations)]
     if coarse_to_fine and min(full) >= 64:
@@ -213,7 +218,7 @@ def run_gatys(
     for stage_size, stage_iters in stages:
         stage_content = None if photo is None else F.interpolate(photo, size=stage_size, mode="area")
         if image is None:
-            image = initial_image(init, stage_content, style_image, stage_size, generator)
+            image = initial_image(init, stage_content, style_image, stage_size, rng)
         else:
             image = F.interpolate(image, size=stage_size, mode="bilinear", align_corners=False)
         module = GatysModule(perceptual, image, stage_content, optimizer, lr)

@@ -10,6 +10,10 @@ emitted VGG-preprocessed values directly; our images live in [0, 1]).
 
 :class:`ResidualGenerator` (``model=residual``) is the other network of the reference repository
 (``models/johnson.lua``, Johnson et al. 2016) with the same interface; :func:`build_generator` picks one.
+
+Each forward pass exists once, here: texnet.export traces these very modules to ONNX and TorchScript, so
+sizes are computed with tensor-safe arithmetic (no Python ``max``/``min`` on sizes, which a trace would
+freeze at the example size) and the noise is drawn by :meth:`NoiseGenerator.draw_noise` or passed in.
 """
 from __future__ import annotations
 
@@ -33,12 +37,36 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     """
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
-    return nn.BatchNorm2d(channels, track_running_stats=False)
+    return BatchNorm(channels, track_running_stats=False)
+
+
+class BatchNorm(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that a trace with a symbolic batch size can export.
+
+    ONNX's exporter needs a static batch size for batch statistics, so a trace records the same formula
+    (the biased variance over batch, height and width) as plain reductions. Same parameters, same output.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing():
+            return super().forward(x)
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0, keepdim=True)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 def conv_norm(c_in: int, c_out: int, kernel: int, norm: str, padding: str, stride: int = 1) -> list[nn.Module]:
-    """A same-size (or strided) convolution and its normalisation: the unit both generators are built from."""
-    return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, padding_mode=padding), norm_layer(norm, c_out)]
+    """A same-size (or strided) convolution and its normalisation: the unit both generators are built from.
+
+    A 1x1 convolution pads nothing, so it gets ``padding_mode="zeros"``: any other mode would copy its input
+    through an empty ``F.pad`` first (the weights, and so checkpoints, are the same either way).
+    """
+    mode = padding if kernel > 1 else "zeros"
+    return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, padding_mode=mode), norm_layer(norm, c_out)]
+
+
+def at_least(a, b):
+    """max(a, b) for ints and for the sizes a trace records (Python's max would freeze them at the traced size)."""
+    return (a + b + abs(a - b)) // 2
 
 
 class NoiseGenerator(nn.Module):
@@ -68,29 +96,61 @@ class NoiseGenerator(nn.Module):
         """The size the network works at: sides padded to a multiple of ``multiple`` and to at least twice it
         (reflect padding at the coarsest scale needs 2 pixels)."""
         m = self.multiple
-        return height + max(-height % m, 2 * m - height), width + max(-width % m, 2 * m - width)
+        return height + at_least(-height % m, 2 * m - height), width + at_least(-width % m, 2 * m - width)
 
-    def prepare_input(self, content: torch.Tensor | None, size: tuple[int, int] | None,
-                      batch_size: int) -> tuple[torch.Tensor | None, int, tuple[int, int], tuple[int, int]]:
-        """(padded content, batch size, output size, padded size), see :meth:`padded_size`."""
+    def noise_shapes(self, batch_size: int, full_h: int, full_w: int) -> list[tuple[int, int, int, int]]:
+        """Shapes of the noise maps at padded size (full_h, full_w), in the order forward uses them (coarsest first)."""
+        return [(batch_size, self.noise_channels, full_h // r, full_w // r) for r in self.noise_ratios]
+
+    def draw_noise(self, batch_size: int, height: int, width: int, noise_factor: float | torch.Tensor | None = None,
+                   rng: torch.Generator | None = None) -> list[torch.Tensor]:
+        """The noise input for (height, width) images: uniform [0, 1) maps times the noise factor (default: the
+        trained one), one per scale (:meth:`noise_shapes` of the padded size), on the network's device and dtype.
+
+        The only place texnet draws a generator's noise: forward calls it, and so does the onnxruntime path of
+        texnet.inference, which feeds the maps to the exported graph (same seed, same image on both backends).
+        """
+        factor = self.noise_factor if noise_factor is None else noise_factor
+        ref = next(self.parameters())
+        shapes = self.noise_shapes(batch_size, *self.padded_size(height, width))
+        return [torch.rand(shape, device=ref.device, dtype=ref.dtype, generator=rng) * factor for shape in shapes]
+
+    def prepare_input(self, content: torch.Tensor | None, size: tuple[int, int] | None, batch_size: int,
+                      noise: list[torch.Tensor] | None) -> tuple[torch.Tensor | None, int, tuple[int, int]]:
+        """(content padded to :meth:`padded_size`, batch size, output size) of a forward call.
+
+        Without content the output size is `size` (default 256 x 256) or, when `noise` is given, its padded size.
+        """
         if self.mode == "stylize":
             if content is None:
                 raise TexnetError("this generator stylises photos: pass a content image (it was trained with model.mode=stylize)")
-            batch_size, height, width = content.shape[0], *content.shape[-2:]
+            batch_size, height, width = content.shape[0], content.shape[-2], content.shape[-1]
+        elif size is None and noise is not None:
+            batch_size, height, width = noise[-1].shape[0], noise[-1].shape[-2], noise[-1].shape[-1]  # finest scale: ratio 1
         else:
             height, width = size if size is not None else (256, 256)
-        full_h, full_w = self.padded_size(height, width)
-        pad_h, pad_w = full_h - height, full_w - width
-        if content is not None and self.mode == "stylize":
-            # reflect padding needs pad < side; replicate works for tiny inputs too
-            content = F.pad(content, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
-        return content, batch_size, (height, width), (full_h, full_w)
+        if content is not None:
+            full_h, full_w = self.padded_size(height, width)
+            pad_h, pad_w = full_h - height, full_w - width
+            # reflect padding needs pad < side; replicate works for tiny inputs too (a trace keeps reflect, see texnet.export)
+            tiny = not torch.jit.is_tracing() and min(height, width) <= max(pad_h, pad_w)
+            content = F.pad(content, (0, pad_w, 0, pad_h), mode="replicate" if tiny else "reflect")
+        return content, batch_size, (height, width)
 
-    def noise(self, batch_size: int, height: int, width: int, factor: float, generator: torch.Generator | None) -> torch.Tensor:
-        """Uniform [0, 1) noise maps times the noise factor, on the generator's device and dtype."""
-        ref = next(self.parameters())
-        shape = (batch_size, self.noise_channels, height, width)
-        return torch.rand(shape, device=ref.device, dtype=ref.dtype, generator=generator) * factor
+    def inputs(self, content: torch.Tensor | None, noise_factor: float | torch.Tensor | None, size: tuple[int, int] | None,
+               batch_size: int, rng: torch.Generator | None, noise: list[torch.Tensor] | None
+               ) -> tuple[list[torch.Tensor], tuple[int, int]]:
+        """The network's input at each noise scale (the pooled content next to its noise, or the noise alone) and the
+        output size: what both forward passes start from."""
+        if noise is not None and len(noise) != len(self.noise_ratios):
+            raise TexnetError(f"got {len(noise)} noise maps; this network takes {len(self.noise_ratios)}, one per scale (see draw_noise)")
+        content, batch_size, (height, width) = self.prepare_input(content, size, batch_size, noise)
+        if noise is None:
+            noise = self.draw_noise(batch_size, height, width, noise_factor, rng)
+        if content is None:
+            return list(noise), (height, width)
+        pooled = [F.avg_pool2d(content, ratio) if ratio > 1 else content for ratio in self.noise_ratios]
+        return [torch.cat([x, n], dim=1) for x, n in zip(pooled, noise)], (height, width)
 
 
 class ConvBlock(nn.Sequential):
@@ -103,7 +163,7 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class TextureGenerator(NoiseGenerator):
+class PyramidGenerator(NoiseGenerator):
     """Multi-scale generator; ``mode="stylize"`` maps a photo to a stylised photo, ``"texture"`` maps noise to a texture.
 
     Args:
@@ -115,6 +175,9 @@ class TextureGenerator(NoiseGenerator):
             style is applied (0 = deterministic output). It can be changed at inference. In texture mode the
             noise is the only input and normalisation removes its scale, so only 0 vs > 0 matters there.
         norm: "instance" | "batch"; padding: "reflect" | "replicate" | "circular" (seamless tiles) | "zeros".
+
+    Joins normalise the coarse stack before the nearest x2 upsampling: a nearest upsampling repeats every value
+    4 times, so the statistics (and the output) are those of normalising after it, at a quarter of the work.
     """
 
     arch = "pyramid"
@@ -134,7 +197,7 @@ class TextureGenerator(NoiseGenerator):
             raise TexnetError("model.scales must be >= 1")
         self.scales = scales
         self.branches = nn.ModuleList(ConvBlock(self.in_channels, channels, norm, padding) for _ in range(scales))
-        # Joins for scales 2..K: normalise the upsampled coarse stack and the new branch, concat, conv block.
+        # Joins for scales 2..K: normalise the coarse stack (then upsample it) and the new branch, concat, conv block.
         self.coarse_norms = nn.ModuleList(norm_layer(norm, channels * i) for i in range(1, scales))
         self.branch_norms = nn.ModuleList(norm_layer(norm, channels) for _ in range(1, scales))
         self.joins = nn.ModuleList(ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales))
@@ -154,28 +217,23 @@ class TextureGenerator(NoiseGenerator):
         """Feature maps at full resolution (the last join): what a forward pass's memory grows with."""
         return self.to_rgb.in_channels
 
-    def forward(
-        self,
-        content: torch.Tensor | None = None,
-        noise_factor: float | None = None,
-        size: tuple[int, int] | None = None,
-        batch_size: int = 1,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W)."""
-        factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        content, batch_size, (height, width), (full_h, full_w) = self.prepare_input(content, size, batch_size)
+    def forward(self, content: torch.Tensor | None = None, noise_factor: float | torch.Tensor | None = None,
+                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None,
+                noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W).
+
+        The noise is drawn with `rng` (None: torch's global generator) times `noise_factor` (default: the trained
+        one), unless `noise` gives the maps (:meth:`draw_noise`'s shapes, already scaled), as an exported model does.
+        """
+        inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
         out: torch.Tensor | None = None
-        for i, (branch, ratio) in enumerate(zip(self.branches, self.noise_ratios)):
-            inputs = [self.noise(batch_size, full_h // ratio, full_w // ratio, factor, generator)]
-            if self.mode == "stylize":
-                inputs.insert(0, F.avg_pool2d(content, ratio) if ratio > 1 else content)
-            x = branch(torch.cat(inputs, dim=1))
+        for i, (branch, x) in enumerate(zip(self.branches, inputs)):
+            x = branch(x)
             if out is None:
                 out = x
             else:
-                out = F.interpolate(out, scale_factor=2, mode="nearest")
-                out = self.joins[i - 1](torch.cat([self.coarse_norms[i - 1](out), self.branch_norms[i - 1](x)], dim=1))
+                coarse = F.interpolate(self.coarse_norms[i - 1](out), scale_factor=2, mode="nearest")
+                out = self.joins[i - 1](torch.cat([coarse, self.branch_norms[i - 1](x)], dim=1))
         rgb = torch.sigmoid(self.to_rgb(out))
         return rgb[..., :height, :width]
 
@@ -202,7 +260,7 @@ class ResidualGenerator(NoiseGenerator):
     resolution, two nearest x2 upsamplings + 3x3 convs (pytorch/examples' fast_neural_style: no
     checkerboard artefacts of transposed convolutions), 3x3 conv to RGB and a sigmoid.
 
-    The same interface and noise input as :class:`TextureGenerator` (noise next to the photo at full
+    The same interface and noise input as :class:`PyramidGenerator` (noise next to the photo at full
     resolution, scaled by the noise factor). Most of its work happens at 1/4 resolution, so it has 14x the
     pyramid's parameters (1.7M) at ~1.1x its training cost per step (the frozen VGG dominates; measured).
     """
@@ -237,17 +295,15 @@ class ResidualGenerator(NoiseGenerator):
             nn.Conv2d(c, 3, 3, padding=1, padding_mode=padding),
         )
 
-    def forward(self, content: torch.Tensor | None = None, noise_factor: float | None = None,
-                size: tuple[int, int] | None = None, batch_size: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Same arguments as :meth:`TextureGenerator.forward`."""
-        factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        content, batch_size, (height, width), (full_h, full_w) = self.prepare_input(content, size, batch_size)
-        noise = self.noise(batch_size, full_h, full_w, factor, generator)
-        x = noise if content is None else torch.cat([content, noise], dim=1)
-        return torch.sigmoid(self.body(x))[..., :height, :width]
+    def forward(self, content: torch.Tensor | None = None, noise_factor: float | torch.Tensor | None = None,
+                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None,
+                noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Same arguments as :meth:`PyramidGenerator.forward`."""
+        inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
+        return torch.sigmoid(self.body(inputs[0]))[..., :height, :width]
 
 
-ARCHITECTURES = {"pyramid": TextureGenerator, "residual": ResidualGenerator}
+ARCHITECTURES = {"pyramid": PyramidGenerator, "residual": ResidualGenerator}
 
 
 def build_generator(arch: str = "pyramid", **options) -> NoiseGenerator:

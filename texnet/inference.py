@@ -1,12 +1,12 @@
 """Use a trained texture network: ``texnet.load("last.ckpt").stylize("photo.jpg")``.
 
-Checkpoints are read with ``torch.load(weights_only=True)``: a texnet checkpoint holds only tensors and plain
-data, so a file can never run code on load. Inference needs neither the VGG nor Lightning.
+Checkpoints are read by :mod:`texnet.checkpoint` (``torch.load(weights_only=True)``: a file can never run code
+on load). Inference needs neither the VGG nor Lightning, and imports no training code.
 
-Speed: on CPU the generator runs in onnxruntime (``backend="auto"``): the graph of
-:class:`texnet.export.PortableGenerator`, exported in memory on first use (about a second), runs a 512 px
-photo several times faster than eager PyTorch (bench/stylize_speed.py prints the ratio). The noise is still
-drawn by ``torch.rand`` in eager's order, so for the same seed both backends give the same image (to ~1e-5).
+Speed: on CPU the generator runs in onnxruntime (``backend="auto"``): the generator traced by
+:mod:`texnet.export` in memory on first use (about a second) runs a 512 px photo several times faster than
+eager PyTorch (bench/stylize_speed.py prints the ratio). The noise is drawn by the generator's own
+``draw_noise`` and fed to the graph, so for the same seed both backends give the same image (to ~1e-5).
 ``backend="eager"`` is the plain generator (also used on CUDA, with ``precision`` 16/bf16, and for
 images no larger than ``generator.multiple`` px on a side, which the exported graph cannot pad).
 
@@ -31,11 +31,12 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import nn
 
+from texnet.checkpoint import (checkpoint_generator, checkpoint_texture, checkpoint_texture_name,  # noqa: F401 - public here too
+                               read_checkpoint)
 from texnet.errors import TexnetError
-from texnet.export import PortableGenerator, noise_shapes, ort_session
-from texnet.generator import NoiseGenerator, build_generator
+from texnet.export import GraphInputs, ort_session
+from texnet.generator import NoiseGenerator
 from texnet.image import fit_size, open_rgb, pil_to_tensor, tensor_to_pil, to_rgb
-from texnet.module import CHECKPOINT_KIND
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +46,6 @@ PRECISIONS = {"32": None, "16": torch.float16, "bf16": torch.bfloat16}
 # (measured at 1024x1024: pyramid 0.63 / 1.19 KB per pixel, residual net 1.16 / 0.94 KB: onnxruntime's 9x9
 # first convolution unfolds its input).
 PEAK_MAPS = {"pyramid": {"onnxruntime": 4, "eager": 7}, "residual": {"onnxruntime": 10, "eager": 8}}
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict of a texture network, or a one-line TexnetError saying what is wrong with `path`."""
-    path = Path(path).expanduser()
-    expected = "expected a texture-network checkpoint written by train.py (runs/<texture>/<date>/checkpoints/last.ckpt)"
-    if not path.is_file():
-        raise TexnetError(f"checkpoint '{path}' does not exist: {expected}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a non-checkpoint makes the unpickler fail in arbitrary ways
-        if "Unsupported global" in str(err):  # a pickle with objects other than tensors and plain data
-            raise TexnetError(f"checkpoint '{path}' holds Python objects, which texnet does not unpickle (they could run code): {expected}") from None
-        raise TexnetError(f"checkpoint '{path}' is not a PyTorch checkpoint ({type(err).__name__}): {expected}") from None
-    kind = ckpt.get("texnet", {}).get("kind") if isinstance(ckpt, dict) and isinstance(ckpt.get("texnet"), dict) else None
-    if kind != CHECKPOINT_KIND:
-        raise TexnetError(f"checkpoint '{path}' is not a texnet checkpoint (its texnet.kind is {kind!r}, not '{CHECKPOINT_KIND}'): {expected}")
-    return ckpt
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -88,25 +71,8 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
             AMX CPUs, outputs differ from float32 by a few grey levels).
     """
     ckpt = read_checkpoint(checkpoint)
-    generator = checkpoint_generator(ckpt, checkpoint)
-    if "texture" not in ckpt["state_dict"]:
-        raise TexnetError(f"checkpoint '{checkpoint}' holds no texture image: re-export it with train.py")
-    hparams = ckpt.get("hyper_parameters", {})
-    name = ckpt["texnet"].get("texture_name") or hparams.get("texture", {}).get("name") or "texture"
-    return Stylizer(generator, ckpt["state_dict"]["texture"], name, device=device, backend=backend, precision=precision,
-                    source=str(checkpoint))
-
-
-def checkpoint_generator(ckpt: dict, checkpoint: str | Path) -> NoiseGenerator:
-    """The trained generator of a checkpoint read by :func:`read_checkpoint` (inference, and train.py's init_from)."""
-    try:
-        generator = build_generator(**ckpt.get("hyper_parameters", {})["model"])
-        state = ckpt["state_dict"]
-        generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")})
-    except (KeyError, TypeError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise TexnetError(f"checkpoint '{checkpoint}' is incomplete or does not match its model settings ({reason}): re-export it with train.py") from None
-    return generator
+    return Stylizer(checkpoint_generator(ckpt, checkpoint), checkpoint_texture(ckpt, checkpoint), checkpoint_texture_name(ckpt),
+                    device=device, backend=backend, precision=precision, source=str(checkpoint))
 
 
 def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -189,8 +155,9 @@ class Stylizer:
         """The texture (style) image the network was trained on."""
         return tensor_to_pil(self.texture_tensor)
 
-    def _generator(self, seed: int | None, device: torch.device) -> torch.Generator | None:
-        return None if seed is None else torch.Generator(device=device).manual_seed(int(seed))
+    def _rng(self, seed: int | None) -> torch.Generator | None:
+        """The random source of the noise: seeded on the generator's device, or None for torch's global one."""
+        return None if seed is None else torch.Generator(device=self.device).manual_seed(int(seed))
 
     def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:
         """Refuse an image whose full-resolution forward pass would not fit in memory (see module doc)."""
@@ -205,30 +172,29 @@ class Stylizer:
                 f"but {free / 2**30:.1f} GB is free on {self.device.type} (limit here: about {limit / 1e6:.0f} MP); pass max_size={fit // 64 * 64} to downscale it"
             )
 
-    def _forward(self, content: torch.Tensor | None, noise_factor: float, generator: torch.Generator | None,
+    def _forward(self, content: torch.Tensor | None, noise_factor: float, rng: torch.Generator | None,
                  size: tuple[int, int] | None = None) -> torch.Tensor:
         """One batch through the generator on the resolved backend; returns a CPU float tensor (B, 3, H, W)."""
         g = self.generator
         if content is not None and len(content) > 1 and any(isinstance(m, nn.BatchNorm2d) for m in g.modules()):
-            # batch norm would mix the images' statistics (eager) or not (the exported graph): one at a time, alike
-            return torch.cat([self._forward(c[None], noise_factor, generator) for c in content])
+            # batch norm would mix the images' statistics: one at a time, so outputs never depend on other photos
+            return torch.cat([self._forward(c[None], noise_factor, rng) for c in content])
         height, width = content.shape[-2:] if content is not None else size
         batch = content.shape[0] if content is not None else 1
         if self.backend == "onnxruntime" and min(height, width) > g.multiple:
             if self._session is None:
-                self._session = ort_session(PortableGenerator(g, noise_inputs=True))
-            noises = [torch.rand(shape, generator=generator) * noise_factor for shape in noise_shapes(g, height, width, batch)]
-            feed = {f"noise_{i}": n.numpy() for i, n in enumerate(noises)} if g.noise_channels else {}
-            if content is not None:
-                feed["content"] = content.contiguous().numpy()
+                self._session = ort_session(GraphInputs(g, noise_inputs=True))
+            feed = {"content": content.contiguous().numpy()} if content is not None else {}
+            if g.noise_channels:
+                feed.update({f"noise_{i}": n.numpy() for i, n in enumerate(g.draw_noise(batch, height, width, noise_factor, rng))})
             out = torch.from_numpy(self._session.run(None, feed)[0])
             return out[..., :height, :width]
         dtype = PRECISIONS[self.precision]
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             if content is None:
-                out = g(size=(height, width), noise_factor=noise_factor, generator=generator)
+                out = g(size=(height, width), noise_factor=noise_factor, rng=rng)
             else:
-                out = g(content.to(self.device), noise_factor=noise_factor, generator=generator)
+                out = g(content.to(self.device), noise_factor=noise_factor, rng=rng)
         return out.float().cpu()
 
     def stylize(self, image: Image.Image | torch.Tensor | str | Path, noise_factor: float | None = None, seed: int | None = None,
@@ -250,7 +216,7 @@ class Stylizer:
         what = f"image '{image}'" if isinstance(image, (str, Path)) else "the image"
         self._check_memory(content.shape[0], *content.shape[-2:], what)
         factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        out = self._forward(content, factor, self._generator(seed, torch.device("cpu") if self.backend == "onnxruntime" else self.device))
+        out = self._forward(content, factor, self._rng(seed))
         if preserve_color:
             out = transfer_luminance(out, content)
         if isinstance(image, torch.Tensor):
@@ -265,8 +231,8 @@ class Stylizer:
         if min(height, width) < 1 or num < 1:
             raise TexnetError(f"size={size} and num={num} must be positive")
         self._check_memory(1, height, width, f"a {width}x{height} texture")
-        generator = self._generator(seed, torch.device("cpu") if self.backend == "onnxruntime" else self.device)
-        return [tensor_to_pil(self._forward(None, self.noise_factor, generator, (height, width))) for _ in range(num)]
+        rng = self._rng(seed)
+        return [tensor_to_pil(self._forward(None, self.noise_factor, rng, (height, width))) for _ in range(num)]
 
 
 def prepare_image(image: Image.Image | torch.Tensor | str | Path, max_size: int | None = None,

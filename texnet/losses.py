@@ -146,17 +146,17 @@ class PerceptualLoss(nn.Module):
 
 
 def default_loss_config() -> dict:
-    """conf/loss/default.yaml as a plain dict: the weights texnet's CLIs use, also for Python callers."""
+    """The default loss (texnet/resources/loss/default.yaml, ``loss=default`` of the CLIs) as a plain dict."""
+    from importlib import resources
+
     from omegaconf import OmegaConf
 
-    from texnet.textures import CONFIG_DIR
-
-    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "loss" / "default.yaml"))
+    return OmegaConf.to_container(OmegaConf.create((resources.files("texnet.resources") / "loss" / "default.yaml").read_text()))
 
 
 def build_perceptual_loss(texture: torch.Tensor, vgg: str = "vgg19", pooling: str = "avg", weights: str = "auto",
                           precision: str = "auto", **terms: Any) -> PerceptualLoss:
-    """A :class:`PerceptualLoss` from the keys of a ``conf/loss`` config: VGG settings plus PerceptualLoss's arguments."""
+    """A :class:`PerceptualLoss` from the keys of a loss config (texnet/resources/loss/default.yaml): VGG settings plus PerceptualLoss's arguments."""
     layers = [*terms.get("content_layers", CONTENT_LAYERS), *terms.get("style_layers", STYLE_LAYERS)]
     extractor = VGGFeatures(layers, arch=vgg, pooling=pooling, weights=weights, precision=precision)
     return PerceptualLoss(extractor, texture, **terms)

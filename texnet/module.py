@@ -12,12 +12,12 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from texnet.checkpoint import mark_checkpoint
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
 from texnet.schedule import check_schedule, settings_at, stage_index
 from texnet.textures import load_texture, texture_name
 
-CHECKPOINT_KIND = "texnet.TextureNetModule"
 VAL_SEED = 1234  # fixed noise for validation losses and samples, so curves and grids are comparable
 
 
@@ -26,7 +26,7 @@ class TextureNetModule(pl.LightningModule):
 
     Args:
         model: build_generator keyword arguments (conf/model: ``arch`` and the generator's options).
-        loss: build_perceptual_loss keyword arguments (conf/loss).
+        loss: build_perceptual_loss keyword arguments (the loss config group, texnet/resources/loss).
         optim: ``lr``, ``step_size`` (steps between decays) and ``gamma`` (decay factor) (conf/optim).
         texture: ``image`` (path) and ``size`` (conf/texture).
         texture_image: the texture tensor; read from ``texture.image`` when not given.
@@ -63,15 +63,15 @@ class TextureNetModule(pl.LightningModule):
     on_validation_start = on_fit_start
 
     def forward(self, content: torch.Tensor | None = None, noise_factor: float | None = None,
-                size: tuple[int, int] | None = None, batch_size: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.generator(content, noise_factor=noise_factor, size=size, batch_size=batch_size, generator=generator)
+                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None) -> torch.Tensor:
+        return self.generator(content, noise_factor=noise_factor, size=size, batch_size=batch_size, rng=rng)
 
-    def model_step(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def model_step(self, batch: torch.Tensor, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Losses of the generator's output for one batch of content photos (shared by train and val)."""
         if self.generator.mode == "stylize":
-            output = self(batch, generator=generator)
+            output = self(batch, rng=rng)
             return self.perceptual(output, self.perceptual.content_targets(batch))
-        output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], generator=generator)
+        output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], rng=rng)
         return self.perceptual(output)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
@@ -105,11 +105,11 @@ class TextureNetModule(pl.LightningModule):
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         """Validation losses with the run's own loss settings (not a schedule's style scale), so that they
         compare across stages and with Gatys under the same weights."""
-        generator = torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx)
+        rng = torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx)
         scheduled = self.perceptual.style_scale
         self.perceptual.style_scale = float(self.hparams.loss.get("style_scale", 1.0))
         try:
-            terms = self.model_step(batch, generator)
+            terms = self.model_step(batch, rng)
         finally:
             self.perceptual.style_scale = scheduled
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0], sync_dist=True)
@@ -121,4 +121,4 @@ class TextureNetModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["texnet"] = {"kind": CHECKPOINT_KIND, "texture_name": self.texture_name}
+        mark_checkpoint(checkpoint, self.texture_name)

@@ -1,45 +1,51 @@
 """Texture (style image) lookup shared by train.py, stylize.py, the Gatys baseline and the app.
 
-A texture is chosen by name (`texture=mosaic`, a file in ``conf/texture/``) or by any image file
-(`texture.image=/path/to/style.jpg`). Relative paths are tried against the working directory,
-then against the project root, so the shipped ``data/textures/*`` work from anywhere.
+A texture is chosen by name (``texture=mosaic``: one of the built-in textures shipped in
+``texnet/resources/textures/``) or by any image file (``texture.image=/path/to/style.jpg``). A relative
+path is read from the working directory; one that does not exist there but names a built-in texture's
+file (``data/textures/mosaic.jpg``, where they lived before they were packaged) is that texture, so older
+run configs and checkpoints still resume.
 """
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import torch
 
-from omegaconf import OmegaConf
-
 from texnet.errors import TexnetError
 from texnet.image import load_image
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = PROJECT_ROOT / "conf"
+BUILTIN_DIR = Path(str(resources.files("texnet.resources") / "textures"))
+
+
+def builtin_textures() -> dict[str, Path]:
+    """Name -> image file of every built-in texture."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.jpg"))}
 
 
 def available_textures() -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / "texture").glob("*.yaml"))
+    return list(builtin_textures())
 
 
 def resolve_texture_path(image: str | Path) -> Path:
-    """The texture file named by `image`, relative to the cwd or the project root."""
+    """The texture file named by `image`: a path (relative to the working directory) or a built-in texture's name."""
     path = Path(image).expanduser()
-    for candidate in (path, PROJECT_ROOT / path):
-        if candidate.is_file():
-            return candidate
+    if path.is_file():
+        return path
+    builtin = builtin_textures()
+    if str(image) in builtin:
+        return builtin[str(image)]
+    if not path.is_absolute() and path.stem in builtin and path.name == builtin[path.stem].name:
+        return builtin[path.stem]
     raise TexnetError(
-        f"texture image '{image}' does not exist: pass texture=<name> with one of {', '.join(available_textures())} "
+        f"texture image '{image}' does not exist: pass texture=<name> with one of {', '.join(builtin)} "
         "or texture.image=/path/to/your_texture.jpg"
     )
 
 
 def texture_path(texture: str | Path) -> Path:
-    """The image file behind a texture given by name (conf/texture/<name>.yaml) or as an image path."""
-    named = CONFIG_DIR / "texture" / f"{texture}.yaml"
-    if named.is_file():
-        return resolve_texture_path(OmegaConf.load(named).image)
+    """The image file behind a texture given by built-in name or as an image path."""
     return resolve_texture_path(texture)
 
 

@@ -1,0 +1,92 @@
+"""Stylise many photo files with one trained network: the loop that stylize.py and the web app share.
+
+Photos are read one by one; consecutive photos of the same (resized) size go through the network together,
+up to ``batch_size``. A photo that cannot be read or stylised is recorded with its one-line reason and the
+others go on; :func:`check_failures` turns "nothing at all could be done" into an error and lists the rest.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from texnet.errors import TexnetError
+from texnet.image import save_image, tensor_to_pil
+from texnet.inference import Stylizer, prepare_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stylized:
+    """One photo done: where it came from, where its result went, its size and its share of the batch's time."""
+
+    source: Path
+    output: Path
+    width: int
+    height: int
+    seconds: float
+
+
+@dataclass
+class BatchResult:
+    done: list[Stylized] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)  # (photo, one-line reason)
+
+
+def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], target: Callable[[Path], Path], *,
+                  noise_factor: float | None = None, seed: int | None = None, max_size: int | None = None,
+                  size: int | None = None, preserve_color: bool = False, batch_size: int = 1,
+                  progress: bool = False) -> BatchResult:
+    """Stylise every (photo, name) of `inputs` and save each result as the PNG ``target(name)`` (a free path).
+
+    `noise_factor`, `seed`, `max_size`, `size` and `preserve_color` are :meth:`Stylizer.stylize`'s; `seed` seeds
+    every batch, so a photo's result depends on the seed and the batch it is in, not on the photos before it.
+    """
+    result = BatchResult()
+    batch: list[tuple[Path, Path, torch.Tensor]] = []
+
+    def flush() -> None:
+        start = time.perf_counter()
+        try:
+            out = stylizer.stylize(torch.cat([t for _, _, t in batch]), noise_factor=noise_factor, seed=seed,
+                                   preserve_color=preserve_color)
+        except TexnetError as err:
+            result.failures.extend((src, str(err)) for src, _, _ in batch)
+        else:
+            seconds = (time.perf_counter() - start) / len(batch)
+            for (src, name, _), image in zip(batch, out):
+                path = save_image(tensor_to_pil(image), target(name), overwrite=True)
+                result.done.append(Stylized(src, path, image.shape[-1], image.shape[-2], seconds))
+        batch.clear()
+
+    with logging_redirect_tqdm():
+        for src, name in tqdm(inputs, desc="stylize", unit="img", disable=len(inputs) < 2 or not progress):
+            try:
+                tensor = prepare_image(src, max_size, size)
+            except TexnetError as err:
+                result.failures.append((src, str(err)))
+                continue
+            if batch and (batch[0][2].shape != tensor.shape or len(batch) >= max(1, batch_size)):
+                flush()
+            batch.append((src, name, tensor))
+        if batch:
+            flush()
+    return result
+
+
+def check_failures(failures: Sequence[tuple[Path, str]], total: int) -> None:
+    """Inputs that failed, logged once at the end; a TexnetError only when none of the `total` could be done."""
+    if not failures:
+        return
+    if len(failures) == total:
+        raise TexnetError(f"none of the {total} input(s) could be stylised; first: {failures[0][1]}")
+    log.warning("%d of %d inputs were skipped:", len(failures), total)
+    for src, reason in failures:
+        log.warning("  %s: %s", src, reason)

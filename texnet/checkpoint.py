@@ -1,0 +1,78 @@
+"""The checkpoint format of a trained texture network, in one place: written, read, checked, turned back into a generator.
+
+A texnet checkpoint is the dict Lightning saves (``state_dict``, ``hyper_parameters``, ``global_step``, ...) with
+one more entry, ``texnet``, that :func:`mark_checkpoint` adds from ``TextureNetModule.on_save_checkpoint``:
+``{"kind": KIND, "texture_name": ...}``. The generator's weights are the ``generator.*`` entries of the state
+dict, its options ``hyper_parameters["model"]`` (the ``arch`` name, never a class name, so classes can be
+renamed) and the texture image the ``texture`` buffer; the frozen VGG is not stored (texnet.module says why).
+
+Files are read with ``torch.load(weights_only=True)``: a checkpoint holds only tensors and plain data, so
+reading one can never run code. This module needs neither Lightning nor the training code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from texnet.errors import TexnetError
+from texnet.generator import NoiseGenerator, build_generator
+
+KIND = "texnet.TextureNetModule"
+EXPECTED = "expected a texture-network checkpoint written by train.py (runs/<texture>/<date>/checkpoints/last.ckpt)"
+
+
+def mark_checkpoint(checkpoint: dict, texture_name: str) -> None:
+    """Add texnet's entry to a checkpoint Lightning is about to save (``on_save_checkpoint``)."""
+    checkpoint["texnet"] = {"kind": KIND, "texture_name": texture_name}
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dict of a texture network, or a one-line TexnetError saying what is wrong with `path`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise TexnetError(f"checkpoint '{path}' does not exist: {EXPECTED}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a non-checkpoint makes the unpickler fail in arbitrary ways
+        if "Unsupported global" in str(err):  # a pickle with objects other than tensors and plain data
+            raise TexnetError(f"checkpoint '{path}' holds Python objects, which texnet does not unpickle (they could run code): {EXPECTED}") from None
+        raise TexnetError(f"checkpoint '{path}' is not a PyTorch checkpoint ({type(err).__name__}): {EXPECTED}") from None
+    entry = ckpt.get("texnet") if isinstance(ckpt, dict) else None
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if kind != KIND:
+        raise TexnetError(f"checkpoint '{path}' is not a texnet checkpoint (its texnet.kind is {kind!r}, not '{KIND}'): {EXPECTED}")
+    return ckpt
+
+
+def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:
+    """The trained generator of a checkpoint read by :func:`read_checkpoint` (inference, and train.py's init_from)."""
+    try:
+        generator = build_generator(**ckpt.get("hyper_parameters", {})["model"])
+        state = ckpt["state_dict"]
+        generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")})
+    except (KeyError, TypeError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise TexnetError(f"checkpoint '{path}' is incomplete or does not match its model settings ({reason}): re-export it with train.py") from None
+    return generator
+
+
+def checkpoint_texture(ckpt: dict, path: str | Path) -> torch.Tensor:
+    """The (1, 3, H, W) texture image the network was trained on."""
+    texture = ckpt.get("state_dict", {}).get("texture")
+    if texture is None:
+        raise TexnetError(f"checkpoint '{path}' holds no texture image: re-export it with train.py")
+    return texture
+
+
+def checkpoint_texture_name(ckpt: dict) -> str:
+    """The texture's name: the texnet entry's, else the training config's (checkpoints from before the entry had it)."""
+    texture = ckpt.get("hyper_parameters", {}).get("texture", {})
+    return ckpt.get("texnet", {}).get("texture_name") or (texture.get("name") if isinstance(texture, dict) else None) or "texture"
+
+
+def describe_checkpoint(ckpt: dict) -> dict:
+    """What a person choosing a model wants to know: texture, mode, architecture, training steps, noise factor."""
+    model = ckpt.get("hyper_parameters", {}).get("model", {})
+    return {"texture": checkpoint_texture_name(ckpt), "mode": model.get("mode", "stylize"), "arch": model.get("arch", "pyramid"),
+            "steps": ckpt.get("global_step", "?"), "noise_factor": model.get("noise_factor")}
