@@ -25,7 +25,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from texnet.module import TextureNetModule
-from texnet.textures import CONFIG_DIR, resolve_texture_path, texture_name
+from texnet.textures import resolve_texture_path, texture_name
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # the root scripts' Hydra configs
 
 
 def build(size: int, batch: int, precision: str, overrides: list[str]) -> tuple[TextureNetModule, pl.LightningDataModule]:

@@ -153,9 +153,9 @@ def test_corrupt_image_skipped_counted_epoch_completes(tmp_path: Path, caplog: p
 
 def test_corrupt_image_with_worker_processes(tmp_path: Path) -> None:
     (tmp_path / "zz_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
-    for i in range(3):
+    for i in range(5):
         write_photo(tmp_path / f"photo{i}.png", (30, 30), i)
-    dm = ContentDataModule(source="folder", root=str(tmp_path), image_size=16, batch_size=2, num_workers=1)
+    dm = ContentDataModule(source="folder", root=str(tmp_path), image_size=16, batch_size=2, num_workers=1)  # 2 held out
     assert sum(len(b) for b in epoch(dm)) == 4
 
 

@@ -91,6 +91,8 @@ def test_target_normalisation_makes_each_layer_a_relative_error():
     assert torch.allclose(scaled({"a": 10 * other["a"]})["a"], loss(other)["a"], rtol=1e-4)
     with pytest.raises(TexnetError, match="style_normalize='layer' is unknown"):
         GramStyleLoss(["a"], [1.0], feats, normalize="layer")
+    with pytest.raises(TexnetError, match="no activation at a"):
+        GramStyleLoss(["a"], [1.0], {"a": torch.zeros(1, 4, 8, 8)}, normalize="target")
 
 
 def test_bf16_path_matches_fp32_reference(mosaic_path, photo_path):

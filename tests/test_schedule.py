@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 
 from texnet.errors import TexnetError
 from texnet.schedule import check_schedule, settings_at
-from texnet.textures import CONFIG_DIR
+from conftest import CONFIG_DIR
 from train import train
 
 SCHEDULE = "data.schedule=[{step:0,image_size:48},{step:3,image_size:64,batch_size:1,style_scale:2.5}]"
@@ -47,7 +47,7 @@ def test_schedule_changes_crop_size_and_style_scale_and_survives_resume(tmp_path
     assert first["global_step"] == 5
     sizes = logged(run, "train/image_size")
     assert [s for _, s in sizes] == [48.0, 48.0, 48.0, 64.0, 64.0] and [st for st, _ in sizes] == [0, 1, 2, 3, 4]
-    assert [s for _, s in logged(run, "train/style_scale")] == [1.0] * 3 + [2.5] * 2
+    assert [s for _, s in logged(run, "train/style_scale")] == [3.0] * 3 + [2.5] * 2  # 3: the default loss.style_scale
     # validation keeps the run's own style scale, so its losses compare across stages
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["hyper_parameters"]["schedule"][1]["image_size"] == 64
@@ -57,4 +57,4 @@ def test_schedule_changes_crop_size_and_style_scale_and_survives_resume(tmp_path
     cont = train(builtin_cfg(tmp_path / "cont", SCHEDULE, "trainer.max_steps=4", f"ckpt_path={first_again['last']}"))
     assert cont["global_step"] == 4
     assert [s for _, s in logged(tmp_path / "cont", "train/image_size")] == [48.0, 64.0]
-    assert [s for _, s in logged(tmp_path / "cont", "train/style_scale")] == [1.0, 2.5]
+    assert [s for _, s in logged(tmp_path / "cont", "train/style_scale")] == [3.0, 2.5]

@@ -104,7 +104,7 @@ def test_residual_generator_trains_and_its_checkpoint_stylizes(tmp_path, coco_ro
     from texnet.generator import ResidualGenerator
     from texnet.inference import load
 
-    cfg = tiny_cfg(tmp_path, coco_root, "model=residual", "model.channels=8", "model.residual_blocks=2", "optim.lr=0.05",
+    cfg = tiny_cfg(tmp_path, coco_root, "model=residual", "model.channels=8", "model.residual_blocks=2", "optim.lr=0.01",
                    "trainer.max_steps=16", "trainer.val_check_interval=8")
     result = train(cfg)
     val = val_totals(tmp_path)

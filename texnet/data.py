@@ -210,7 +210,7 @@ class ContentDataModule(pl.LightningDataModule):
         image_size: int = 256,
         batch_size: int = 4,
         num_workers: int = 0,
-        num_val: int = 4,
+        num_val: int = 2,
         val_size: int = 256,
         builtin_length: int = 512,
         seed: int = 0,

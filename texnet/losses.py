@@ -75,7 +75,11 @@ class GramStyleLoss(nn.Module):
             target = gram_matrix(texture_features[name]).detach()
             self.register_buffer(f"target_{name}", target, persistent=False)
             if normalize == "target":
-                self.weights[i] /= max(target.pow(2).mean().item(), 1e-12)
+                scale = target.pow(2).mean().item()
+                if scale == 0:
+                    raise TexnetError(f"the texture gives no activation at {name}: style_normalize=target cannot scale "
+                                      "that layer; use another texture, drop the layer, or loss.style_normalize=none")
+                self.weights[i] /= scale
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-layer weighted losses, each of shape (B,)."""
