@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from texnet.callbacks import LastCheckpoint
+from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.inference import checkpoint_generator, read_checkpoint
 from texnet.module import TextureNetModule
@@ -36,6 +37,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         record_start(run_dir)
     trainer: pl.Trainer | None = None
     try:
+        validate(cfg, TRAIN_SCHEMAS)
         module, datamodule, trainer, callbacks = build(cfg, run_dir)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     except BaseException:
