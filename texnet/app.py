@@ -43,7 +43,7 @@ from texnet.data import check_root
 from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
 from texnet.generator import ARCHITECTURES
-from texnet.image import next_free_dir, next_free_file, open_rgb
+from texnet.image import IMAGE_EXTENSIONS, next_free_dir, next_free_file, open_rgb
 from texnet.inference import Stylizer, load, read_checkpoint
 from texnet.textures import CONFIG_DIR, PROJECT_ROOT, available_textures
 from texnet.textures import texture_path as named_texture_path
@@ -521,7 +521,7 @@ def build_app(runs_dir: Path, visdom_url: str | None = None) -> gr.Blocks:
         with gr.Tab("Stylise"):
             with gr.Row():
                 with gr.Column(scale=2):
-                    photos = gr.File(label="Photos", file_count="multiple", file_types=["image"])
+                    photos = gr.File(label="Photos", file_count="multiple", file_types=list(IMAGE_EXTENSIONS))
                     with gr.Row(equal_height=True):
                         model_choice = gr.Dropdown(model_choices(runs_dir, cache), label="Trained model", scale=5, allow_custom_value=True,
                                             info=f"checkpoints found under {runs_dir}")
@@ -557,7 +557,7 @@ def build_app(runs_dir: Path, visdom_url: str | None = None) -> gr.Blocks:
                     with gr.Row(equal_height=True):
                         with gr.Column(scale=2):
                             train_texture = gr.Dropdown(available_textures(), value="mosaic", label="Built-in texture")
-                            texture_upload = gr.File(label="…or your own texture image", file_types=["image"], height=120)
+                            texture_upload = gr.File(label="…or your own texture image", file_types=list(IMAGE_EXTENSIONS), height=120)
                         texture_view = gr.Image(label="Texture", height=180, interactive=False, scale=1)
                     data_source = gr.Radio(DATA_SOURCES, value="builtin", label="Content photos")
                     data_path = gr.Textbox(label="Folder (folder or MSCOCO root)", placeholder="~/Pictures or data/coco")
