@@ -26,6 +26,7 @@ from texnet.config import STYLIZE_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.image import IMAGE_EXTENSIONS, check_output, next_free_file, save_image, tensor_to_pil
 from texnet.inference import Stylizer, load, prepare_image
+from texnet.tiling import needs_tiles
 from texnet.textures import texture_name
 
 log = logging.getLogger("texnet.stylize")
@@ -129,6 +130,11 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     with logging_redirect_tqdm():
         for src, rel in tqdm(inputs, desc="stylize", unit="img", disable=len(inputs) < 2 or not cfg.progress):
             try:
+                if cfg.tile_size or needs_tiles(stylizer, src, cfg.max_size, cfg.size):  # by tiles, 8-bit in and out
+                    image = stylizer.stylize(src, noise_factor=cfg.noise_factor, seed=cfg.seed, max_size=cfg.max_size, size=cfg.size,
+                                             preserve_color=cfg.preserve_color, tile_size=cfg.tile_size)
+                    written.append(save_image(image, names(single or folder / rel.with_suffix(".png")), overwrite=True))
+                    continue
                 tensor = prepare_image(src, cfg.max_size, cfg.size)
             except TexnetError as err:
                 failures.append((src, str(err)))

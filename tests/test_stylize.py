@@ -245,3 +245,11 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, ckpt, photos, c
         stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photos}", f"output={output}"))
     assert "\n" not in str(err.value)
 
+
+def test_tile_size_option_gives_the_untiled_result(tmp_path, ckpt):
+    """stylize.py tile_size=: tiles with the whole photo's statistics, the same image as untiled (to 8-bit rounding)."""
+    src = write_photo(tmp_path / "p.png", 150, 110)
+    whole = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / 'whole.png'}", "noise_factor=0"))
+    tiled = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / 'tiled.png'}", "noise_factor=0", "tile_size=32"))
+    a, b = (np.asarray(Image.open(p[0])).astype(int) for p in (whole, tiled))
+    assert a.shape == b.shape == (110, 150, 3) and np.abs(a - b).max() <= 1
