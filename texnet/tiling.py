@@ -30,7 +30,7 @@ from texnet.errors import TexnetError
 from texnet.generator import NoiseGenerator
 from texnet.image import open_image, open_rgb, to_rgb
 
-TILE_SIZE = 768  # default core side: with the pyramid's margins a tile is 1088 px, ~1.4 GB in eager PyTorch
+TILE_SIZE = 768  # default core side: with the pyramid's context a tile is 1152 px, ~1.6 GB in eager PyTorch
 STATS_SIZE = 1536  # longer side of the statistics pass (~1.8 MP at 4:3, ~2 GB eager): larger images get approximate statistics
 
 NORMS = (nn.InstanceNorm2d, nn.BatchNorm2d)  # batch norm without running statistics normalises like instance norm at batch 1
@@ -112,8 +112,9 @@ class TiledStylizer:
         generator: an eval-mode generator (texnet.generator).
         tile_size: core side in pixels (rounded up to the generator's multiple); memory grows with
             (tile_size + 2 * margin) squared.
-        margin: context on each side of a tile, thrown away; default: the network's reach (:func:`default_margin`).
-        blend: half-width of the cross-fade between neighbouring tiles (at most margin).
+        margin: context on each side of a tile beyond the cross-fade, thrown away; default: the network's reach
+            (:func:`default_margin`).
+        blend: half-width of the cross-fade between neighbouring tiles (at most half a tile).
         stats_size: longer side of the statistics pass (images up to this size get exact statistics).
     """
 
@@ -122,8 +123,9 @@ class TiledStylizer:
         m = generator.multiple
         self.generator = generator
         self.core = max(m, math.ceil(tile_size / m) * m)
-        self.margin = math.ceil((default_margin(generator) if margin is None else margin) / m) * m
-        self.blend = min(blend, self.margin, self.core // 2)
+        self.blend = min(blend, self.core // 2)
+        # the cross-fade reaches `blend` px past the core, and those pixels need the network's full reach too
+        self.margin = math.ceil(((default_margin(generator) if margin is None else margin) + self.blend) / m) * m
         self.stats_size = stats_size
 
     @property
