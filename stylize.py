@@ -21,8 +21,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from texnet.batch import check_failures, stylize_files
+from texnet.config import STYLIZE_SCHEMAS, validate
 from texnet.errors import TexnetError
-from texnet.image import IMAGE_EXTENSIONS, next_free_file, save_image
+from texnet.image import IMAGE_EXTENSIONS, check_output, next_free_file, save_image
 from texnet.inference import Stylizer, load
 from texnet.textures import texture_name
 
@@ -33,6 +34,7 @@ EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 def stylize(cfg: DictConfig) -> list[Path]:
     """Run what `cfg` asks for and return the written files (tests call this directly)."""
+    validate(cfg, STYLIZE_SCHEMAS)
     if cfg.method == "gatys":
         return stylize_gatys(cfg)
     if cfg.method != "texnet":
@@ -91,14 +93,14 @@ class OutputNames:
 
 
 def output_target(cfg: DictConfig, default: Path, count: int) -> tuple[Path | None, Path]:
-    """(single output file or None, output folder) from cfg.output."""
-    if not cfg.output:
-        return None, default
-    out = Path(str(cfg.output)).expanduser()
-    if out.suffix.lower() in IMAGE_EXTENSIONS:
+    """(single output file or None, output folder) from cfg.output, checked to be writable before any work."""
+    out = Path(str(cfg.output)).expanduser() if cfg.output else default
+    if cfg.output and out.suffix.lower() in IMAGE_EXTENSIONS:
         if count > 1:
             raise TexnetError(f"output '{out}' is a file but the input holds {count} images: give a folder")
+        check_output(out, folder=False)
         return out, out.parent
+    check_output(out)
     return None, out
 
 
@@ -109,7 +111,8 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     names = OutputNames(cfg.overwrite)
     result = stylize_files(stylizer, inputs, lambda rel: names(single or folder / rel.with_suffix(".png")),
                            noise_factor=cfg.noise_factor, seed=cfg.seed, max_size=cfg.max_size, size=cfg.size,
-                           preserve_color=cfg.preserve_color, batch_size=cfg.batch_size, progress=cfg.progress)
+                           preserve_color=cfg.preserve_color, batch_size=cfg.batch_size, progress=cfg.progress,
+                           tile_size=cfg.tile_size)
     check_failures(result.failures, len(inputs))
     log.info("wrote %d image(s) to %s", len(result.done), folder)
     return [item.output for item in result.done]
@@ -139,6 +142,7 @@ def export_model(stylizer: Stylizer, cfg: DictConfig) -> Path:
     suffix = EXPORT_SUFFIXES[cfg.export]
     out = Path(str(cfg.output)).expanduser() if cfg.output else Path("runs/exported")
     target = OutputNames(cfg.overwrite)(out if out.suffix else out / f"{stylizer.texture_name}{suffix}")
+    check_output(target, folder=False)
     export = export_onnx if cfg.export == "onnx" else export_torchscript
     return export(stylizer, target, noise_inputs=cfg.export_noise_inputs, overwrite=True)
 
@@ -152,6 +156,7 @@ def stylize_gatys(cfg: DictConfig) -> list[Path]:
     if cfg.output and Path(str(cfg.output)).suffix.lower() in IMAGE_EXTENSIONS:
         raise TexnetError(f"output '{cfg.output}' is a file, but method=gatys writes a folder per photo: give a folder")
     folder = Path(str(cfg.output)).expanduser() if cfg.output else Path("runs/gatys") / name
+    check_output(folder)
     accelerator = {"auto": "auto", "cpu": "cpu"}.get(str(cfg.device), "gpu")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     written, failures = [], []

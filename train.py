@@ -11,21 +11,49 @@ from hydra.core.hydra_config import HydraConfig
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
 
-from texnet.callbacks import SampleGrid
+from texnet.callbacks import LastCheckpoint
+from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.module import TextureNetModule
+from texnet.run_folder import check_run_folder, record_start, remove_failed_start
 from texnet.textures import resolve_texture_path, texture_name
 
 log = logging.getLogger("texnet.train")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train from a composed config; returns final metrics and checkpoint paths (tests call this directly)."""
-    pl.seed_everything(cfg.seed, workers=True)
+    """Train from a composed config; returns final metrics and checkpoint paths (tests call this directly).
+
+    A run folder that already holds a run is refused unless ``ckpt_path`` resumes from inside it, and a start
+    that fails before the first training step removes the folder it created (texnet.run_folder).
+    """
     run_dir = Path(cfg.run_dir)
+    if rank_zero_only.rank == 0:
+        check_run_folder(run_dir, cfg.ckpt_path)
+        record_start(run_dir)
+    trainer: pl.Trainer | None = None
+    try:
+        validate(cfg, TRAIN_SCHEMAS)
+        module, datamodule, trainer, callbacks = build(cfg, run_dir)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except BaseException:
+        if trainer is None or trainer.global_step == 0:
+            remove_failed_start(run_dir)
+        raise
+    last = next(cb for cb in callbacks if isinstance(cb, LastCheckpoint))
+    best = next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor == "val/total"), None)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {"run_dir": run_dir, "last": Path(last.last_model_path), "best": best.best_model_path if best else "", "metrics": metrics,
+            "global_step": trainer.global_step}
+
+
+def build(cfg: DictConfig, run_dir: Path) -> tuple[TextureNetModule, pl.LightningDataModule, pl.Trainer, list[pl.Callback]]:
+    """The module, data, trainer and callbacks of a run; writes config.yaml and the loggers' hyper-parameters."""
+    pl.seed_everything(cfg.seed, workers=True)
     image = resolve_texture_path(cfg.texture.image)
     texture = {"image": str(image), "size": cfg.texture.size, "name": texture_name(image)}
     module = TextureNetModule(
@@ -38,13 +66,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.init_from:
         init_generator(module, cfg)
     datamodule = instantiate(cfg.data)
-    ckpt_dir = run_dir / "checkpoints"
-    callbacks = [
-        ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every, save_top_k=0, save_last=True),
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/total", mode="min", save_top_k=1),
-        SampleGrid(run_dir / "samples", cfg.sample_every, cfg.noise_multiples),
-        LearningRateMonitor(logging_interval="step"),
-    ]
+    callbacks = [instantiate(spec) for spec in cfg.callbacks.values()]
+    if not any(isinstance(cb, LastCheckpoint) for cb in callbacks):
+        raise TexnetError("callbacks.last_checkpoint is missing: every run needs its last.ckpt (conf/callbacks/default.yaml)")
     loggers = [instantiate(spec) for spec in cfg.logger.values()] if cfg.logger else []
     # A schedule changes crop/batch size between epochs: the data loader is rebuilt at each epoch.
     reload = {"reload_dataloaders_every_n_epochs": 1} if module.schedule else {}
@@ -55,10 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:  # the whole resolved run config, not only the module's hyper-parameters
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log.info("training %s texture network on '%s' into %s", cfg.model.mode, texture["name"], run_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return {"run_dir": run_dir, "last": ckpt_dir / "last.ckpt", "best": callbacks[1].best_model_path, "metrics": metrics,
-            "global_step": trainer.global_step}
+    return module, datamodule, trainer, callbacks
 
 
 def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
@@ -91,7 +112,8 @@ def main(cfg: DictConfig) -> None:
     except TexnetError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    log.info("done: %s (last checkpoint %s)", result["run_dir"], result["last"])
+    best = f"best {result['best']}" if result["best"] else "no best.ckpt: no validation ran (trainer.val_check_interval > max_steps)"
+    log.info("done: %s at step %d (last checkpoint %s; %s)", result["run_dir"], result["global_step"], result["last"], best)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,59 @@
-"""conf/: the trainer group's shared keys live once, in trainer/default.yaml."""
-from __future__ import annotations
+"""conf/: typed options (a wrong type is one line naming the key, before anything runs); the trainer group's shared keys
+live once, in trainer/default.yaml."""
+import os
+import subprocess
+import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
 
-from conftest import CONFIG_DIR
+from texnet.config import STYLIZE_SCHEMAS, TRAIN_SCHEMAS, validate
+from texnet.errors import TexnetError
+from conftest import CONFIG_DIR, ROOT as PROJECT_ROOT
+
+
+def composed(name: str, *overrides: str):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.max_steps=abc", "trainer.max_steps=abc has the wrong type: pass an integer"),
+    ("model.scales=2.5", "model.scales=2.5 has the wrong type: pass an integer"),
+    ("optim.lr=fast", "optim.lr=fast has the wrong type: pass a number"),
+    ("trainer.enable_progress_bar=maybe", "trainer.enable_progress_bar=maybe has the wrong type: pass true or false"),
+    ("data.image_size=null", "data.image_size=null has the wrong type: pass an integer"),
+    ("noise_multiples=[a,1]", 'noise_multiples=["a", 1] has the wrong type: pass a list of numbers such as [1, 2]'),
+    ("trainer.val_check_interval=often", "trainer.val_check_interval=often has the wrong type: pass a number or null"),
+])
+def test_wrong_type_names_the_key_and_the_type(override, message):
+    with pytest.raises(TexnetError) as err:
+        validate(composed("train", override), TRAIN_SCHEMAS)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("overrides", [[], ["experiment=paper"], ["trainer=ddp"], ["trainer=gpu"], ["model=residual"], ["data=folder"],
+                                       ["trainer.val_check_interval=0.5"], ["trainer.val_check_interval=100"], ["optim.lr=1"]])
+def test_shipped_configs_and_right_types_pass(overrides):
+    validate(composed("train", *overrides), TRAIN_SCHEMAS)
+
+
+def test_stylize_options_are_typed():
+    validate(composed("stylize"), STYLIZE_SCHEMAS)
+    with pytest.raises(TexnetError, match=r"^max_size=big has the wrong type: pass an integer or null$"):
+        validate(composed("stylize", "max_size=big"), STYLIZE_SCHEMAS)
+    with pytest.raises(TexnetError, match=r"^overwrite=yes please has the wrong type: pass true or false$"):
+        validate(composed("stylize", "overwrite='yes please'"), STYLIZE_SCHEMAS)
+
+
+def test_command_line_wrong_type_is_one_line_and_leaves_no_folder(tmp_path):
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "train.py", "trainer.max_steps=abc", f"hydra.run.dir={run}"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "TEXNET_OFFLINE": "1"})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["error: trainer.max_steps=abc has the wrong type: pass an integer"]
+    assert not run.exists()
 
 OWN = {"cpu": {"accelerator": "auto", "max_steps": 1000, "val_check_interval": 100},
        "gpu": {"accelerator": "gpu", "precision": "16-mixed", "max_steps": 3000, "val_check_interval": 250},

@@ -92,3 +92,56 @@ def test_tensor_round_trip_and_no_overwrite(tmp_path):
     assert Image.open(out).size == (5, 5)
     (tmp_path / "run").mkdir()
     assert next_free_dir(tmp_path / "run") == tmp_path / "run-2" and next_free_dir(tmp_path / "new") == tmp_path / "new"
+
+
+def test_one_list_of_formats_from_pillow():
+    """Folder listings go by IMAGE_EXTENSIONS, single files by the detected format: both come from READABLE_FORMATS."""
+    from PIL import Image as PILImage
+
+    from texnet.image import IMAGE_EXTENSIONS, READABLE_FORMATS
+
+    assert {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"} <= set(IMAGE_EXTENSIONS)
+    assert {PILImage.registered_extensions()[e] for e in IMAGE_EXTENSIONS} <= set(READABLE_FORMATS)
+    assert ".pdf" not in IMAGE_EXTENSIONS and ".ico" not in IMAGE_EXTENSIONS
+
+
+def test_other_pillow_formats_are_refused_by_name(tmp_path):
+    icon = tmp_path / "icon.ico"
+    Image.new("RGB", (48, 48), (200, 10, 10)).save(icon)
+    with pytest.raises(TexnetError, match=r"'.*icon.ico' is a ICO file, which texnet does not read: convert it to one of JPEG, PNG, GIF"):
+        open_rgb(icon)
+
+
+def test_large_images_decode_quietly_up_to_the_documented_limit(tmp_path, monkeypatch):
+    """Above Pillow's decompression-bomb threshold no warning; above texnet.image.MAX_PIXELS one line (header only)."""
+    import warnings
+
+    from PIL import Image as PILImage
+
+    from texnet import image
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (400, 300), (0, 90, 200)).save(path)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 50_000)  # Pillow would warn from 50,000 px and refuse from 100,000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_rgb(path).size == (400, 300)
+    assert PILImage.MAX_IMAGE_PIXELS == 50_000  # restored
+    monkeypatch.setattr(image, "MAX_PIXELS", 100_000)
+    with pytest.raises(TexnetError, match=r"is 400x300 px \(0 MP\), above texnet's limit of 0 MP \(texnet.image.MAX_PIXELS\): downscale it"):
+        open_rgb(path)
+
+
+def test_check_output_refuses_unwritable_targets_before_any_work(tmp_path):
+    from texnet.image import check_output
+
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(TexnetError, match=r"output '.*file.txt/x.png' cannot be created: '.*file.txt' is a file, not a folder"):
+        check_output(tmp_path / "file.txt" / "x.png", folder=False)
+    with pytest.raises(TexnetError, match=r"output '.*file.txt' exists and is not a folder"):
+        check_output(tmp_path / "file.txt")
+    check_output(tmp_path / "new" / "deeper")  # missing folders are fine: they are created on write
+    check_output(tmp_path / "new" / "x.png", folder=False)
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(TexnetError, match=r"output '/proc/texnet_out/x.png' cannot be written \(.* in '/proc'\)"):
+        check_output(Path("/proc/texnet_out/x.png"), folder=False)  # /proc refuses new files even for root

@@ -212,3 +212,44 @@ def test_gatys_method_writes_its_result(tmp_path, photo_path):
                               "texture.size=64", "gatys.max_size=64", "gatys.iterations=3", "gatys.save_every=0", "device=cpu"))
     assert out == [tmp_path / "astronaut" / "result.png"]
     assert Image.open(out[0]).size == (64, 64) and (tmp_path / "astronaut" / "losses.csv").is_file()
+
+
+def test_gif_in_a_folder_is_stylised_like_a_single_gif(tmp_path, ckpt):
+    """One list of formats: a .gif is read in a folder as it is on its own (the folder skipped it before)."""
+    Image.open(write_photo(tmp_path / "in" / "a.png", 40, 36)).convert("P").save(tmp_path / "in" / "anim.gif")
+    folder = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}"))
+    assert sorted(p.name for p in folder) == ["a.png", "anim.png"]
+    single = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'in' / 'anim.gif'}", f"output={tmp_path / 'one'}"))
+    assert [p.name for p in single] == ["anim.png"]
+
+
+@pytest.mark.parametrize("case", ["file_as_folder", "read_only"])
+def test_unwritable_output_is_one_line_before_any_work(tmp_path, ckpt, photos, case, monkeypatch):
+    """The output is checked before anything is stylised: no traceback after minutes of work."""
+    import os
+
+    import stylize as stylize_module
+
+    (tmp_path / "file.txt").write_text("x")
+    if case == "file_as_folder":
+        output, message = tmp_path / "file.txt" / "out", r"'.*file.txt' is a file, not a folder: choose another output="
+    else:
+        if os.geteuid() == 0:  # root writes into a mode-555 folder, so take a folder the kernel refuses to root too
+            output = Path("/proc/texnet_out")
+        else:
+            output = tmp_path / "locked"
+            output.mkdir(mode=0o555)
+        message = r"cannot be written \(.*\): choose another output= or make that folder writable"
+    monkeypatch.setattr(stylize_module, "prepare_image", lambda *a, **k: pytest.fail("stylised before checking the output"))
+    with pytest.raises(TexnetError, match=message) as err:
+        stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photos}", f"output={output}"))
+    assert "\n" not in str(err.value)
+
+
+def test_tile_size_option_gives_the_untiled_result(tmp_path, ckpt):
+    """stylize.py tile_size=: tiles with the whole photo's statistics, the same image as untiled (to 8-bit rounding)."""
+    src = write_photo(tmp_path / "p.png", 150, 110)
+    whole = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / 'whole.png'}", "noise_factor=0"))
+    tiled = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / 'tiled.png'}", "noise_factor=0", "tile_size=32"))
+    a, b = (np.asarray(Image.open(p[0])).astype(int) for p in (whole, tiled))
+    assert a.shape == b.shape == (110, 150, 3) and np.abs(a - b).max() <= 1

@@ -19,6 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from texnet.errors import TexnetError
 from texnet.image import save_image, tensor_to_pil
 from texnet.inference import Stylizer, prepare_image
+from texnet.tiling import needs_tiles
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,13 @@ class BatchResult:
 def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], target: Callable[[Path], Path], *,
                   noise_factor: float | None = None, seed: int | None = None, max_size: int | None = None,
                   size: int | None = None, preserve_color: bool = False, batch_size: int = 1,
-                  progress: bool = False) -> BatchResult:
+                  progress: bool = False, tile_size: int | None = None) -> BatchResult:
     """Stylise every (photo, name) of `inputs` and save each result as the PNG ``target(name)`` (a free path).
 
     `noise_factor`, `seed`, `max_size`, `size` and `preserve_color` are :meth:`Stylizer.stylize`'s; `seed` seeds
     every batch, so a photo's result depends on the seed and the batch it is in, not on the photos before it.
+    A photo too large to stylise whole in memory (or every photo, with `tile_size`) goes alone, by tiles
+    (texnet.tiling), read and written in 8 bits.
     """
     result = BatchResult()
     batch: list[tuple[Path, Path, torch.Tensor]] = []
@@ -69,6 +72,13 @@ def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], targe
     with logging_redirect_tqdm():
         for src, name in tqdm(inputs, desc="stylize", unit="img", disable=len(inputs) < 2 or not progress):
             try:
+                if tile_size or needs_tiles(stylizer, src, max_size, size):
+                    start = time.perf_counter()
+                    image = stylizer.stylize(src, noise_factor=noise_factor, seed=seed, max_size=max_size, size=size,
+                                             preserve_color=preserve_color, tile_size=tile_size)
+                    path = save_image(image, target(name), overwrite=True)
+                    result.done.append(Stylized(src, path, image.width, image.height, time.perf_counter() - start))
+                    continue
                 tensor = prepare_image(src, max_size, size)
             except TexnetError as err:
                 result.failures.append((src, str(err)))

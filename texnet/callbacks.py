@@ -1,4 +1,8 @@
-"""Side effects of training, as Lightning callbacks: sample grids on disk and on the dashboard."""
+"""Side effects of training, as Lightning callbacks: the final checkpoint, sample grids on disk and on the dashboard.
+
+train.py builds the callbacks from the ``callbacks`` config group (conf/callbacks/), so any Lightning callback can
+be added from the command line (``'callbacks=[default,early_stopping]'``).
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,10 +11,50 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.callbacks import ModelCheckpoint
 from torchvision.utils import make_grid
 
 from texnet.image import save_image
 from texnet.module import VAL_SEED, TextureNetModule
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose ``last.ckpt`` always holds the final step.
+
+    Lightning saves ``last.ckpt`` every ``every_n_train_steps`` and, at the end, only if it never saved one: a
+    60-step run with checkpoints every 50 steps ended with step 50 in last.ckpt. This saves it at the end too
+    (Lightning's ``_save_last_checkpoint``, which keeps its file naming and bookkeeping).
+    """
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """A stopped run (Ctrl-C, the web app's Stop) keeps its last step as well; single-process only, since with
+        DDP the other processes may never reach the save."""
+        if trainer.world_size == 1 and trainer.global_step > 0:
+            self.on_train_end(trainer, pl_module)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that takes over the best checkpoint already in its folder when a run is resumed.
+
+    ``last.ckpt`` is saved before the validation of its step, so a run resumed from it (after a kill) may not
+    know the best score that ``best.ckpt`` holds: Lightning then wrote ``best-v1.ckpt`` beside it. This reads
+    the score stored in the existing file, so it is replaced only by a better model.
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        existing = Path(self.dirpath or "") / f"{self.filename}{self.FILE_EXTENSION}"
+        if self.best_model_path or self.save_top_k != 1 or not existing.is_file():
+            return
+        state = torch.load(existing, map_location="cpu", weights_only=True).get("callbacks", {}).get(self.state_key, {})
+        score = state.get("best_model_score")
+        if score is not None:
+            self.best_model_path = self.kth_best_model_path = str(existing)
+            self.best_model_score = self.kth_value = score
+            self.best_k_models = {str(existing): score}
 
 
 class SampleGrid(pl.Callback):

@@ -3,10 +3,17 @@
 Images are float tensors in [0, 1], shape (1, 3, H, W). Loading handles what real
 photo folders contain (EXIF rotation, grayscale, alpha, palettes, 16-bit PNG) and
 turns unreadable files into a one-line :class:`TexnetError`.
+
+One list of readable formats (:data:`PHOTO_FORMATS`) serves every reader: folder listings and globs go by
+the file extensions Pillow registers for them (:data:`IMAGE_EXTENSIONS`), single files, textures, the data
+loader and the web app by the format Pillow detects in the file. Images up to :data:`MAX_PIXELS` are
+decoded without Pillow's decompression-bomb warning; larger ones are a one-line error.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,22 +22,87 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from texnet.errors import TexnetError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+# Pillow format names texnet reads (MPO: the multi-picture JPEGs many phones write). A format this Pillow build
+# cannot open (no AVIF or HEIF plugin, say) drops out of IMAGE_EXTENSIONS by itself.
+PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP", "TIFF", "PPM", "AVIF", "HEIF", "JPEG2000")
+READABLE_FORMATS = tuple(fmt for fmt in PHOTO_FORMATS if fmt in Image.registered_extensions().values() or fmt == "MPO")
+IMAGE_EXTENSIONS = tuple(sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in READABLE_FORMATS and fmt in Image.OPEN))
 MIN_SIDE = 32  # VGG pools five times; smaller inputs vanish before relu5_1.
+# Largest image decoded (pixels), instead of Pillow's decompression-bomb check (a warning from 89 MP, an error from
+# 179 MP): 250 MP takes ~1 GB decoded, covers 200 MP phone cameras, and tiled stylisation keeps the rest bounded.
+MAX_PIXELS = 250_000_000
 
 
-def open_rgb(path: str | Path, what: str = "image") -> Image.Image:
-    """Open `path` as an upright 8-bit RGB PIL image (alpha dropped onto white)."""
+def formats_text() -> str:
+    """The readable formats for messages and the README: 'JPEG (.jpg .jpeg ...), PNG (...), ...'."""
+    registered = Image.registered_extensions()
+    return ", ".join(f"{fmt} ({' '.join(e for e in IMAGE_EXTENSIONS if registered[e] == fmt)})"
+                     for fmt in READABLE_FORMATS if fmt != "MPO")
+
+
+@contextmanager
+def _texnet_pixel_limit() -> Iterator[None]:
+    """Pillow's global bomb check off while texnet opens a file; open_rgb checks MAX_PIXELS itself."""
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def open_image(path: str | Path, what: str = "image") -> Image.Image:
+    """Open `path` lazily (header only) after checking that it is a readable format within MAX_PIXELS; the caller loads it."""
     path = Path(path)
     if not path.is_file():
         raise TexnetError(f"{what} '{path}' does not exist: check the path")
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
+        with _texnet_pixel_limit():
+            img = Image.open(path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise TexnetError(f"{what} '{path}' is not a readable image ({err}): replace or remove it") from None
+    if img.format not in READABLE_FORMATS:
+        img.close()
+        raise TexnetError(f"{what} '{path}' is a {img.format} file, which texnet does not read: convert it to one of "
+                          f"{', '.join(f for f in READABLE_FORMATS if f != 'MPO')}")
+    if img.width * img.height > MAX_PIXELS:
+        img.close()
+        raise TexnetError(f"{what} '{path}' is {img.width}x{img.height} px ({img.width * img.height / 1e6:.0f} MP), above texnet's "
+                          f"limit of {MAX_PIXELS / 1e6:.0f} MP (texnet.image.MAX_PIXELS): downscale it first")
+    return img
+
+
+def open_rgb(path: str | Path, what: str = "image") -> Image.Image:
+    """Open `path` as an upright 8-bit RGB PIL image (alpha dropped onto white)."""
+    img = open_image(path, what)
+    try:
+        with img, _texnet_pixel_limit():
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise TexnetError(f"{what} '{path}' is not a readable image ({err}): replace or remove it") from None
     return to_rgb(img)
+
+
+def check_output(path: str | Path, folder: bool = True, what: str = "output") -> None:
+    """Fail before any work if `path` (a folder to write into, or with ``folder=False`` a file) cannot be written.
+
+    The nearest existing folder must accept a new file (tried with a temporary file: permission bits alone
+    miss read-only file systems and ACLs), and nothing on the way may be a file.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if folder else "a file"
+        raise TexnetError(f"{what} '{path}' exists and is not {kind}: choose another {what}=")
+    existing = path if folder and path.is_dir() else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TexnetError(f"{what} '{path}' cannot be created: '{existing}' is a file, not a folder: choose another {what}=")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as err:
+        raise TexnetError(f"{what} '{path}' cannot be written ({err.strerror} in '{existing}'): choose another {what}= "
+                          "or make that folder writable") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

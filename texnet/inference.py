@@ -10,10 +10,10 @@ eager PyTorch (bench/stylize_speed.py prints the ratio). The noise is drawn by t
 ``backend="eager"`` is the plain generator (also used on CUDA, with ``precision`` 16/bf16, and for
 images no larger than ``generator.multiple`` px on a side, which the exported graph cannot pad).
 
-Memory: an image is always processed whole, at full resolution (tiles would each get their own instance-norm
-statistics and change colour and contrast from tile to tile). That takes about
+Memory: an image is processed whole, at full resolution, when it fits; photos that do not (or ``tile_size=``) go
+by tiles that share whole-image instance-norm statistics (:mod:`texnet.tiling`). Whole, it takes about
 ``full_res_channels * 4 bytes * 4`` per pixel with onnxruntime and ``* 7`` eagerly (measured: ~0.65 and ~1.2 KB
-per pixel for the default pyramid; ~1.2 and ~0.9 KB for the residual net, see PEAK_MAPS); an image that needs more than the available memory is refused with a
+per pixel for the default pyramid; ~1.2 and ~0.9 KB for the residual net, see PEAK_MAPS); a tensor that needs more than the available memory is refused with a
 message giving the limit in megapixels and a ``max_size`` that fits.
 
 Inputs (paths or PIL images) go through :mod:`texnet.image`: EXIF rotation applied, grayscale/palette/16-bit
@@ -198,7 +198,8 @@ class Stylizer:
         return out.float().cpu()
 
     def stylize(self, image: Image.Image | torch.Tensor | str | Path, noise_factor: float | None = None, seed: int | None = None,
-                max_size: int | None = None, preserve_color: bool = False, size: int | None = None) -> Image.Image | torch.Tensor:
+                max_size: int | None = None, preserve_color: bool = False, size: int | None = None,
+                tile_size: int | None = None) -> Image.Image | torch.Tensor:
         """Stylise one photo (or a batch tensor).
 
         Args:
@@ -209,9 +210,14 @@ class Stylizer:
             seed: seeds the noise, for reproducible outputs (None: torch's global generator).
             max_size: downscale so the longer side is at most this (aspect kept); `size`: rescale so it is exactly this.
             preserve_color: keep the photo's colours, take only the luminance from the network.
+            tile_size: stylise in tiles of this size (texnet.tiling); images too large for memory are tiled anyway.
         """
         if self.mode != "stylize":
             raise TexnetError(f"the network in '{self.source}' generates textures (model.mode=texture): use generate(size=..., num=...)")
+        from texnet import tiling
+
+        if tile_size or tiling.needs_tiles(self, image, max_size, size):
+            return tiling.stylize(self, image, noise_factor, seed, max_size, size, preserve_color, tile_size)
         content = prepare_image(image, max_size, size)
         what = f"image '{image}'" if isinstance(image, (str, Path)) else "the image"
         self._check_memory(content.shape[0], *content.shape[-2:], what)

@@ -16,7 +16,7 @@ from texnet.app.training import (DATA_SOURCES, TRAIN_LOG, TrainingJob, builtin_t
                                  train_command, train_defaults, training_report)
 from texnet.errors import TexnetError
 from texnet.generator import ARCHITECTURES
-from texnet.image import open_rgb
+from texnet.image import IMAGE_EXTENSIONS, open_rgb
 from texnet.textures import available_textures
 
 POLL_S = 2.0
@@ -136,7 +136,7 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
         with gr.Tab("Stylise"):
             with gr.Row():
                 with gr.Column(scale=2):
-                    photos = gr.File(label="Photos", file_count="multiple", file_types=["image"])
+                    photos = gr.File(label="Photos", file_count="multiple", file_types=list(IMAGE_EXTENSIONS))
                     with gr.Row(equal_height=True):
                         model_choice = gr.Dropdown(model_choices(runs_dir, cache), label="Trained model", scale=5, allow_custom_value=True,
                                             info=f"checkpoints found under {runs_dir}")
@@ -175,7 +175,7 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
                     with gr.Row(equal_height=True):
                         with gr.Column(scale=2):
                             train_texture = gr.Dropdown(available_textures(), value="mosaic", label="Built-in texture")
-                            texture_upload = gr.File(label="…or your own texture image", file_types=["image"], height=120)
+                            texture_upload = gr.File(label="…or your own texture image", file_types=list(IMAGE_EXTENSIONS), height=120)
                         texture_view = gr.Image(label="Texture", height=180, interactive=False, scale=1)
                     data_source = gr.Radio(DATA_SOURCES, value="builtin", label="Content photos")
                     data_path = gr.Textbox(label="Folder (folder or MSCOCO root)", placeholder="~/Pictures or data/coco")

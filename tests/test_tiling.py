@@ -1,0 +1,92 @@
+"""Tiled stylisation (texnet.tiling): tiles with whole-image statistics match the untiled network."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from texnet import inference, tiling
+from texnet.generator import build_generator
+from texnet.inference import Stylizer
+from texnet.tiling import TiledStylizer, ramp, stylize_tensor
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
+
+
+def generator(arch: str):
+    """A small generator with non-trivial norm weights and biases (as training leaves them), in eval mode."""
+    torch.manual_seed(0)
+    options = {"scales": 3, "channels": 4} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}
+    g = build_generator(arch=arch, **options).eval()
+    with torch.no_grad():
+        for p in g.parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.3)
+    return g
+
+
+def photo(height: int, width: int) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    image = torch.stack([yy, xx, (torch.sin(17 * yy) * torch.cos(11 * xx) + 1) / 2])[None]
+    return (image + 0.2 * torch.rand(image.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+
+
+@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+def test_tiles_match_the_untiled_image(arch):
+    """Small tiles (16 or 20 px cores, 5x7 tiles and more) with the whole image's statistics: the same output to float precision."""
+    g, image = generator(arch), photo(100, 140)
+    with torch.inference_mode():
+        whole = g(image, noise_factor=0.0)
+    tiler = TiledStylizer(g, tile_size=20, blend=6, stats_size=140)
+    assert tiler.core == 20 and tiler.margin >= tiling.default_margin(g) + 6 and tiler.margin % g.multiple == 0
+    tiled = stylize_tensor(tiler, image, 0.0, None)
+    assert tiled.shape == whole.shape
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
+
+
+def test_without_the_margin_tiles_differ():
+    """The margin is what makes tiles exact: without context a tile's edge sees reflect padding instead."""
+    g, image = generator("pyramid"), photo(100, 140)
+    with torch.inference_mode():
+        whole = g(image, noise_factor=0.0)
+    tiled = stylize_tensor(TiledStylizer(g, tile_size=20, margin=0, blend=0, stats_size=140), image, 0.0, None)
+    assert (tiled - whole).abs().max() > 0.01
+
+
+def test_each_tile_on_its_own_statistics_would_differ():
+    """Why the statistics are shared: the network on one tile alone (its own instance-norm statistics) differs."""
+    g, image = generator("pyramid"), photo(96, 96)
+    with torch.inference_mode():
+        whole = g(image, noise_factor=0.0)
+        corner = g(image[..., :48, :48], noise_factor=0.0)
+    assert (corner - whole[..., :48, :48]).abs().mean() > 0.01
+
+
+def test_blend_ramps_sum_to_one():
+    """Neighbouring tiles' weights add up to 1 everywhere: the cross-fade is a weighted average."""
+    length, core, blend = 100, 32, 6
+    total = torch.zeros(length)
+    for start in range(0, length, core):
+        end = min(start + core, length)
+        lo, hi = max(0, start - blend), min(length, end + blend)
+        total[lo:hi] += ramp(length, start, end, lo, hi, blend)
+    torch.testing.assert_close(total, torch.ones(length))
+
+
+def test_stylizer_tiles_photos_too_large_for_memory(tmp_path, monkeypatch):
+    """Instead of refusing a photo that does not fit whole, Stylizer.stylize tiles it (8-bit in and out)."""
+    g = generator("pyramid")
+    stylizer = Stylizer(g, torch.rand(1, 3, 32, 32), "test", device="cpu", backend="eager")
+    image = photo(90, 130)
+    path = tmp_path / "photo.png"
+    Image.fromarray((image[0].permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
+    whole = np.asarray(stylizer.stylize(path, noise_factor=0))
+    monkeypatch.setattr(inference, "available_memory", lambda device: 3.5 * 2**20)  # whole (~4.1 MB): refused; an 88 px tile (~2.6 MB) fits
+    assert tiling.needs_tiles(stylizer, path, None, None)
+    monkeypatch.setattr(tiling, "TILE_SIZE", 24)
+    tiled = np.asarray(stylizer.stylize(path, noise_factor=0))
+    assert tiled.shape == whole.shape == (90, 130, 3)
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1  # rounding to 8 bits only
+    explicit = stylizer.stylize(image, noise_factor=0, tile_size=24)  # tensors are tiled when asked
+    assert explicit.shape == image.shape

@@ -1,0 +1,137 @@
+"""Types of the config options, checked before a run starts: ``trainer.max_steps=abc`` is one line naming the key.
+
+Each schema is a dataclass of the typed keys of one config node. :func:`validate` merges the node's values for
+those keys into ``OmegaConf.structured(schema)``, so OmegaConf's own conversion rules decide what fits (``1`` is a
+valid float, ``"abc"`` no integer). Only the listed keys are checked, so config groups may hold more keys (e.g.
+any ``pytorch_lightning.Trainer`` argument). The schemas are not Hydra defaults of the config groups: Hydra would
+then refuse a wrong type itself, at compose time, with a multi-line error that train.py cannot shorten.
+Numbers that may be int or float (``val_check_interval``) are declared float: OmegaConf has no Union type, and
+the merged copy is only used for checking, so an int keeps its meaning.
+"""
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from texnet.errors import TexnetError
+
+
+@dataclass
+class TrainerSchema:
+    max_steps: int = MISSING
+    num_nodes: int = MISSING
+    val_check_interval: Optional[float] = MISSING
+    check_val_every_n_epoch: Optional[int] = MISSING
+    limit_val_batches: float = MISSING
+    log_every_n_steps: int = MISSING
+    num_sanity_val_steps: int = MISSING
+    enable_progress_bar: bool = MISSING
+    enable_model_summary: bool = MISSING
+
+
+@dataclass
+class DataSchema:
+    source: str = MISSING
+    root: Optional[str] = MISSING
+    split: str = MISSING
+    image_size: int = MISSING
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    num_val: int = MISSING
+    val_size: int = MISSING
+    builtin_length: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class OptimSchema:
+    lr: float = MISSING
+    step_size: int = MISSING
+    gamma: float = MISSING
+
+
+@dataclass
+class ModelSchema:
+    arch: str = MISSING
+    mode: str = MISSING
+    scales: int = MISSING
+    channels: int = MISSING
+    residual_blocks: int = MISSING
+    noise_channels: int = MISSING
+    noise_factor: float = MISSING
+    norm: str = MISSING
+    padding: str = MISSING
+
+
+@dataclass
+class TextureSchema:
+    image: str = MISSING
+    size: int = MISSING
+
+
+@dataclass
+class TrainSchema:
+    seed: int = MISSING
+    ckpt_path: Optional[str] = MISSING
+    init_from: Optional[str] = MISSING
+    checkpoint_every: int = MISSING
+    sample_every: int = MISSING
+    noise_multiples: List[float] = MISSING
+
+
+@dataclass
+class StylizeSchema:
+    overwrite: bool = MISSING
+    noise_factor: Optional[float] = MISSING
+    seed: Optional[int] = MISSING
+    max_size: Optional[int] = MISSING
+    tile_size: Optional[int] = MISSING
+    num: int = MISSING
+    batch_size: int = MISSING
+    threads: Optional[int] = MISSING
+    preserve_color: bool = MISSING
+    export_noise_inputs: bool = MISSING
+    progress: bool = MISSING
+
+
+TRAIN_SCHEMAS = {"": TrainSchema, "trainer": TrainerSchema, "data": DataSchema, "optim": OptimSchema, "model": ModelSchema,
+                 "texture": TextureSchema}
+STYLIZE_SCHEMAS = {"": StylizeSchema, "texture": TextureSchema}
+
+EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def describe(annotation: Any) -> str:
+    """'an integer', 'a number or null', 'a list of numbers such as [1, 2]' for a schema field's type."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (list, List):
+        return f"a list of {EXPECTED[args[0]].removeprefix('an ').removeprefix('a ')}s such as [1, 2]"
+    if type(None) in args:
+        return f"{describe(next(a for a in args if a is not type(None)))} or null"
+    return EXPECTED.get(annotation, str(annotation))
+
+
+def validate(cfg: DictConfig, schemas: dict[str, type]) -> None:
+    """Check the typed keys of `cfg` (node path -> schema dataclass); a wrong type is one TexnetError naming the key."""
+    for node_path, schema in schemas.items():
+        node = OmegaConf.select(cfg, node_path) if node_path else cfg
+        if not isinstance(node, DictConfig):
+            continue
+        hints = typing.get_type_hints(schema)
+        for f in fields(schema):
+            if f.name not in node:
+                continue
+            value = node[f.name]
+            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            try:
+                OmegaConf.merge(OmegaConf.structured(schema), {f.name: value})
+            except OmegaConfBaseException:
+                key = f"{node_path}.{f.name}" if node_path else f.name
+                shown = value if isinstance(value, str) else json.dumps(value)  # null, true, [1, 2] as on the command line
+                raise TexnetError(f"{key}={shown} has the wrong type: pass {describe(hints[f.name])}") from None
+

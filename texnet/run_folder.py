@@ -1,0 +1,87 @@
+"""Run folders that never lose a run: a used folder is refused, and a start that fails leaves no folder behind.
+
+Hydra creates the run folder and writes ``.hydra/`` and ``train.log`` into it before ``train.py`` runs, so the
+check has to happen earlier: :class:`RunFolderGuard` is a Hydra callback (registered in conf/train.yaml) that
+looks at the folder in ``on_run_start``, before Hydra touches it, and records the folders this process creates.
+``train()`` applies the same rule when it is called directly (tests, notebooks).
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from texnet.errors import TexnetError
+
+# What train() writes into a run folder; any of them means the folder already holds a run.
+RUN_ENTRIES = ("config.yaml", "checkpoints", "csv", "samples")
+# Before Hydra writes, its own .hydra/ counts too (the web app makes a run folder with train.log in it first;
+# Hydra appends to train.log, so that is never lost).
+HYDRA_RUN_ENTRIES = (*RUN_ENTRIES, ".hydra")
+
+_created: set[Path] = set()  # run folders that did not exist before this process started its run
+
+
+def resumes_inside(folder: Path, ckpt_path: str | None) -> bool:
+    """Whether `ckpt_path` is a checkpoint inside `folder` (a resume continues its own run folder)."""
+    return bool(ckpt_path) and Path(str(ckpt_path)).expanduser().resolve().is_relative_to(folder.resolve())
+
+
+def check_run_folder(folder: Path, ckpt_path: str | None, entries: tuple[str, ...] = RUN_ENTRIES) -> None:
+    """Refuse `folder` if it already holds a run (any of `entries`), unless the run resumes from a checkpoint in it."""
+    folder = Path(folder)
+    if not folder.is_dir() or resumes_inside(folder, ckpt_path):
+        return
+    used = sorted(p.name for p in folder.iterdir() if p.name in entries)
+    if used:
+        raise TexnetError(f"run folder '{folder}' already holds a run ({', '.join(used[:4])}): pass a new hydra.run.dir=, "
+                          f"or resume that run with ckpt_path={folder / 'checkpoints' / 'last.ckpt'}")
+
+
+def record_start(folder: Path) -> bool:
+    """Note whether `folder` is new (call it before anything creates it); returns whether this process created it
+    (it, or a sweep folder above it)."""
+    folder = Path(folder).resolve()
+    if not folder.exists():
+        _created.add(folder)
+    return any(p in _created for p in (folder, *folder.parents))
+
+
+def remove_failed_start(folder: Path) -> bool:
+    """Delete `folder` if this process created it (a failed start); a folder that existed before is never touched."""
+    folder = Path(folder).resolve()
+    if not folder.exists() or not record_start(folder):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    _created.discard(folder)
+    return True
+
+
+class RunFolderGuard(Callback):
+    """Hydra callback: refuse a run (or sweep) folder that already holds a run, before Hydra writes into it.
+
+    DDP worker processes, which Lightning starts into the folder rank 0 already made, are let through.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._guard(Path(str(config.hydra.run.dir)), config.get("ckpt_path"), HYDRA_RUN_ENTRIES)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._guard(Path(str(config.hydra.sweep.dir)), None, ("multirun.yaml",))
+
+    @staticmethod
+    def _guard(folder: Path, ckpt_path: str | None, entries: tuple[str, ...]) -> None:
+        from pytorch_lightning.utilities import rank_zero_only
+
+        if rank_zero_only.rank != 0:
+            return
+        try:
+            check_run_folder(folder, ckpt_path, entries)
+        except TexnetError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+        record_start(folder)
