@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--loss", choices=["default", "checkpoint"], default="default",
                         help="weights both are scored with: texnet/resources/loss/default.yaml (default) or the network's training loss")
     parser.add_argument("--picture", help="where to write photo | network | Gatys (default: bench/results/...png)")
+    parser.add_argument("--json", help="also write the means and ratios here (scripts/ship_model.py reads it for a model card)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -163,6 +164,10 @@ def main() -> None:
     print(f"quality target (style <= {TARGET_STYLE:g}x, content <= {TARGET_CONTENT:g}x, every style layer <= "
           f"{TARGET_LAYER:g}x Gatys x{args.iterations}): {'met' if met else 'not met'} (style {ratio['style']:.2f}x, "
           f"content {ratio['content']:.2f}x, worst layer {worst} {ratio[f'style/{worst}']:.2f}x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"photos": names, "size": args.size, "iterations": args.iterations,
+                                               "network": net_mean, "gatys": gatys_mean, "ratio": ratio, "target_met": met},
+                                              indent=2))
     out = Path(args.picture) if args.picture else CACHE_DIR.parent / f"quality_{Path(args.checkpoint).parent.parent.name}.png"
     path = save_image(torch.cat(picture, dim=2), out, overwrite=True)
     print(f"picture (photo | network | Gatys, one row per photo): {path}")

@@ -31,8 +31,10 @@ image = stylizer.stylize(photo, seed=0)
 result = stylize(photo, "mosaic", Path(out) / "gatys", iterations=2, max_size=48, texture_size=48, save_every=0,
                  progress=False, accelerator="cpu")
 demo = build_app(Path(out) / "runs", None, repo=out)
+from texnet.models import cards
+shipped = {name: texnet.load(name, device="cpu").texture_name for name in cards()}
 print(json.dumps({"texnet": texnet.__file__, "size": image.size, "texture": stylizer.texture_name,
-                  "gatys": result.image_path.is_file(), "blocks": len(demo.blocks)}))
+                  "gatys": result.image_path.is_file(), "blocks": len(demo.blocks), "shipped": shipped}))
 """
 
 
@@ -64,3 +66,4 @@ def test_a_non_editable_install_works_from_another_folder(tmp_path, photo_path):
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert Path(report["texnet"]).is_relative_to(env_dir) and not Path(report["texnet"]).is_relative_to(ROOT)
     assert report["size"] == [512, 512] and report["texture"] == "mosaic" and report["gatys"] and report["blocks"] > 10
+    assert report["shipped"]["mosaic"] == "mosaic"  # the shipped models are package data of the installed copy

@@ -17,6 +17,7 @@ import torch
 
 from texnet.errors import TexnetError
 from texnet.generator import NoiseGenerator, build_generator
+from texnet.models import resolve_checkpoint
 
 KIND = "texnet.TextureNetModule"
 EXPECTED = "expected a texture-network checkpoint written by train.py (runs/<texture>/<date>/checkpoints/last.ckpt)"
@@ -28,8 +29,9 @@ def mark_checkpoint(checkpoint: dict, texture_name: str) -> None:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict of a texture network, or a one-line TexnetError saying what is wrong with `path`."""
-    path = Path(path).expanduser()
+    """The checkpoint dict of a texture network (a file, or a shipped model's name: texnet.models), or a one-line
+    TexnetError saying what is wrong with `path`."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise TexnetError(f"checkpoint '{path}' does not exist: {EXPECTED}")
     try:

@@ -35,7 +35,9 @@ class ModelCache:
 
     @staticmethod
     def _key(path: str | Path) -> tuple[str, int]:
-        path = Path(path).expanduser().resolve()
+        from texnet.models import resolve_checkpoint  # a shipped model's name is its file in the package
+
+        path = resolve_checkpoint(path).resolve()
         if not path.is_file():
             raise TexnetError(f"checkpoint '{path}' does not exist: pick another model or press refresh")
         return str(path), path.stat().st_mtime_ns
@@ -63,8 +65,11 @@ class ModelCache:
 
 
 def model_choices(runs_dir: Path, cache: ModelCache) -> list[tuple[str, str]]:
-    """(label, path) for the model dropdown: 'texture · run folder · last|best'."""
-    choices = []
+    """(label, path) for the model dropdown: the shipped models ('mosaic · shipped'), then the user's runs
+    ('texture · run folder · last|best')."""
+    from texnet.models import cards
+
+    choices = [(f"{name} · shipped", name) for name in sorted(cards())]
     for path in find_checkpoints(runs_dir):
         name = cache.texture_name(path)
         if name is not None:

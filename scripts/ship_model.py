@@ -1,0 +1,61 @@
+"""Ship a trained checkpoint as a named model inside the package (texnet/resources/models/), with its model card.
+
+The card records what a user needs to trust the model: the texture, the exact training command, steps, training
+minutes (from the run folder: config.yaml written at the start, the checkpoint at the end), held-out quality
+against Gatys-100 (the --quality JSON that `bench/quality_vs_gatys.py --json` writes) and seconds per 512 px
+photo (measured here, onnxruntime on this machine, median of 5). `make models` runs it for every shipped model.
+
+    python scripts/ship_model.py --checkpoint runs/models/mosaic/checkpoints/last.ckpt --name mosaic \\
+        --command "python train.py texture=mosaic" --quality runs/models/mosaic/quality.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from texnet.checkpoint import describe_checkpoint, read_checkpoint
+from texnet.inference import load
+from texnet.models import ship
+
+
+def seconds_per_photo(checkpoint: Path, side: int = 512, repeats: int = 5) -> float:
+    stylizer = load(checkpoint, device="cpu")
+    photo = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
+    stylizer.stylize(photo, seed=0)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        stylizer.stylize(photo, seed=0)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--command", required=True, help="the command that trained it, as a user would type it")
+    parser.add_argument("--quality", required=True, type=Path, help="bench/quality_vs_gatys.py --json output")
+    args = parser.parse_args()
+    ckpt = read_checkpoint(args.checkpoint)
+    run = args.checkpoint.resolve().parent.parent
+    minutes = (args.checkpoint.stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
+    quality = json.loads(args.quality.read_text())
+    about = describe_checkpoint(ckpt)
+    card = {"texture": about["texture"], "mode": about["mode"], "arch": about["arch"], "steps": int(about["steps"]),
+            "minutes": round(minutes, 1), "command": args.command,
+            "content_vs_gatys": round(quality["ratio"]["content"], 2), "style_vs_gatys": round(quality["ratio"]["style"], 2),
+            "style_layers_vs_gatys": {k.removeprefix("style/"): round(v, 2) for k, v in quality["ratio"].items() if k.startswith("style/")},
+            "held_out_photos": quality["photos"], "quality_target_met": quality["target_met"],
+            "seconds_512px": round(seconds_per_photo(args.checkpoint), 3)}
+    path = ship(args.checkpoint, args.name, card)
+    print(f"shipped {args.name}: {path} ({path.stat().st_size / 1e6:.2f} MB)\n{json.dumps(card, indent=2)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Shipped models: loaded by name wherever a checkpoint goes, never written, a one-line error for unknown names."""
+import hashlib
+
+import pytest
+import torch
+
+import texnet
+from texnet.checkpoint import read_checkpoint
+from texnet.errors import TexnetError
+from texnet.models import MODELS_DIR, cards, resolve_checkpoint
+
+
+def digest(path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(cards()))
+def test_each_shipped_model_stylises_by_name(name, photo_path):
+    card = cards()[name]
+    before = digest(MODELS_DIR / f"{name}.ckpt")
+    model = texnet.load(name, device="cpu")
+    assert model.texture_name == card["texture"]
+    photo = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    out = model.stylize(photo, seed=0)
+    assert out.shape == photo.shape and (out - photo).abs().mean() > 0.05  # it changed the photo
+    image = model.stylize(photo_path, seed=0, max_size=128)
+    assert max(image.size) == 128
+    assert digest(MODELS_DIR / f"{name}.ckpt") == before  # shipped files are only read
+    assert (MODELS_DIR / f"{name}.ckpt").stat().st_size < 2e6  # slim: no optimiser state, no VGG
+    for key in ("command", "steps", "minutes", "content_vs_gatys", "style_vs_gatys", "seconds_512px"):
+        assert key in card
+
+
+def test_mosaic_ships():
+    assert "mosaic" in cards() and read_checkpoint("mosaic")["texnet"]["texture_name"] == "mosaic"
+
+
+def test_unknown_name_lists_the_shipped_models(tmp_path):
+    with pytest.raises(TexnetError, match="'nope' is neither a checkpoint file nor a shipped model: .*mosaic") as err:
+        texnet.load("nope")
+    assert "\n" not in str(err.value)
+    with pytest.raises(TexnetError, match="does not exist"):  # a path keeps the file error
+        read_checkpoint(tmp_path / "missing.ckpt")
+    assert resolve_checkpoint("mosaic") == MODELS_DIR / "mosaic.ckpt"
+
+
+def test_init_from_a_shipped_model(tmp_path, one_thread):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONFIG_DIR
+    from train import train
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            f"run_dir={tmp_path / 'run'}", "init_from=mosaic", "data.image_size=64", "data.val_size=64", "data.batch_size=1",
+            "data.num_val=1", "data.builtin_length=4", "data.schedule=null", "trainer.max_steps=2", "trainer.val_check_interval=2",
+            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+            "checkpoint_every=2", "sample_every=0"])
+    result = train(cfg)
+    assert result["global_step"] == 2
+    shipped = read_checkpoint("mosaic")["state_dict"]
+    tuned = torch.load(result["last"], map_location="cpu", weights_only=False)["state_dict"]
+    # it started from the shipped weights: two small steps later they are still close, unlike a fresh init
+    key = next(k for k in shipped if k.startswith("generator.") and k.endswith("weight") and shipped[k].dim() == 4)
+    assert (tuned[key] - shipped[key]).abs().max() < 0.05 < shipped[key].abs().max()

@@ -1,0 +1,79 @@
+"""Trained models shipped inside the package: stylise a photo before training anything.
+
+A shipped model is a slim checkpoint (generator weights, the options inference needs, the texture image; no
+optimiser state, no VGG) in ``texnet/resources/models/<name>.ckpt`` with its model card in ``cards.json``
+(texture, the command that trained it, steps, minutes, held-out quality against Gatys-100, seconds per photo).
+Wherever texnet takes a checkpoint path it also takes a shipped model's name: ``texnet.load("mosaic")``,
+``stylize.py checkpoint=mosaic``, ``train.py init_from=mosaic``. Shipped files are only ever read.
+
+    python -m texnet.models          # lists the shipped models with their figures
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from texnet.errors import TexnetError
+
+MODELS_DIR = Path(str(resources.files("texnet.resources") / "models"))
+CARDS = MODELS_DIR / "cards.json"
+KEEP = ("state_dict", "hyper_parameters", "texnet", "global_step", "epoch", "pytorch-lightning_version")
+
+
+def cards() -> dict[str, dict]:
+    """Name -> model card of every shipped model (empty when none ships)."""
+    return json.loads(CARDS.read_text()) if CARDS.is_file() else {}
+
+
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """A checkpoint file's path, or a shipped model's for its name; a one-line TexnetError listing the names otherwise."""
+    path = Path(checkpoint).expanduser()
+    if path.exists():
+        return path
+    names = cards()
+    if str(checkpoint) in names:
+        return MODELS_DIR / f"{checkpoint}.ckpt"
+    if path.suffix or len(path.parts) > 1:  # meant as a file: read_checkpoint says it does not exist
+        return path
+    raise TexnetError(f"'{checkpoint}' is neither a checkpoint file nor a shipped model: use a .ckpt written by "
+                      f"train.py or one of {', '.join(sorted(names)) or '(none shipped)'} (python -m texnet.models)")
+
+
+def slim_checkpoint(ckpt: dict) -> dict:
+    """What inference and init_from need of a training checkpoint: generator weights, texture, options; nothing else."""
+    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("generator.") or k == "texture"}
+    return {**{k: ckpt[k] for k in KEEP if k in ckpt}, "state_dict": state}
+
+
+def ship(checkpoint: str | Path, name: str, card: dict) -> Path:
+    """Write `checkpoint` as the shipped model `name` with its card (scripts/ship_model.py; `make models`)."""
+    from texnet.checkpoint import read_checkpoint
+
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    target = MODELS_DIR / f"{name}.ckpt"
+    torch.save(slim_checkpoint(read_checkpoint(checkpoint)), target)
+    all_cards = cards()
+    all_cards[name] = card
+    CARDS.write_text(json.dumps(all_cards, indent=2, sort_keys=True) + "\n")
+    return target
+
+
+def main() -> None:
+    shipped = cards()
+    if not shipped:
+        print("no shipped models in this installation")
+        return
+    print(f"{'name':10} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'s/512px':>8}  command")
+    for name, card in sorted(shipped.items()):
+        print(f"{name:10} {card['texture']:10} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
+              f"{card['content_vs_gatys']:7.2f}x {card['style_vs_gatys']:7.2f}x {card['seconds_512px']:8.2f}  {card['command']}")
+    print("content and style: held-out photos, network / Gatys-100 with the same loss (lower is better; the quality "
+          "target is style <= 1x, content <= 1.25x); use a name wherever a checkpoint path goes: "
+          "texnet.load('NAME'), stylize.py checkpoint=NAME, train.py init_from=NAME")
+
+
+if __name__ == "__main__":
+    main()
