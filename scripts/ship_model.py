@@ -20,7 +20,26 @@ import torch
 
 from texnet.checkpoint import describe_checkpoint, read_checkpoint
 from texnet.inference import load
-from texnet.models import ship
+from texnet.models import CARDS, MODELS_DIR, cards
+
+KEEP = ("state_dict", "hyper_parameters", "texnet", "global_step", "epoch", "pytorch-lightning_version")
+
+
+def slim_checkpoint(ckpt: dict) -> dict:
+    """What inference and init_from need of a training checkpoint: generator weights, texture, options; nothing else."""
+    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("generator.") or k == "texture"}
+    return {**{k: ckpt[k] for k in KEEP if k in ckpt}, "state_dict": state}
+
+
+def ship(checkpoint: Path, name: str, card: dict) -> Path:
+    """Write `checkpoint` as the shipped model `name` (texnet/resources/models/) and add its card to cards.json."""
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    target = MODELS_DIR / f"{name}.ckpt"
+    torch.save(slim_checkpoint(read_checkpoint(checkpoint)), target)
+    all_cards = cards()
+    all_cards[name] = card
+    CARDS.write_text(json.dumps(all_cards, indent=2, sort_keys=True) + "\n")
+    return target
 
 
 def seconds_per_photo(checkpoint: Path, side: int = 512, repeats: int = 5) -> float:

@@ -69,9 +69,13 @@ def stylize(client: Client, photos: list[Path], checkpoint: str, **options) -> t
 
 
 def test_lists_models_found_under_the_runs_folder(client, runs_dir):
+    from texnet.models import cards
+
     models = client.predict(api_name="/list_models")
-    assert [m["checkpoint"] for m in models] == [str(runs_dir / "x" / "checkpoints" / "last.ckpt")]
-    assert models[0]["texture"] == "mosaic" and models[0]["label"] == "mosaic · x · last"
+    shipped = sorted(cards())  # the shipped models come first, by name, then the runs
+    assert [m["checkpoint"] for m in models] == [*shipped, str(runs_dir / "x" / "checkpoints" / "last.ckpt")]
+    assert [m["label"] for m in models[:len(shipped)]] == [f"{name} · shipped" for name in shipped]
+    assert models[-1]["texture"] == "mosaic" and models[-1]["label"] == "mosaic · x · last"
 
 
 def test_stylize_returns_an_image_of_the_input_size(client, runs_dir, photo):

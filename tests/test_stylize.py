@@ -14,6 +14,7 @@ from PIL import Image
 
 from stylize import stylize
 from conftest import CONFIG_DIR, ROOT
+import texnet.batch
 from texnet import inference
 from texnet.errors import TexnetError
 from texnet.inference import load, transfer_luminance
@@ -228,8 +229,6 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, ckpt, photos, c
     """The output is checked before anything is stylised: no traceback after minutes of work."""
     import os
 
-    import stylize as stylize_module
-
     (tmp_path / "file.txt").write_text("x")
     if case == "file_as_folder":
         output, message = tmp_path / "file.txt" / "out", r"'.*file.txt' is a file, not a folder: choose another output="
@@ -240,7 +239,7 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, ckpt, photos, c
             output = tmp_path / "locked"
             output.mkdir(mode=0o555)
         message = r"cannot be written \(.*\): choose another output= or make that folder writable"
-    monkeypatch.setattr(stylize_module, "prepare_image", lambda *a, **k: pytest.fail("stylised before checking the output"))
+    monkeypatch.setattr(texnet.batch, "prepare_image", lambda *a, **k: pytest.fail("stylised before checking the output"))
     with pytest.raises(TexnetError, match=message) as err:
         stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photos}", f"output={output}"))
     assert "\n" not in str(err.value)

@@ -246,7 +246,7 @@ def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_faile
     import subprocess
     import sys
 
-    from texnet.textures import PROJECT_ROOT
+    from conftest import ROOT as PROJECT_ROOT
 
     used = tmp_path / "used"
     (used / ".hydra").mkdir(parents=True)

@@ -14,13 +14,10 @@ import json
 from importlib import resources
 from pathlib import Path
 
-import torch
-
 from texnet.errors import TexnetError
 
 MODELS_DIR = Path(str(resources.files("texnet.resources") / "models"))
 CARDS = MODELS_DIR / "cards.json"
-KEEP = ("state_dict", "hyper_parameters", "texnet", "global_step", "epoch", "pytorch-lightning_version")
 
 
 def cards() -> dict[str, dict]:
@@ -40,25 +37,6 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
         return path
     raise TexnetError(f"'{checkpoint}' is neither a checkpoint file nor a shipped model: use a .ckpt written by "
                       f"train.py or one of {', '.join(sorted(names)) or '(none shipped)'} (python -m texnet.models)")
-
-
-def slim_checkpoint(ckpt: dict) -> dict:
-    """What inference and init_from need of a training checkpoint: generator weights, texture, options; nothing else."""
-    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("generator.") or k == "texture"}
-    return {**{k: ckpt[k] for k in KEEP if k in ckpt}, "state_dict": state}
-
-
-def ship(checkpoint: str | Path, name: str, card: dict) -> Path:
-    """Write `checkpoint` as the shipped model `name` with its card (scripts/ship_model.py; `make models`)."""
-    from texnet.checkpoint import read_checkpoint
-
-    MODELS_DIR.mkdir(parents=True, exist_ok=True)
-    target = MODELS_DIR / f"{name}.ckpt"
-    torch.save(slim_checkpoint(read_checkpoint(checkpoint)), target)
-    all_cards = cards()
-    all_cards[name] = card
-    CARDS.write_text(json.dumps(all_cards, indent=2, sort_keys=True) + "\n")
-    return target
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ def measure_statistics(generator: NoiseGenerator, content: torch.Tensor, noise_f
 
     handles = [m.register_forward_pre_hook(record) for m in norm_layers(generator)]
     try:
-        generator(content, noise_factor=noise_factor, generator=rng)
+        generator(content, noise_factor=noise_factor, rng=rng)
     finally:
         for handle in handles:
             handle.remove()
@@ -165,7 +165,7 @@ class TiledStylizer:
                 for x0, x1 in grid(width, self.core):
                     tx0, tx1 = self._context(x0, x1, width)
                     content = self._tile_input(source, ty0, ty1, tx0, tx1)
-                    styled = self.generator(content, noise_factor=noise_factor, generator=rng).float()
+                    styled = self.generator(content, noise_factor=noise_factor, rng=rng).float()
                     if preserve_color:
                         styled = transfer_luminance(styled, content.float())
                     xlo, xhi = max(0, x0 - self.blend), min(width, x1 + self.blend)
