@@ -2,9 +2,8 @@
 
 Three sources, picked by ``source``:
 
-* ``builtin``: the colour sample photos that scikit-image ships inside its wheel. No download,
-  so training and tests work offline; with only nine photos, every item is a random
-  scale/crop/flip and the epoch length is set by ``builtin_length``.
+* ``builtin``: scikit-image's colour sample photos (in its wheel: no download); with seven training
+  photos, every item is a random scale/crop/flip and ``builtin_length`` sets the epoch length.
 * ``coco``: MSCOCO as laid out by ``python -m texnet.coco_download``
   (``root/{split}/*.jpg`` + ``root/annotations/instances_{split}.json``), the content set of
   Ulyanov et al.'s instance-norm follow-up and of Johnson et al.
@@ -15,13 +14,12 @@ are a fixed handful, centre-cropped, identical across calls and runs, and never 
 validation losses and sample grids show how the network does on photos it has not seen: builtin
 holds out ``BUILTIN_VAL_PHOTOS``; ``coco`` takes them from ``val_split`` (``val2014``) when that folder
 exists; otherwise ``coco`` and ``folder`` hold out the images whose file names rank first by hash
-(:func:`held_out_order`: deterministic, independent of listing order and of files added later).
+(:func:`held_out_order`: the same files give the same split, whatever their listing order).
 
 Unreadable images never stop an epoch: the dataset logs a warning (once per file and process),
 records the path in a set shared with the DataModule (``ContentDataModule.skipped``) and returns the
-next readable image in listing order instead. With ``num_workers > 0`` each worker process has its
-own copy of that set, so the count seen in the main process only covers files met there (the
-validation scan and ``num_workers=0`` training); the log lines still name every skipped file.
+next readable image instead. Worker processes (``num_workers > 0``) each count their own skips; the
+log lines name every skipped file.
 """
 from __future__ import annotations
 
