@@ -1,6 +1,7 @@
 """Frozen VGG feature extractor, layers addressed by name (``relu4_2``), shared by every loss."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from contextlib import nullcontext
 
@@ -19,9 +20,15 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether bfloat16 convolutions run natively here (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
-    if device.type == "cuda":
+    return _bf16_is_fast(device.type, device.index)
+
+
+@functools.lru_cache(maxsize=None)
+def _bf16_is_fast(kind: str, index: int | None) -> bool:
+    """Asked once per device: the VGG's forward, run several times per training step, reads it every time."""
+    if kind == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
+    if kind == "cpu":
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False
 
