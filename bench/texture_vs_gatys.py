@@ -1,0 +1,119 @@
+"""A texture-mode network (noise -> texture) against Gatys texture synthesis: style per layer and diversity.
+
+Samples `--seeds` textures of `--size` px from the network and runs Gatys synthesis from noise (L-BFGS,
+`--iterations`, two seeds) for the same texture, all scored by the same style loss (the checkpoint's
+texture, texnet/resources/loss/default.yaml). Diversity is the mean pairwise distance between the samples'
+relu4_1 features, relative to their mean norm (0: every seed draws the same image); Gatys' two seeds give the
+reference. Writes a picture: texture | network seeds | Gatys seeds, and with `--json` the figures.
+
+    .venv/bin/python bench/texture_vs_gatys.py --checkpoint runs/strokes/<date>/checkpoints/last.ckpt
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from texnet.gatys import synthesize
+from texnet.image import load_image, pil_to_tensor, save_image
+from texnet.inference import load, read_checkpoint
+from texnet.losses import build_perceptual_loss, default_loss_config
+
+CACHE_DIR = Path(__file__).parent / "results" / "texture_vs_gatys"
+TARGET_LAYER = 3.0  # issue 14: no style layer worse than 3x Gatys-100 texture synthesis
+DIVERSITY_LAYER = "relu4_1"
+
+
+def style_terms(perceptual, image: torch.Tensor) -> dict[str, float]:
+    with torch.no_grad():
+        return {k: v.item() for k, v in perceptual(image).items() if k.startswith("style")}
+
+
+def diversity(perceptual, images: list[torch.Tensor]) -> float:
+    """Mean pairwise L2 distance of the images' relu4_1 features over their mean L2 norm."""
+    with torch.no_grad():
+        feats = [perceptual.extractor(image, [DIVERSITY_LAYER])[DIVERSITY_LAYER].flatten() for image in images]
+    norm = sum(f.norm() for f in feats) / len(feats)
+    pairs = list(itertools.combinations(feats, 2))
+    return (sum((a - b).norm() for a, b in pairs) / len(pairs) / norm).item()
+
+
+def gatys_sample(texture: torch.Tensor, loss_cfg: dict, size: int, iterations: int, seed: int, tmp: Path) -> torch.Tensor:
+    """Gatys synthesis from noise, cached by texture, loss, size, iterations and seed."""
+    digest = hashlib.sha1(json.dumps(loss_cfg, sort_keys=True).encode())
+    digest.update(texture.contiguous().numpy().tobytes())
+    digest.update(f"{size} {iterations} {seed}".encode())
+    cached = CACHE_DIR / f"gatys_{digest.hexdigest()[:16]}.png"
+    if not cached.is_file():
+        texture_file = save_image(texture, tmp / "texture.png", overwrite=True)
+        result = synthesize(texture_file, tmp / f"gatys_{seed}", loss=loss_cfg, iterations=iterations, size=size,
+                            texture_size=max(texture.shape[-2:]), seed=seed, save_every=0, progress=False, overwrite=True)
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        save_image(load_image(result.image_path), cached, overwrite=True)
+    return load_image(cached)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a texture-mode network (model.mode=texture)")
+    parser.add_argument("--size", type=int, default=256, help="side of the samples")
+    parser.add_argument("--seeds", type=int, default=4, help="network samples (seeds 0..N-1)")
+    parser.add_argument("--iterations", type=int, default=100, help="Gatys L-BFGS iterations")
+    parser.add_argument("--picture", help="where to write texture | network | Gatys (default: bench/results/...png)")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    if args.seeds < 2:
+        raise SystemExit("error: --seeds must be >= 2 (diversity compares seeds)")
+
+    ckpt = read_checkpoint(args.checkpoint)
+    if ckpt["hyper_parameters"]["model"]["mode"] != "texture":
+        raise SystemExit(f"error: {args.checkpoint} stylises photos: use bench/quality_vs_gatys.py for it")
+    texture = ckpt["state_dict"]["texture"]
+    loss_cfg = {**default_loss_config(), "content_layers": [], "content_weights": []}
+    perceptual = build_perceptual_loss(texture, **loss_cfg)
+    stylizer = load(args.checkpoint, device="cpu", backend="eager")
+    net = [pil_to_tensor(stylizer.generate(args.size, seed=seed)[0]) for seed in range(args.seeds)]
+    with tempfile.TemporaryDirectory() as tmp:
+        gatys = [gatys_sample(texture, loss_cfg, args.size, args.iterations, seed, Path(tmp)) for seed in (0, 1)]
+
+    def mean_terms(images):
+        terms = [style_terms(perceptual, image) for image in images]
+        return {k: sum(t[k] for t in terms) / len(terms) for k in terms[0]}
+
+    net_terms, gatys_terms = mean_terms(net), mean_terms(gatys)
+    ratio = {k: net_terms[k] / max(gatys_terms[k], 1e-12) for k in net_terms}
+    keys = ["style", *sorted(k for k in net_terms if k != "style")]
+    print(f"{args.size} px, {args.seeds} network seeds, Gatys x{args.iterations} from noise (2 seeds), "
+          "style loss of texnet/resources/loss/default.yaml")
+    print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys) + f"{'diversity':>11}")
+    div = {"network": diversity(perceptual, net), "gatys": diversity(perceptual, gatys)}
+    for label, terms, d in (("Gatys", gatys_terms, div["gatys"]), ("texture network", net_terms, div["network"])):
+        print(f"{label:18}" + "".join(f"{terms[k]:11.4g}" for k in keys) + f"{d:11.3f}")
+    print(f"{'network / Gatys':18}" + "".join(f"{ratio[k]:11.2f}" for k in keys) + f"{div['network'] / div['gatys']:11.2f}")
+    layers = [k for k in keys if k != "style"]
+    worst = max(layers, key=ratio.get)
+    met = ratio[worst] <= TARGET_LAYER
+    print(f"every style layer <= {TARGET_LAYER:g}x Gatys: {'met' if met else 'not met'} (worst {worst} {ratio[worst]:.2f}x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"size": args.size, "seeds": args.seeds, "iterations": args.iterations,
+                                               "network": net_terms, "gatys": gatys_terms, "ratio": ratio,
+                                               "diversity": div, "target_met": met}, indent=2))
+    thumb = F.interpolate(texture, size=(args.size, args.size), mode="bilinear", align_corners=False).clamp(0, 1)
+    out = Path(args.picture) if args.picture else CACHE_DIR.parent / f"texture_{Path(args.checkpoint).parent.parent.name}.png"
+    path = save_image(torch.cat([thumb, *net, *gatys], dim=3), out, overwrite=True)
+    print(f"picture (texture | network seeds | Gatys seeds): {path}")
+
+
+if __name__ == "__main__":
+    main()
