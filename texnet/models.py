@@ -46,11 +46,12 @@ def main() -> None:
         return
     print(f"{'name':10} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'s/512px':>8}  command")
     for name, card in sorted(shipped.items()):
+        content = f"{card['content_vs_gatys']:7.2f}x" if card.get("content_vs_gatys") is not None else f"{'-':>8}"
         print(f"{name:10} {card['texture']:10} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
-              f"{card['content_vs_gatys']:7.2f}x {card['style_vs_gatys']:7.2f}x {card['seconds_512px']:8.2f}  {card['command']}")
-    print("content and style: held-out photos, network / Gatys-100 with the same loss (lower is better; the quality "
-          "target is style <= 1x, content <= 1.25x); use a name wherever a checkpoint path goes: "
-          "texnet.load('NAME'), stylize.py checkpoint=NAME, train.py init_from=NAME")
+              f"{content} {card['style_vs_gatys']:7.2f}x {card['seconds_512px']:8.2f}  {card['command']}")
+    print("content and style: network / Gatys-100 with the same loss (lower is better; stylise mode on held-out photos, "
+          "target style <= 1x and content <= 1.25x; texture mode against Gatys synthesis from noise); use a name wherever "
+          "a checkpoint path goes: texnet.load('NAME'), stylize.py checkpoint=NAME, train.py init_from=NAME")
 
 
 if __name__ == "__main__":
