@@ -41,9 +41,11 @@ visdom: install
 app: install
 	$(PY) -m texnet.app
 
-# Rebuild the shipped models (texnet/resources/models/): train each with the default recipe, score it on the
-# held-out photos against Gatys-100, and ship it with its model card. ~17 minutes per texture on 2 CPU cores.
+# Rebuild the shipped models (texnet/resources/models/): train each with the default recipe, score it against
+# Gatys-100 (held-out photos; texture mode: Gatys synthesis from noise) and ship it with its model card.
+# ~17 minutes per texture on 2 CPU cores. `make models MODELS=starry TEXTURE_MODELS=` rebuilds one.
 MODELS ?= mosaic starry pebbles
+TEXTURE_MODELS ?= mosaic starry pebbles
 models: install
 	@for t in $(MODELS); do \
 	  run=runs/models/$$t/$$(date +%Y-%m-%d_%H-%M-%S); \
@@ -51,4 +53,11 @@ models: install
 	  $(PY) bench/quality_vs_gatys.py --checkpoint $$run/checkpoints/last.ckpt --json $$run/quality.json --picture $$run/quality.png && \
 	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t --command "python train.py texture=$$t" \
 	    --quality $$run/quality.json || exit 1; \
+	done
+	@for t in $(TEXTURE_MODELS); do \
+	  run=runs/models/$$t-texture/$$(date +%Y-%m-%d_%H-%M-%S); \
+	  $(PY) train.py texture=$$t model.mode=texture model.padding=circular hydra.run.dir=$$run && \
+	  $(PY) bench/texture_vs_gatys.py --checkpoint $$run/checkpoints/last.ckpt --json $$run/quality.json --picture $$run/quality.png && \
+	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t-texture \
+	    --command "python train.py texture=$$t model.mode=texture model.padding=circular" --quality $$run/quality.json || exit 1; \
 	done
