@@ -39,7 +39,10 @@ TARGET_STYLE, TARGET_CONTENT, TARGET_LAYER = 1.0, 1.25, 3.0  # issue 14's target
 
 
 def gatys_key(photo: torch.Tensor, texture: torch.Tensor, loss_cfg: dict, iterations: int) -> str:
-    """Identifies one Gatys run: same photo, texture, loss and iteration count give the same result."""
+    """Identifies one Gatys run: same photo, texture, loss and iteration count give the same result.
+
+    The diversity keys are left out: Gatys optimises one image, which the diversity term never touches."""
+    loss_cfg = {k: v for k, v in loss_cfg.items() if not k.startswith("diversity_")}
     digest = hashlib.sha1(json.dumps(loss_cfg, sort_keys=True).encode())
     for tensor in (photo, texture):
         digest.update(str(tuple(tensor.shape)).encode())

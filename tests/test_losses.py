@@ -3,7 +3,7 @@ import torch
 
 from texnet.errors import TexnetError
 from texnet.image import load_image
-from texnet.losses import ContentLoss, GramStyleLoss, PerceptualLoss, gram_matrix, total_variation
+from texnet.losses import ContentLoss, GramStyleLoss, PerceptualLoss, diversity, gram_matrix, total_variation
 from texnet.vgg import VGGFeatures
 
 
@@ -34,6 +34,29 @@ def test_content_loss_formula():
     a, b = torch.rand(2, 4, 5, 5), torch.rand(2, 4, 5, 5)
     loss = ContentLoss(["x"], [3.0])({"x": a}, {"x": b})
     assert torch.allclose(loss, 3.0 * (a - b).pow(2).mean(dim=(1, 2, 3)))
+
+
+def test_diversity_is_lower_for_spread_samples_and_scale_free():
+    torch.manual_seed(0)
+    spread = torch.randn(3, 8, 4, 4)
+    alike = spread[:1].repeat(3, 1, 1, 1) + 1e-3 * torch.randn(3, 8, 4, 4)
+    assert (diversity(spread) < diversity(alike)).all()
+    # -log of squared distances: doubling every feature lowers each term by log 4
+    assert torch.allclose(diversity(2 * spread), diversity(spread) - torch.log(torch.tensor(4.0)), atol=1e-5)
+
+
+def test_diversity_term_only_in_texture_batches(mosaic_path):
+    vgg = VGGFeatures(["relu1_1", "relu2_1", "relu2_2"], arch="vgg16", weights="random")
+    texture = load_image(mosaic_path, max_size=64)
+    loss = PerceptualLoss(vgg, texture, ["relu2_2"], [1.0], ["relu1_1"], [1.0], diversity_weight=0.5, diversity_layer="relu2_1")
+    batch = torch.rand(3, 3, 32, 32)
+    terms = loss(batch)
+    assert terms["diversity"].item() == pytest.approx(0.5 * diversity(vgg(batch)["relu2_1"]).mean().item(), rel=1e-4)
+    assert terms["total"].item() == pytest.approx((terms["style"] + terms["diversity"]).item(), rel=1e-5)
+    assert loss(batch[:1])["diversity"].item() == 0.0  # one sample has no neighbour
+    assert loss(batch, loss.content_targets(batch))["diversity"].item() == 0.0  # stylisation: photos differ anyway
+    with pytest.raises(TexnetError, match="diversity_weight"):
+        PerceptualLoss(vgg, texture, [], [], ["relu1_1"], [1.0], diversity_weight=-1)
 
 
 def test_mismatched_weights_are_a_clear_error():

@@ -36,6 +36,19 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return dh + dw
 
 
+def diversity(features: torch.Tensor) -> torch.Tensor:
+    """Per image, -log of the mean squared feature distance to its nearest other image in the batch: (B, ...) -> (B,).
+
+    The Kozachenko-Leonenko entropy estimate of Ulyanov et al. 2017 ("Improved Texture Networks", eq. 9): adding it
+    to the loss spreads the samples of a texture network apart, so different noise gives different textures.
+    -log makes it scale-free: halving every distance costs log 2 whatever the layer's activation scale.
+    """
+    flat = features.float().flatten(1)
+    distance = torch.cdist(flat, flat).pow(2) / flat.shape[1]
+    nearest = (distance + torch.diag(torch.full_like(distance[0], float("inf")))).min(dim=1).values
+    return -torch.log(nearest + 1e-12)
+
+
 def _check_weights(kind: str, layers: Sequence[str], weights: Sequence[float]) -> None:
     if len(layers) != len(weights):
         raise TexnetError(f"loss.{kind}_layers has {len(layers)} entries but loss.{kind}_weights has {len(weights)}: give one weight per layer")
@@ -100,8 +113,10 @@ class PerceptualLoss(nn.Module):
         style_scale: one multiplier on the whole style term, handy for sweeps.
         style_normalize: "target" makes each layer's style loss relative to its texture Gram (GramStyleLoss).
         tv_weight: weight of :func:`total_variation`.
+        diversity_weight/diversity_layer: weight and VGG layer of :func:`diversity`, for texture synthesis (no content
+            term; batches of two or more samples); 0 turns it off.
 
-    ``forward`` returns a dict of batch means: ``content``, ``style``, ``style/<layer>``, ``tv``, ``total``.
+    ``forward`` returns a dict of batch means: ``content``, ``style``, ``style/<layer>``, ``tv``, ``diversity``, ``total``.
     """
 
     def __init__(
@@ -115,9 +130,14 @@ class PerceptualLoss(nn.Module):
         style_scale: float = 1.0,
         style_normalize: str = "none",
         tv_weight: float = 0.0,
+        diversity_weight: float = 0.0,
+        diversity_layer: str = "relu4_1",
     ) -> None:
         super().__init__()
-        missing = [name for name in [*content_layers, *style_layers] if name not in extractor.layers]
+        if diversity_weight < 0:
+            raise TexnetError(f"loss.diversity_weight={diversity_weight} must be >= 0 (0 turns the diversity term off)")
+        used = [*content_layers, *style_layers, *([diversity_layer] if diversity_weight else [])]
+        missing = [name for name in used if name not in extractor.layers]
         if missing:
             raise TexnetError(f"the VGG extractor was not built with layers {missing}")
         self.extractor = extractor
@@ -126,6 +146,7 @@ class PerceptualLoss(nn.Module):
             texture_features = extractor(texture.to(extractor.mean.device), style_layers)
         self.style = GramStyleLoss(style_layers, style_weights, texture_features, style_normalize)
         self.style_scale, self.tv_weight = float(style_scale), float(tv_weight)
+        self.diversity_weight, self.diversity_layer = float(diversity_weight), diversity_layer
 
     @property
     def uses_content(self) -> bool:
@@ -137,14 +158,16 @@ class PerceptualLoss(nn.Module):
         return self.extractor(content, self.content.layers) if self.uses_content else {}
 
     def forward(self, images: torch.Tensor, content_targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        layers = [*self.style.layers, *(self.content.layers if content_targets else [])]
-        features = self.extractor(images, layers)
+        spread = bool(self.diversity_weight) and not content_targets and images.shape[0] > 1
+        layers = [*self.style.layers, *(self.content.layers if content_targets else []), *([self.diversity_layer] if spread else [])]
+        features = self.extractor(images, list(dict.fromkeys(layers)))
         per_layer = self.style(features)
         style = self.style_scale * sum(per_layer.values())
         zero = images.new_zeros(images.shape[0])
         content = self.content(features, content_targets) if content_targets else zero
         tv = self.tv_weight * total_variation(images) if self.tv_weight else zero
-        terms = {"content": content, "style": style, "tv": tv, "total": content + style + tv}
+        spread_term = self.diversity_weight * diversity(features[self.diversity_layer]) if spread else zero
+        terms = {"content": content, "style": style, "tv": tv, "diversity": spread_term, "total": content + style + tv + spread_term}
         terms.update({f"style/{name}": self.style_scale * value for name, value in per_layer.items()})
         return {name: value.mean() for name, value in terms.items()}
 
@@ -162,5 +185,7 @@ def build_perceptual_loss(texture: torch.Tensor, vgg: str = "vgg19", pooling: st
                           precision: str = "auto", **terms: Any) -> PerceptualLoss:
     """A :class:`PerceptualLoss` from the keys of a loss config (texnet/resources/loss/default.yaml): VGG settings plus PerceptualLoss's arguments."""
     layers = [*terms.get("content_layers", CONTENT_LAYERS), *terms.get("style_layers", STYLE_LAYERS)]
+    if terms.get("diversity_weight"):
+        layers.append(terms.get("diversity_layer", "relu4_1"))
     extractor = VGGFeatures(layers, arch=vgg, pooling=pooling, weights=weights, precision=precision)
     return PerceptualLoss(extractor, texture, **terms)
