@@ -142,9 +142,9 @@ def test_train_command_quotes_paths_and_adds_visdom(tmp_path):
     photos.mkdir()
     Image.new("RGB", (64, 64)).save(photos / "a.png")
     command, run_dir, steps, link = app.train_command(tmp_path / "runs", "http://127.0.0.1:8097", "starry", None, "folder",
-                                                      str(photos), 96, 10, 2.0, 0.1, "residual", "optim.lr=0.01")
+                                                      str(photos), 96, 10, 2.0, 0.1, "residual", "optim.optimizer.lr=0.01")
     assert command[1:3] == ["train.py", "texture=starry"] and run_dir.parent == tmp_path / "runs" / "app" and steps == 10
-    assert f"data.root='{photos}'" in command and "loss.style_scale=2.0" in command and command[-1] == "optim.lr=0.01"
+    assert f"data.root='{photos}'" in command and "loss.style_scale=2.0" in command and command[-1] == "optim.optimizer.lr=0.01"
     assert "logger=visdom" in command and link == f"http://127.0.0.1:8097/env/{run_dir.name}" and "model=residual" in command
     with pytest.raises(app.TexnetError, match="generator 'unet' is unknown: use one of pyramid, residual"):
         app.train_command(tmp_path / "runs", None, "starry", None, "builtin", "", 96, 10, 1.0, 0.05, "unet", "")

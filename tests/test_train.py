@@ -51,7 +51,7 @@ def tiny_cfg(tmp_path: Path, coco_root: Path, *overrides: str):
 
 
 def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root):
-    cfg = tiny_cfg(tmp_path / "run", coco_root, "optim.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=8", "trainer.log_every_n_steps=1")
+    cfg = tiny_cfg(tmp_path / "run", coco_root, "optim.optimizer.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=8", "trainer.log_every_n_steps=1")
     result = train(cfg)
     run = tmp_path / "run"
     assert result["global_step"] == 16
@@ -76,7 +76,7 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     from texnet.module import TextureNetModule
     from train import init_generator
 
-    first = train(tiny_cfg(tmp_path / "first", coco_root, "optim.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=16"))
+    first = train(tiny_cfg(tmp_path / "first", coco_root, "optim.optimizer.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=16"))
     tuned = train(tiny_cfg(tmp_path / "tuned", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4",
                            f"init_from={first['last']}"))
     fresh = train(tiny_cfg(tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"))
@@ -104,7 +104,7 @@ def test_residual_generator_trains_and_its_checkpoint_stylizes(tmp_path, coco_ro
     from texnet.generator import ResidualGenerator
     from texnet.inference import load
 
-    cfg = tiny_cfg(tmp_path, coco_root, "model=residual", "model.channels=8", "model.residual_blocks=2", "optim.lr=0.01",
+    cfg = tiny_cfg(tmp_path, coco_root, "model=residual", "model.channels=8", "model.residual_blocks=2", "optim.optimizer.lr=0.01",
                    "trainer.max_steps=16", "trainer.val_check_interval=8")
     result = train(cfg)
     val = val_totals(tmp_path)
@@ -143,7 +143,7 @@ def test_every_config_group_composes():
             cfg = compose("train", overrides=[override])
             assert cfg.model.arch == ("residual" if override == "model=residual" else "pyramid")
         paper = compose("train", overrides=["experiment=paper"])
-        assert paper.optim.lr == 0.1 and paper.data.batch_size == 16 and paper.trainer.max_steps == 3000
+        assert paper.optim.optimizer.lr == 0.1 and paper.data.batch_size == 16 and paper.trainer.max_steps == 3000
         assert set(compose("train", overrides=["logger=visdom"]).logger) == {"csv", "visdom"}
 
 
