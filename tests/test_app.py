@@ -154,14 +154,16 @@ def test_train_command_quotes_paths_and_adds_visdom(tmp_path):
 
 def test_training_from_the_app_adds_a_model(client, runs_dir):
     """train.py as the app's subprocess (2 tiny steps); its checkpoint then shows up in the model list; Stop ends a run."""
-    report = client.predict("pebbles", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", " ".join(TINY), api_name="/train_start")
+    throughput = ["trainer.log_every_n_steps=1", "callbacks.throughput.window_size=2"]  # images/s from step 2
+    report = client.predict("pebbles", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", " ".join([*TINY, *throughput]),
+                            api_name="/train_start")
     assert "Running" in report and "/ 2" in report
     assert "already running" in client.predict("mosaic", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", "", api_name="/train_start")
     deadline = time.monotonic() + 120
     while "Running" in (status := client.predict(api_name="/train_status"))[0] and time.monotonic() < deadline:
         time.sleep(1)
     report, sample, log = status
-    assert "Finished" in report and "Step **2** / 2" in report, log
+    assert "Finished" in report and "Step **2** / 2" in report and " images/s" in report, log
     assert sample is not None and "pebbles" in log
     labels = [m["label"] for m in client.predict(api_name="/list_models")]
     assert any(label.startswith("pebbles · app/pebbles_") and label.endswith("· last") for label in labels), labels

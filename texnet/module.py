@@ -6,7 +6,6 @@ is not: it is rebuilt in ``setup`` from the loss config, which keeps checkpoints
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,7 +50,8 @@ class TextureNetModule(pl.LightningModule):
             texture_image = load_texture(texture["image"], texture.get("size", 256))
         self.register_buffer("texture", texture_image)
         self.texture_name = texture.get("name") or texture_name(texture["image"])
-        self._step_started: float | None = None
+        # Read by Lightning's ThroughputMonitor (conf/callbacks): texnet counts no FLOPs, so it logs images/s only.
+        self.flops_per_batch: int | None = None
 
     @property
     def perceptual(self) -> PerceptualLoss:
@@ -81,23 +81,15 @@ class TextureNetModule(pl.LightningModule):
         return self.perceptual(output)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
-        """Applies the schedule's stage; -1 (Lightning: end this epoch) when a new stage needs new data.
-
-        Also logs the throughput over the whole previous step (data, forward, backward, optimiser, callbacks).
-        """
+        """Applies the schedule's stage; -1 (Lightning: end this epoch) when a new stage needs new data."""
         stage = stage_index(self.schedule, self.global_step)
         if stage != self._stage:
             first = self._stage is None  # start or resume: the data loader was built for this step already
             self._stage = stage
-            self._step_started = None
             settings = settings_at(self.schedule, self.global_step, {"style_scale": self.hparams.loss.get("style_scale", 1.0)})
             self.perceptual.style_scale = float(settings["style_scale"])
             if not first:
                 return -1
-        now = time.perf_counter()
-        if self._step_started is not None:
-            self.log("train/images_per_s", batch.shape[0] / (now - self._step_started))
-        self._step_started = now
         if self.schedule:
             self.log_dict({"train/image_size": float(batch.shape[-1]), "train/style_scale": self.perceptual.style_scale})
         return None

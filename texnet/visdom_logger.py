@@ -33,6 +33,8 @@ from torchvision.utils import make_grid
 log = logging.getLogger(__name__)
 
 LOSS_TERMS = frozenset({"content", "style", "tv", "total", "loss"})
+THROUGHPUT_STAGES = frozenset({"train", "validate", "test", "predict"})  # the key prefixes of ThroughputMonitor
+THROUGHPUT_COUNTERS = frozenset({"time", "batches", "samples", "lengths"})
 MAX_IMAGE_WINDOW_PX = 640  # big grids are shown scaled down; the full image is still sent
 
 
@@ -95,8 +97,10 @@ def route(key: str) -> tuple[_Window, str] | None:
     leaf = parts[-1]
     if key == "lr" or key.startswith(("lr-", "lr/")) or leaf == "lr":
         return _Window("lr", "learning rate", "learning rate", log_y=False), key
-    if "images_per_s" in key or "throughput" in key:
+    if leaf == "samples_per_sec":  # ThroughputMonitor: train/device/samples_per_sec (and train/samples_per_sec with DDP)
         return _Window("throughput", "throughput", "images/s", log_y=False), key
+    if parts[0] in THROUGHPUT_STAGES and (leaf in THROUGHPUT_COUNTERS or leaf.endswith("_per_sec")):
+        return None  # its running totals and batches/s (images/s divided by the batch size)
     if len(parts) == 3 and parts[1] == "style":
         return _Window(f"{parts[0]}_style_layers", f"{parts[0]} style loss per layer", "loss", log_y=True), leaf
     if len(parts) <= 2 and (leaf in LOSS_TERMS or leaf.endswith("loss")):

@@ -274,8 +274,9 @@ def training_report(job: TrainingJob) -> str:
     losses = [f"{label} {metrics[key]:.4g}" for key, label in (("train/total", "loss"), ("train/content", "content"),
                                                                 ("train/style", "style"), ("val/total", "validation loss"))
               if key in metrics]
-    if "train/images_per_s" in metrics:
-        losses.append(f"{metrics['train/images_per_s']:.2f} images/s")
+    rate = metrics.get("train/samples_per_sec", metrics.get("train/device/samples_per_sec"))  # ThroughputMonitor's (all devices)
+    if rate is not None:
+        losses.append(f"{rate:.2f} images/s")
     if losses:
         lines.append(" · ".join(losses))
     if job.visdom_link:
