@@ -305,22 +305,15 @@ class VisdomLogger(Logger):
         """One append per trace, however many steps piled up (visdom creates missing windows/traces)."""
         for window, traces in lines.items():
             for trace, (steps, values) in traces.items():
-                self._call(
-                    lambda c: c.line(
-                        Y=np.asarray(values, dtype=float),
-                        X=np.asarray(steps, dtype=float),
-                        win=window.win,
-                        name=trace,
-                        update="append",
-                        opts=window.opts(),
-                    )
-                )
+                line = {"Y": np.asarray(values, dtype=float), "X": np.asarray(steps, dtype=float), "win": window.win,
+                        "name": trace, "update": "append", "opts": window.opts()}
+                self._call(lambda c, line=line: c.line(**line))
 
     def _call(self, fn: Callable[[_Client], Any]) -> None:
         assert self._client is not None
         try:
             fn(self._client)
-        except Exception as exc:  # a plot must never end training; say so once
+        except Exception as exc:  # noqa: BLE001 - a plot must never end training; say so once
             if not self._warned_send:
                 self._warned_send = True
                 log.warning(
@@ -331,7 +324,7 @@ class VisdomLogger(Logger):
         try:
             self._client = _Client(self.server, self.port, self.env, self.timeout)
             return True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to connect means no live plots, never a failed run
             with self._cond:
                 self._disabled = True
                 self._queue.clear()
