@@ -1,11 +1,14 @@
-"""Shared fixtures: the real (offline) VGG, small photos, the shipped textures."""
+"""Shared fixtures: the real (offline) VGG, small photos, the shipped textures; tiny photo folders and COCO layouts."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 os.environ.setdefault("TEXNET_OFFLINE", "1")  # never wait on torchvision's download in tests
 torch.set_num_threads(2)
@@ -44,3 +47,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def write_photo(path: Path, size: tuple[int, int], seed: int) -> Path:
+    """A small random RGB image (distinct per seed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def make_coco(root: Path, split: str = "train2014", sizes=((60, 40), (40, 50), (48, 48))) -> list[str]:
+    """A tiny COCO split as texnet.coco_download lays it out: images and their instances annotation file."""
+    names = [f"COCO_{split}_{i:012d}.jpg" for i in range(len(sizes))]
+    for i, (name, size) in enumerate(zip(names, sizes)):
+        write_photo(root / split / name, size, seed=i)
+    images = [{"id": i + 1, "file_name": n, "width": w, "height": h} for i, (n, (w, h)) in enumerate(zip(names, sizes))]
+    ann = root / "annotations" / f"instances_{split}.json"
+    ann.parent.mkdir(parents=True, exist_ok=True)
+    ann.write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+    return names
+
+
+def epoch(dm) -> list[torch.Tensor]:
+    """Every batch of one training epoch of a ContentDataModule."""
+    return list(dm.train_dataloader())

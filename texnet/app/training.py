@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from omegaconf import OmegaConf
 
 from texnet.checkpoint import read_checkpoint
-from texnet.data import check_root
+from texnet.content_sources import check_root
 from texnet.errors import TexnetError
 from texnet.generator import ARCHITECTURES, PyramidGenerator
 from texnet.image import next_free_dir, open_rgb
