@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from PIL import Image
 
 os.environ.setdefault("TEXNET_OFFLINE", "1")  # never wait on torchvision's download in tests
@@ -72,3 +73,33 @@ def make_coco(root: Path, split: str = "train2014", sizes=((60, 40), (40, 50), (
 def epoch(dm) -> list[torch.Tensor]:
     """Every batch of one training epoch of a ContentDataModule."""
     return list(dm.train_dataloader())
+
+
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory) -> Path:
+    """Six random-colour photos in a train2014/ folder and a matching instances_train2014.json."""
+    root = tmp_path_factory.mktemp("coco")
+    (root / "train2014").mkdir()
+    (root / "annotations").mkdir()
+    images = []
+    gen = torch.Generator().manual_seed(0)
+    for i in range(6):
+        name = f"COCO_train2014_{i:012d}.jpg"
+        base = torch.rand(3, 1, 1, generator=gen)
+        arr = ((base + 0.3 * torch.rand(3, 80, 96, generator=gen)).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+        Image.fromarray(arr).save(root / "train2014" / name)
+        images.append({"id": i, "file_name": name, "width": 96, "height": 80})
+    (root / "annotations" / "instances_train2014.json").write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+    return root
+
+
+def tiny_cfg(tmp_path: Path, coco_root: Path, *overrides: str):
+    """train.py's config shrunk to a few 64 px steps on CPU on the `coco_root` set, into run folder `tmp_path`."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=[
+            f"run_dir={tmp_path}", "data=coco", f"data.root={coco_root}", "data.image_size=64", "data.val_size=64",
+            "data.batch_size=2", "data.num_workers=0", "data.num_val=2", "trainer.max_steps=8", "trainer.val_check_interval=4",
+            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+            "checkpoint_every=4", "sample_every=4",
+            *([] if any(o.startswith("model=") for o in overrides) else ["model.scales=3"]), *overrides,
+        ])

@@ -1,4 +1,4 @@
-"""VisdomLogger in real Lightning runs: against a real (offline-started) Visdom server, and without one."""
+"""VisdomLogger in real Lightning runs: against a real Visdom server started by texnet.viz (offline), and without one."""
 from __future__ import annotations
 
 import json
