@@ -25,7 +25,10 @@ $(VENV)/.installed: pyproject.toml
 train: install
 	$(PY) train.py texture=mosaic
 
+# Formatting and lint first (settings: pyproject.toml [tool.ruff]), then the fast tests.
 test: install
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -m "not slow"
 
 # Slow (tens of minutes on 2 CPU cores): the measurements quoted in README.md. See bench/README.md.

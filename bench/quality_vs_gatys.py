@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torchvision.transforms import v2
 
-from texnet.data import BUILTIN_VAL_PHOTOS, builtin_photo_dir, list_images
+from texnet.content_sources import BUILTIN_VAL_PHOTOS, builtin_photo_dir, list_images
 from texnet.gatys import run_gatys
 from texnet.image import load_image, open_rgb, pil_to_tensor, save_image
 from texnet.inference import load, read_checkpoint

@@ -50,7 +50,7 @@ class BareLoop:
 
     def __init__(self, module: TextureNetModule, data: pl.LightningDataModule) -> None:
         self.module, self.batches = module, iter(data.train_dataloader())
-        self.optimizer = torch.optim.Adam(module.generator.parameters(), lr=module.hparams.optim["lr"])
+        self.optimizer = module.configure_optimizers()["optimizer"]
         self.parts: dict[str, float] = {}
 
     def step(self, profile: bool = False) -> None:

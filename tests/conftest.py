@@ -1,11 +1,15 @@
-"""Shared fixtures: the real (offline) VGG, small photos, the shipped textures."""
+"""Shared fixtures: the real (offline) VGG, small photos, the shipped textures; tiny photo folders and COCO layouts."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
 
 os.environ.setdefault("TEXNET_OFFLINE", "1")  # never wait on torchvision's download in tests
 torch.set_num_threads(2)
@@ -44,3 +48,58 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def write_photo(path: Path, size: tuple[int, int], seed: int) -> Path:
+    """A small random RGB image (distinct per seed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def make_coco(root: Path, split: str = "train2014", sizes=((60, 40), (40, 50), (48, 48))) -> list[str]:
+    """A tiny COCO split as texnet.coco_download lays it out: images and their instances annotation file."""
+    names = [f"COCO_{split}_{i:012d}.jpg" for i in range(len(sizes))]
+    for i, (name, size) in enumerate(zip(names, sizes)):
+        write_photo(root / split / name, size, seed=i)
+    images = [{"id": i + 1, "file_name": n, "width": w, "height": h} for i, (n, (w, h)) in enumerate(zip(names, sizes))]
+    ann = root / "annotations" / f"instances_{split}.json"
+    ann.parent.mkdir(parents=True, exist_ok=True)
+    ann.write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+    return names
+
+
+def epoch(dm) -> list[torch.Tensor]:
+    """Every batch of one training epoch of a ContentDataModule."""
+    return list(dm.train_dataloader())
+
+
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory) -> Path:
+    """Six random-colour photos in a train2014/ folder and a matching instances_train2014.json."""
+    root = tmp_path_factory.mktemp("coco")
+    (root / "train2014").mkdir()
+    (root / "annotations").mkdir()
+    images = []
+    gen = torch.Generator().manual_seed(0)
+    for i in range(6):
+        name = f"COCO_train2014_{i:012d}.jpg"
+        base = torch.rand(3, 1, 1, generator=gen)
+        arr = ((base + 0.3 * torch.rand(3, 80, 96, generator=gen)).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+        Image.fromarray(arr).save(root / "train2014" / name)
+        images.append({"id": i, "file_name": name, "width": 96, "height": 80})
+    (root / "annotations" / "instances_train2014.json").write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+    return root
+
+
+def tiny_cfg(tmp_path: Path, coco_root: Path, *overrides: str):
+    """train.py's config shrunk to a few 64 px steps on CPU on the `coco_root` set, into run folder `tmp_path`."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=[
+            f"run_dir={tmp_path}", "data=coco", f"data.root={coco_root}", "data.image_size=64", "data.val_size=64",
+            "data.batch_size=2", "data.num_workers=0", "data.num_val=2", "trainer.max_steps=8", "trainer.val_check_interval=4",
+            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+            "checkpoint_every=4", "sample_every=4",
+            *([] if any(o.startswith("model=") for o in overrides) else ["model.scales=3"]), *overrides,
+        ])

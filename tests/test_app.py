@@ -142,9 +142,9 @@ def test_train_command_quotes_paths_and_adds_visdom(tmp_path):
     photos.mkdir()
     Image.new("RGB", (64, 64)).save(photos / "a.png")
     command, run_dir, steps, link = app.train_command(tmp_path / "runs", "http://127.0.0.1:8097", "starry", None, "folder",
-                                                      str(photos), 96, 10, 2.0, 0.1, "residual", "optim.lr=0.01")
+                                                      str(photos), 96, 10, 2.0, 0.1, "residual", "optim.optimizer.lr=0.01")
     assert command[1:3] == ["train.py", "texture=starry"] and run_dir.parent == tmp_path / "runs" / "app" and steps == 10
-    assert f"data.root='{photos}'" in command and "loss.style_scale=2.0" in command and command[-1] == "optim.lr=0.01"
+    assert f"data.root='{photos}'" in command and "loss.style_scale=2.0" in command and command[-1] == "optim.optimizer.lr=0.01"
     assert "logger=visdom" in command and link == f"http://127.0.0.1:8097/env/{run_dir.name}" and "model=residual" in command
     with pytest.raises(app.TexnetError, match="generator 'unet' is unknown: use one of pyramid, residual"):
         app.train_command(tmp_path / "runs", None, "starry", None, "builtin", "", 96, 10, 1.0, 0.05, "unet", "")
@@ -154,14 +154,16 @@ def test_train_command_quotes_paths_and_adds_visdom(tmp_path):
 
 def test_training_from_the_app_adds_a_model(client, runs_dir):
     """train.py as the app's subprocess (2 tiny steps); its checkpoint then shows up in the model list; Stop ends a run."""
-    report = client.predict("pebbles", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", " ".join(TINY), api_name="/train_start")
+    throughput = ["trainer.log_every_n_steps=1", "callbacks.throughput.window_size=2"]  # images/s from step 2
+    report = client.predict("pebbles", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", " ".join([*TINY, *throughput]),
+                            api_name="/train_start")
     assert "Running" in report and "/ 2" in report
     assert "already running" in client.predict("mosaic", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", "", api_name="/train_start")
     deadline = time.monotonic() + 120
     while "Running" in (status := client.predict(api_name="/train_status"))[0] and time.monotonic() < deadline:
         time.sleep(1)
     report, sample, log = status
-    assert "Finished" in report and "Step **2** / 2" in report, log
+    assert "Finished" in report and "Step **2** / 2" in report and " images/s" in report, log
     assert sample is not None and "pebbles" in log
     labels = [m["label"] for m in client.predict(api_name="/list_models")]
     assert any(label.startswith("pebbles · app/pebbles_") and label.endswith("· last") for label in labels), labels

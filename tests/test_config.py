@@ -21,7 +21,7 @@ def composed(name: str, *overrides: str):
 @pytest.mark.parametrize("override, message", [
     ("trainer.max_steps=abc", "trainer.max_steps=abc has the wrong type: pass an integer"),
     ("model.scales=2.5", "model.scales=2.5 has the wrong type: pass an integer"),
-    ("optim.lr=fast", "optim.lr=fast has the wrong type: pass a number"),
+    ("optim.optimizer.lr=fast", "optim.optimizer.lr=fast has the wrong type: pass a number"),
     ("trainer.enable_progress_bar=maybe", "trainer.enable_progress_bar=maybe has the wrong type: pass true or false"),
     ("data.image_size=null", "data.image_size=null has the wrong type: pass an integer"),
     ("noise_multiples=[a,1]", 'noise_multiples=["a", 1] has the wrong type: pass a list of numbers such as [1, 2]'),
@@ -34,7 +34,7 @@ def test_wrong_type_names_the_key_and_the_type(override, message):
 
 
 @pytest.mark.parametrize("overrides", [[], ["experiment=paper"], ["trainer=ddp"], ["trainer=gpu"], ["model=residual"], ["data=folder"],
-                                       ["trainer.val_check_interval=0.5"], ["trainer.val_check_interval=100"], ["optim.lr=1"]])
+                                       ["trainer.val_check_interval=0.5"], ["trainer.val_check_interval=100"], ["optim.optimizer.lr=1"]])
 def test_shipped_configs_and_right_types_pass(overrides):
     validate(composed("train", *overrides), TRAIN_SCHEMAS)
 

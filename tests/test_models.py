@@ -63,3 +63,19 @@ def test_init_from_a_shipped_model(tmp_path, one_thread):
     # it started from the shipped weights: two small steps later they are still close, unlike a fresh init
     key = next(k for k in shipped if k.startswith("generator.") and k.endswith("weight") and shipped[k].dim() == 4)
     assert (tuned[key] - shipped[key]).abs().max() < 0.05 < shipped[key].abs().max()
+
+
+# texnet.load("mosaic").stylize of a seeded 24x40 photo with seed 0 at main 6dfad01: out[0, :, ::6, ::10]. The shipped
+# checkpoint must keep giving this image whatever changes in the training code, the checkpoint reader or the generator.
+MOSAIC_REFERENCE = [
+    0.682252, 0.342028, 0.236454, 0.047256, 0.209826, 0.1816, 0.078898, 0.953524, 0.57453, 0.446774, 0.070794, 0.921643,
+    0.290173, 0.84109, 0.759936, 0.071393, 0.54332, 0.172007, 0.143406, 0.393749, 0.123029, 0.136922, 0.098119, 0.892964,
+    0.499802, 0.258432, 0.146152, 0.860926, 0.132162, 0.713335, 0.775906, 0.129762, 0.216856, 0.096986, 0.302796, 0.343458,
+    0.051506, 0.084351, 0.054865, 0.313013, 0.245257, 0.116838, 0.110993, 0.379224, 0.048197, 0.37006, 0.549712, 0.064819,
+]
+
+
+def test_the_shipped_mosaic_gives_the_same_image_as_before():
+    photo = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(0))
+    out = texnet.load("mosaic", device="cpu").stylize(photo, seed=0)
+    torch.testing.assert_close(out[0, :, ::6, ::10].flatten(), torch.tensor(MOSAIC_REFERENCE), atol=1e-5, rtol=0)

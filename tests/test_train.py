@@ -1,6 +1,5 @@
-"""train.py through Hydra's compose API on a tiny COCO-format set built here."""
+"""train.py through Hydra's compose API on a tiny COCO-format set (conftest.coco_root)."""
 import csv
-import json
 import os
 from pathlib import Path
 
@@ -8,30 +7,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
-from PIL import Image
 
-from conftest import CONFIG_DIR, ROOT
+from conftest import CONFIG_DIR, ROOT, tiny_cfg
 from texnet.errors import TexnetError
 from texnet.textures import texture_path
 from train import train
-
-
-@pytest.fixture(scope="module")
-def coco_root(tmp_path_factory) -> Path:
-    """Six random-colour photos in a train2014/ folder and a matching instances_train2014.json."""
-    root = tmp_path_factory.mktemp("coco")
-    (root / "train2014").mkdir()
-    (root / "annotations").mkdir()
-    images = []
-    gen = torch.Generator().manual_seed(0)
-    for i in range(6):
-        name = f"COCO_train2014_{i:012d}.jpg"
-        base = torch.rand(3, 1, 1, generator=gen)
-        arr = ((base + 0.3 * torch.rand(3, 80, 96, generator=gen)).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
-        Image.fromarray(arr).save(root / "train2014" / name)
-        images.append({"id": i, "file_name": name, "width": 96, "height": 80})
-    (root / "annotations" / "instances_train2014.json").write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
-    return root
 
 
 def val_totals(run_dir: Path) -> list[float]:
@@ -39,19 +19,8 @@ def val_totals(run_dir: Path) -> list[float]:
     return [float(r["val/total"]) for r in csv.DictReader((run_dir / "csv" / "metrics.csv").open()) if r.get("val/total")]
 
 
-def tiny_cfg(tmp_path: Path, coco_root: Path, *overrides: str):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[
-            f"run_dir={tmp_path}", "data=coco", f"data.root={coco_root}", "data.image_size=64", "data.val_size=64",
-            "data.batch_size=2", "data.num_workers=0", "data.num_val=2", "trainer.max_steps=8", "trainer.val_check_interval=4",
-            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-            "checkpoint_every=4", "sample_every=4",
-            *([] if any(o.startswith("model=") for o in overrides) else ["model.scales=3"]), *overrides,
-        ])
-
-
 def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root):
-    cfg = tiny_cfg(tmp_path / "run", coco_root, "optim.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=8", "trainer.log_every_n_steps=1")
+    cfg = tiny_cfg(tmp_path / "run", coco_root, "optim.optimizer.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=8", "trainer.log_every_n_steps=1")
     result = train(cfg)
     run = tmp_path / "run"
     assert result["global_step"] == 16
@@ -76,7 +45,7 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     from texnet.module import TextureNetModule
     from train import init_generator
 
-    first = train(tiny_cfg(tmp_path / "first", coco_root, "optim.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=16"))
+    first = train(tiny_cfg(tmp_path / "first", coco_root, "optim.optimizer.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=16"))
     tuned = train(tiny_cfg(tmp_path / "tuned", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4",
                            f"init_from={first['last']}"))
     fresh = train(tiny_cfg(tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"))
@@ -104,7 +73,7 @@ def test_residual_generator_trains_and_its_checkpoint_stylizes(tmp_path, coco_ro
     from texnet.generator import ResidualGenerator
     from texnet.inference import load
 
-    cfg = tiny_cfg(tmp_path, coco_root, "model=residual", "model.channels=8", "model.residual_blocks=2", "optim.lr=0.01",
+    cfg = tiny_cfg(tmp_path, coco_root, "model=residual", "model.channels=8", "model.residual_blocks=2", "optim.optimizer.lr=0.01",
                    "trainer.max_steps=16", "trainer.val_check_interval=8")
     result = train(cfg)
     val = val_totals(tmp_path)
@@ -143,7 +112,7 @@ def test_every_config_group_composes():
             cfg = compose("train", overrides=[override])
             assert cfg.model.arch == ("residual" if override == "model=residual" else "pyramid")
         paper = compose("train", overrides=["experiment=paper"])
-        assert paper.optim.lr == 0.1 and paper.data.batch_size == 16 and paper.trainer.max_steps == 3000
+        assert paper.optim.optimizer.lr == 0.1 and paper.data.batch_size == 16 and paper.trainer.max_steps == 3000
         assert set(compose("train", overrides=["logger=visdom"]).logger) == {"csv", "visdom"}
 
 
@@ -177,89 +146,3 @@ def test_run_dir_apart_from_hydra_folder_is_refused(tmp_path):
                                                     f"choose the folder with hydra.run.dir={tmp_path / 'mine'} (hydra.sweep.dir= for -m sweeps) "
                                                     "and leave run_dir alone")
     assert not (tmp_path / "mine").exists()
-
-
-def metric_steps(run_dir: Path) -> list[int]:
-    """The step of every row in a run's metrics.csv, in file order."""
-    return [int(r["step"]) for r in csv.DictReader((run_dir / "csv" / "metrics.csv").open())]
-
-
-def test_second_run_into_a_used_folder_is_refused(tmp_path, coco_root):
-    """A run folder that holds a run is never trained into again (it overwrote metrics, config and samples)."""
-    run = tmp_path / "run"
-    train(tiny_cfg(run, coco_root, "trainer.max_steps=2", "trainer.val_check_interval=2"))
-    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    with pytest.raises(TexnetError, match=r"run folder '.*run' already holds a run \(checkpoints, config.yaml, csv, samples\): "
-                                          r"pass a new hydra.run.dir=, or resume that run with ckpt_path=.*last.ckpt") as err:
-        train(tiny_cfg(run, coco_root, "trainer.max_steps=2", "trainer.val_check_interval=2"))
-    assert "\n" not in str(err.value)
-    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
-
-
-def test_resume_in_its_own_folder_keeps_the_metrics_rows(tmp_path, coco_root):
-    """Resuming after a kill: rows before the checkpoint stay, rows the killed run logged after it are redone once."""
-    run = tmp_path / "run"
-    steps = ("trainer.log_every_n_steps=1", "trainer.val_check_interval=4")
-    train(tiny_cfg(run, coco_root, "trainer.max_steps=4", *steps))
-    ckpt4 = run / "checkpoints" / "step4.ckpt"  # what last.ckpt held when the run was "killed" at step 8
-    ckpt4.write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
-    train(tiny_cfg(run, coco_root, "trainer.max_steps=8", *steps, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"))
-    assert sorted(set(metric_steps(run))) == list(range(8))
-    first = metric_steps(run)
-    result = train(tiny_cfg(run, coco_root, "trainer.max_steps=10", *steps, f"ckpt_path={ckpt4}"))
-    assert result["global_step"] == 10
-    again = metric_steps(run)
-    assert again[:first.index(4)] == first[:first.index(4)]  # the rows before the resumed step, untouched
-    assert sorted(set(again)) == list(range(10)) and again.count(5) == first.count(5)  # steps 4-7 once, not twice
-    val_steps = [int(r["step"]) for r in csv.DictReader((run / "csv" / "metrics.csv").open()) if r.get("val/total")]
-    assert val_steps == [3, 7]  # validations after steps 4 and 8 (logged at steps 3 and 7), each once
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt", "step4.ckpt"]
-
-
-def test_last_checkpoint_holds_the_final_step(tmp_path, coco_root):
-    """max_steps not a multiple of checkpoint_every: last.ckpt still holds the final step; best.ckpt when validation ran."""
-    result = train(tiny_cfg(tmp_path / "a", coco_root, "trainer.max_steps=6", "checkpoint_every=4", "trainer.val_check_interval=4"))
-    assert result["last"] == tmp_path / "a" / "checkpoints" / "last.ckpt"
-    assert torch.load(result["last"], map_location="cpu", weights_only=True)["global_step"] == 6
-    assert Path(result["best"]) == tmp_path / "a" / "checkpoints" / "best.ckpt"
-    no_val = train(tiny_cfg(tmp_path / "b", coco_root, "trainer.max_steps=3", "checkpoint_every=2", "trainer.val_check_interval=4"))
-    assert torch.load(no_val["last"], map_location="cpu", weights_only=True)["global_step"] == 3
-    assert no_val["best"] == "" and sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["last.ckpt"]
-
-
-def test_failed_start_leaves_no_run_folder(tmp_path, coco_root):
-    """A start that fails removes the folder it created, never one that existed (here: with a file of the user's)."""
-    new = tmp_path / "new"
-    with pytest.raises(TexnetError, match="COCO image folder .* does not exist"):  # found in fit, after config.yaml was written
-        train(tiny_cfg(new, tmp_path / "no_coco"))
-    assert not new.exists()
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "notes.txt").write_text("mine")
-    with pytest.raises(TexnetError, match="missing.jpg"):
-        train(tiny_cfg(mine, coco_root, f"texture.image={tmp_path / 'missing.jpg'}"))
-    assert (mine / "notes.txt").read_text() == "mine"
-
-
-def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_failed_starts(tmp_path):
-    """Through train.py: Hydra's .hydra/ of the earlier run is untouched, and a failed start leaves no folder."""
-    import subprocess
-    import sys
-
-    from conftest import ROOT as PROJECT_ROOT
-
-    used = tmp_path / "used"
-    (used / ".hydra").mkdir(parents=True)
-    (used / ".hydra" / "config.yaml").write_text("earlier run\n")
-    env = {**os.environ, "TEXNET_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={used}"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=120, env=env)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith(f"error: run folder '{used}' already holds a run (.hydra)")
-    assert (used / ".hydra" / "config.yaml").read_text() == "earlier run\n" and sorted(used.iterdir()) == [used / ".hydra"]
-
-    fresh = tmp_path / "fresh"
-    done = subprocess.run([sys.executable, "train.py", f"texture.image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={fresh}"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 1 and "missing.jpg" in done.stderr.strip().splitlines()[-1]
-    assert not fresh.exists()

@@ -49,8 +49,12 @@ class DataSchema:
 
 
 @dataclass
-class OptimSchema:
+class OptimizerSchema:
     lr: float = MISSING
+
+
+@dataclass
+class SchedulerSchema:
     step_size: int = MISSING
     gamma: float = MISSING
 
@@ -99,8 +103,8 @@ class StylizeSchema:
     progress: bool = MISSING
 
 
-TRAIN_SCHEMAS = {"": TrainSchema, "trainer": TrainerSchema, "data": DataSchema, "optim": OptimSchema, "model": ModelSchema,
-                 "texture": TextureSchema}
+TRAIN_SCHEMAS = {"": TrainSchema, "trainer": TrainerSchema, "data": DataSchema, "optim.optimizer": OptimizerSchema,
+                 "optim.scheduler": SchedulerSchema, "model": ModelSchema, "texture": TextureSchema}
 STYLIZE_SCHEMAS = {"": StylizeSchema, "texture": TextureSchema}
 
 EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

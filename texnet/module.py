@@ -6,13 +6,16 @@ is not: it is rebuilt in ``setup`` from the loss config, which keeps checkpoints
 """
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 
 from texnet.checkpoint import mark_checkpoint
+from texnet.errors import TexnetError
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
 from texnet.schedule import check_schedule, settings_at, stage_index
@@ -22,12 +25,14 @@ VAL_SEED = 1234  # fixed noise for validation losses and samples, so curves and 
 
 
 class TextureNetModule(pl.LightningModule):
-    """Generator + perceptual loss + Adam with a step learning-rate schedule.
+    """Generator + perceptual loss + the configured optimiser and learning-rate schedule (Adam, step decay).
 
     Args:
         model: build_generator keyword arguments (conf/model: ``arch`` and the generator's options).
         loss: build_perceptual_loss keyword arguments (the loss config group, texnet/resources/loss).
-        optim: ``lr``, ``step_size`` (steps between decays) and ``gamma`` (decay factor) (conf/optim).
+        optim: ``optimizer`` and ``scheduler``, each a Hydra ``_target_`` node with ``_partial_: true`` (conf/optim);
+            kept as plain data and instantiated in ``configure_optimizers``, so that a checkpoint's hyper-parameters
+            hold no Python objects (texnet.checkpoint reads them with ``weights_only=True``).
         texture: ``image`` (path) and ``size`` (conf/texture).
         texture_image: the texture tensor; read from ``texture.image`` when not given.
         schedule: stages that change the style scale (and, in the data module, crop and batch size) at given
@@ -45,7 +50,8 @@ class TextureNetModule(pl.LightningModule):
             texture_image = load_texture(texture["image"], texture.get("size", 256))
         self.register_buffer("texture", texture_image)
         self.texture_name = texture.get("name") or texture_name(texture["image"])
-        self._step_started: float | None = None
+        # Read by Lightning's ThroughputMonitor (conf/callbacks): texnet counts no FLOPs, so it logs images/s only.
+        self.flops_per_batch: int | None = None
 
     @property
     def perceptual(self) -> PerceptualLoss:
@@ -75,23 +81,15 @@ class TextureNetModule(pl.LightningModule):
         return self.perceptual(output)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
-        """Applies the schedule's stage; -1 (Lightning: end this epoch) when a new stage needs new data.
-
-        Also logs the throughput over the whole previous step (data, forward, backward, optimiser, callbacks).
-        """
+        """Applies the schedule's stage; -1 (Lightning: end this epoch) when a new stage needs new data."""
         stage = stage_index(self.schedule, self.global_step)
         if stage != self._stage:
             first = self._stage is None  # start or resume: the data loader was built for this step already
             self._stage = stage
-            self._step_started = None
             settings = settings_at(self.schedule, self.global_step, {"style_scale": self.hparams.loss.get("style_scale", 1.0)})
             self.perceptual.style_scale = float(settings["style_scale"])
             if not first:
                 return -1
-        now = time.perf_counter()
-        if self._step_started is not None:
-            self.log("train/images_per_s", batch.shape[0] / (now - self._step_started))
-        self._step_started = now
         if self.schedule:
             self.log_dict({"train/image_size": float(batch.shape[-1]), "train/style_scale": self.perceptual.style_scale})
         return None
@@ -115,10 +113,24 @@ class TextureNetModule(pl.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> dict:
-        cfg = self.hparams.optim
-        optimizer = torch.optim.Adam(self.generator.parameters(), lr=cfg["lr"])
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
+        """The optimiser of the generator's parameters and its scheduler, stepped every training step."""
+        optimizer = build_partial(self.hparams.optim, "optimizer")(self.generator.parameters())
+        scheduler = build_partial(self.hparams.optim, "scheduler")(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         mark_checkpoint(checkpoint, self.texture_name)
+
+
+def build_partial(optim: dict, key: str) -> Callable[..., Any]:
+    """``instantiate`` of the ``optim.<key>`` node (a ``_partial_: true`` config), or a one-line TexnetError naming it."""
+    node = optim.get(key)
+    if not isinstance(node, dict) or "_target_" not in node:
+        raise TexnetError(f"optim.{key} is missing or has no _target_: give it one, as conf/optim/adam.yaml does")
+    if node.get("_partial_") is not True:
+        raise TexnetError(f"optim.{key} needs _partial_: true (the module adds the parameters or the optimiser)")
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        reason = str(err).strip().splitlines()[0]
+        raise TexnetError(f"optim.{key}._target_={node['_target_']} cannot be built: {reason}") from None

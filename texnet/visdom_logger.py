@@ -33,6 +33,8 @@ from torchvision.utils import make_grid
 log = logging.getLogger(__name__)
 
 LOSS_TERMS = frozenset({"content", "style", "tv", "total", "loss"})
+THROUGHPUT_STAGES = frozenset({"train", "validate", "test", "predict"})  # the key prefixes of ThroughputMonitor
+THROUGHPUT_COUNTERS = frozenset({"time", "batches", "samples", "lengths"})
 MAX_IMAGE_WINDOW_PX = 640  # big grids are shown scaled down; the full image is still sent
 
 
@@ -95,8 +97,10 @@ def route(key: str) -> tuple[_Window, str] | None:
     leaf = parts[-1]
     if key == "lr" or key.startswith(("lr-", "lr/")) or leaf == "lr":
         return _Window("lr", "learning rate", "learning rate", log_y=False), key
-    if "images_per_s" in key or "throughput" in key:
+    if leaf == "samples_per_sec":  # ThroughputMonitor: train/device/samples_per_sec (and train/samples_per_sec with DDP)
         return _Window("throughput", "throughput", "images/s", log_y=False), key
+    if parts[0] in THROUGHPUT_STAGES and (leaf in THROUGHPUT_COUNTERS or leaf.endswith("_per_sec")):
+        return None  # its running totals and batches/s (images/s divided by the batch size)
     if len(parts) == 3 and parts[1] == "style":
         return _Window(f"{parts[0]}_style_layers", f"{parts[0]} style loss per layer", "loss", log_y=True), leaf
     if len(parts) <= 2 and (leaf in LOSS_TERMS or leaf.endswith("loss")):
@@ -301,22 +305,15 @@ class VisdomLogger(Logger):
         """One append per trace, however many steps piled up (visdom creates missing windows/traces)."""
         for window, traces in lines.items():
             for trace, (steps, values) in traces.items():
-                self._call(
-                    lambda c: c.line(
-                        Y=np.asarray(values, dtype=float),
-                        X=np.asarray(steps, dtype=float),
-                        win=window.win,
-                        name=trace,
-                        update="append",
-                        opts=window.opts(),
-                    )
-                )
+                line = {"Y": np.asarray(values, dtype=float), "X": np.asarray(steps, dtype=float), "win": window.win,
+                        "name": trace, "update": "append", "opts": window.opts()}
+                self._call(lambda c, line=line: c.line(**line))
 
     def _call(self, fn: Callable[[_Client], Any]) -> None:
         assert self._client is not None
         try:
             fn(self._client)
-        except Exception as exc:  # a plot must never end training; say so once
+        except Exception as exc:  # noqa: BLE001 - a plot must never end training; say so once
             if not self._warned_send:
                 self._warned_send = True
                 log.warning(
@@ -327,7 +324,7 @@ class VisdomLogger(Logger):
         try:
             self._client = _Client(self.server, self.port, self.env, self.timeout)
             return True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to connect means no live plots, never a failed run
             with self._cond:
                 self._disabled = True
                 self._queue.clear()

@@ -72,7 +72,7 @@ def _load_explicit(arch: str, path: Path) -> VGGWeights:
         raise TexnetError(f"weights file '{path}' does not exist: pass an existing .pth state dict, or weights=auto")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt files
+    except Exception as err:  # noqa: BLE001 - torch raises many types for corrupt files
         raise TexnetError(f"weights file '{path}' is not a readable torch state dict ({type(err).__name__})") from None
     preprocessing = "imagenet"
     if isinstance(payload, dict) and "state_dict" in payload and "preprocessing" in payload:
@@ -95,7 +95,7 @@ def _torchvision_weights(arch: str) -> VGGWeights | None:
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         state = enum.get_state_dict(progress=True, check_hash=True)
-    except Exception as err:  # URLError, timeouts, hash mismatch: all mean "not available here"
+    except Exception as err:  # noqa: BLE001 - URLError, timeouts, hash mismatch: all mean "not available here"
         log.info("torchvision %s weights unavailable (%s: %s)", arch, type(err).__name__, err)
         return None
     finally:

@@ -189,7 +189,7 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
                                                 label="Noise factor (model.noise_factor)")
                     generator = gr.Radio(list(ARCHITECTURES), value="pyramid", label="Generator (pyramid: Ulyanov et al., "
                                          "the default; residual: Johnson et al.)")
-                    extra = gr.Textbox(label="More train.py options (key=value ...)", placeholder="optim.lr=0.01 model.norm=batch")
+                    extra = gr.Textbox(label="More train.py options (key=value ...)", placeholder="optim.optimizer.lr=0.01 model.norm=batch")
                     with gr.Row():
                         start = gr.Button("Start training", variant="primary")
                         stop = gr.Button("Stop", variant="stop")

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from omegaconf import OmegaConf
 
 from texnet.checkpoint import read_checkpoint
-from texnet.data import check_root
+from texnet.content_sources import check_root
 from texnet.errors import TexnetError
 from texnet.generator import ARCHITECTURES, PyramidGenerator
 from texnet.image import next_free_dir, open_rgb
@@ -274,8 +274,9 @@ def training_report(job: TrainingJob) -> str:
     losses = [f"{label} {metrics[key]:.4g}" for key, label in (("train/total", "loss"), ("train/content", "content"),
                                                                 ("train/style", "style"), ("val/total", "validation loss"))
               if key in metrics]
-    if "train/images_per_s" in metrics:
-        losses.append(f"{metrics['train/images_per_s']:.2f} images/s")
+    rate = metrics.get("train/samples_per_sec", metrics.get("train/device/samples_per_sec"))  # ThroughputMonitor's (all devices)
+    if rate is not None:
+        losses.append(f"{rate:.2f} images/s")
     if losses:
         lines.append(" · ".join(losses))
     if job.visdom_link:

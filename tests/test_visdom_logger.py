@@ -1,4 +1,4 @@
-"""VisdomLogger in real Lightning runs: against a real (offline-started) Visdom server, and without one."""
+"""VisdomLogger in real Lightning runs: against a real Visdom server started by texnet.viz (offline), and without one."""
 from __future__ import annotations
 
 import json
@@ -156,7 +156,8 @@ def test_port_taken_is_a_one_line_error(server: tuple[int, Path]) -> None:
         ("val/content", "val_losses", "content"),
         ("train/style/relu3_1", "train_style_layers", "relu3_1"),
         ("lr-Adam", "lr", "lr-Adam"),
-        ("train/images_per_s", "throughput", "train/images_per_s"),
+        ("train/device/samples_per_sec", "throughput", "train/device/samples_per_sec"),
+        ("train/samples_per_sec", "throughput", "train/samples_per_sec"),
         ("val/psnr", "val_psnr", "psnr"),
     ],
 )
@@ -165,8 +166,9 @@ def test_metric_keys_are_grouped_into_windows(key: str, win: str, trace: str) ->
     assert (window.win, name) == (win, trace)
 
 
-def test_epoch_key_is_not_plotted() -> None:
-    assert route("epoch") is None
+def test_epoch_key_and_throughput_counters_are_not_plotted() -> None:
+    for key in ("epoch", "train/time", "train/samples", "train/batches", "validate/time", "train/device/batches_per_sec"):
+        assert route(key) is None, key
 
 
 def test_train_py_with_logger_visdom(server: tuple[int, Path], tmp_path: Path) -> None:
@@ -182,7 +184,7 @@ def test_train_py_with_logger_visdom(server: tuple[int, Path], tmp_path: Path) -
             f"run_dir={tmp_path}", "logger=visdom", f"logger.visdom.port={port}", "logger.visdom.env=texnet_test_train",
             "data.image_size=64", "data.val_size=64", "data.num_val=2", "data.batch_size=2", "model.scales=3",
             "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1", "sample_every=2",
-            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "callbacks.throughput.window_size=2",
         ])
     train(cfg)
     client = visdom.Visdom(port=port, env="texnet_test_train", use_incoming_socket=False, raise_exceptions=True)
