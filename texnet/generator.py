@@ -14,6 +14,9 @@ emitted VGG-preprocessed values directly; our images live in [0, 1]).
 Each forward pass exists once, here: texnet.export traces these very modules to ONNX and TorchScript, so
 sizes are computed with tensor-safe arithmetic (no Python ``max``/``min`` on sizes, which a trace would
 freeze at the example size) and the noise is drawn by :meth:`NoiseGenerator.draw_noise` or passed in.
+
+Either network can hold several textures (``textures=[names]``: conditional instance norm, texnet.conditional_norm);
+``texture=`` of a forward pass picks one by index or blends them by mix weights.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from texnet.conditional_norm import Texture, make_conditional, selected
 from texnet.errors import TexnetError
 
 NORMS = ("instance", "batch")
@@ -78,6 +82,7 @@ class NoiseGenerator(nn.Module):
     arch: str
     multiple: int
     noise_ratios: list[int]
+    textures: tuple[str, ...] | list[str] = ()  # names of the textures of a conditional network (make_conditional); () for one
 
     def __init__(self, mode: str, channels: int, noise_channels: int, noise_factor: float, norm: str, padding: str) -> None:
         super().__init__()
@@ -219,22 +224,24 @@ class PyramidGenerator(NoiseGenerator):
 
     def forward(self, content: torch.Tensor | None = None, noise_factor: float | torch.Tensor | None = None,
                 size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None,
-                noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+                noise: list[torch.Tensor] | None = None, texture: Texture | None = None) -> torch.Tensor:
         """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W).
 
         The noise is drawn with `rng` (None: torch's global generator) times `noise_factor` (default: the trained
         one), unless `noise` gives the maps (:meth:`draw_noise`'s shapes, already scaled), as an exported model does.
+        `texture` (networks of several textures): an index or mix weights (None: the one selected, at first the first).
         """
         inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
         out: torch.Tensor | None = None
-        for i, (branch, x) in enumerate(zip(self.branches, inputs)):
-            x = branch(x)
-            if out is None:
-                out = x
-            else:
-                coarse = F.interpolate(self.coarse_norms[i - 1](out), scale_factor=2, mode="nearest")
-                out = self.joins[i - 1](torch.cat([coarse, self.branch_norms[i - 1](x)], dim=1))
-        rgb = torch.sigmoid(self.to_rgb(out))
+        with selected(self, texture):
+            for i, (branch, x) in enumerate(zip(self.branches, inputs)):
+                x = branch(x)
+                if out is None:
+                    out = x
+                else:
+                    coarse = F.interpolate(self.coarse_norms[i - 1](out), scale_factor=2, mode="nearest")
+                    out = self.joins[i - 1](torch.cat([coarse, self.branch_norms[i - 1](x)], dim=1))
+            rgb = torch.sigmoid(self.to_rgb(out))
         return rgb[..., :height, :width]
 
 
@@ -297,17 +304,20 @@ class ResidualGenerator(NoiseGenerator):
 
     def forward(self, content: torch.Tensor | None = None, noise_factor: float | torch.Tensor | None = None,
                 size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None,
-                noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+                noise: list[torch.Tensor] | None = None, texture: Texture | None = None) -> torch.Tensor:
         """Same arguments as :meth:`PyramidGenerator.forward`."""
         inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
-        return torch.sigmoid(self.body(inputs[0]))[..., :height, :width]
+        with selected(self, texture):
+            return torch.sigmoid(self.body(inputs[0]))[..., :height, :width]
 
 
 ARCHITECTURES = {"pyramid": PyramidGenerator, "residual": ResidualGenerator}
 
 
-def build_generator(arch: str = "pyramid", **options) -> NoiseGenerator:
-    """The generator named by ``model.arch`` (checkpoints from before the option existed are pyramids)."""
+def build_generator(arch: str = "pyramid", textures: list[str] | None = None, **options) -> NoiseGenerator:
+    """The generator named by ``model.arch`` (checkpoints from before the option existed are pyramids); with
+    `textures` (names) one that holds them all (conditional instance norm)."""
     if arch not in ARCHITECTURES:
         raise TexnetError(f"model.arch='{arch}' is unknown: use one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](**options)
+    generator = ARCHITECTURES[arch](**options)
+    return make_conditional(generator, textures) if textures else generator
