@@ -1,4 +1,8 @@
-"""Train a texture network: python train.py texture=mosaic  (see conf/train.yaml for every option)."""
+"""Train a texture network: python train.py texture=mosaic  (see conf/train.yaml for every option).
+
+Several textures in one network: python train.py 'texture.images=[mosaic,starry,pebbles]'; one more texture in a
+trained network: python train.py init_from=<checkpoint> texture.add=new.jpg (texnet.texture_set).
+"""
 from __future__ import annotations
 
 import logging
@@ -20,7 +24,7 @@ from texnet.errors import TexnetError
 from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.module import TextureNetModule
 from texnet.run_folder import check_run_folder, record_start, remove_failed_start
-from texnet.textures import resolve_texture_path, texture_name
+from texnet.texture_set import texture_set
 
 log = logging.getLogger("texnet.train")
 
@@ -54,16 +58,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def build(cfg: DictConfig, run_dir: Path) -> tuple[TextureNetModule, pl.LightningDataModule, pl.Trainer, list[pl.Callback]]:
     """The module, data, trainer and callbacks of a run; writes config.yaml and the loggers' hyper-parameters."""
     pl.seed_everything(cfg.seed, workers=True)
-    image = resolve_texture_path(cfg.texture.image)
-    texture = {"image": str(image), "size": cfg.texture.size, "name": texture_name(image)}
+    textures = texture_set(OmegaConf.to_container(cfg.texture, resolve=True), OmegaConf.to_container(cfg.model, resolve=True),
+                           cfg.init_from)
     module = TextureNetModule(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
+        model=textures.model,
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        texture=texture,
+        texture=textures.texture,
+        texture_image=textures.images,
         schedule=OmegaConf.to_container(cfg.data.schedule) if cfg.data.get("schedule") else None,
     )
-    if cfg.init_from:
+    if textures.generator is not None:  # texture.add: the checkpoint's network, one texture more, the rest frozen
+        module.generator.load_state_dict(textures.generator.state_dict())
+        log.info("adding texture '%s' to %s (model options from it; only the new texture's norm parameters train)",
+                 module.generator.textures[-1], cfg.init_from)
+    elif cfg.init_from:
         init_generator(module, cfg)
     datamodule = instantiate(cfg.data)
     callbacks = [instantiate(spec) for spec in cfg.callbacks.values()]
@@ -78,7 +87,7 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[TextureNetModule, pl.Lightnin
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     for logger in loggers:  # the whole resolved run config, not only the module's hyper-parameters
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    log.info("training %s texture network on '%s' into %s", cfg.model.mode, texture["name"], run_dir)
+    log.info("training %s texture network on '%s' into %s", module.generator.mode, module.texture_name, run_dir)
     return module, datamodule, trainer, callbacks
 
 

@@ -61,7 +61,7 @@ class SampleGrid(pl.Callback):
     """Every `every_n_steps` (and at the end): stylise the fixed validation photos, save a PNG grid, and
     send images to every logger that has ``log_images`` (Visdom): the texture, photos vs outputs, and
     one photo at several noise factors side by side (how strongly the style is applied), given as
-    multiples of the factor the model trains with."""
+    multiples of the factor the model trains with. A network of several textures shows a row per texture."""
 
     def __init__(self, out_dir: str | Path, every_n_steps: int = 100, noise_multiples: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0)) -> None:
         self.out_dir, self.every_n_steps, self.noise_multiples = Path(out_dir), every_n_steps, list(noise_multiples)
@@ -74,13 +74,14 @@ class SampleGrid(pl.Callback):
         was_training = module.training
         module.eval()
         try:
+            textures = range(len(module.generator.textures)) if module.generator.textures else [None]
             if module.generator.mode == "stylize":
-                outputs = torch.cat([module(p[None], rng=rng) for p in photos])
+                outputs = torch.cat([module(p[None], rng=rng, texture=t) for t in textures for p in photos])
                 base = module.generator.noise_factor
                 factors = torch.cat([module(photos[:1], noise_factor=m * base, rng=rng) for m in self.noise_multiples])
                 grid = make_grid(torch.cat([photos, outputs]), nrow=len(photos), padding=2)
             else:
-                outputs = module(size=tuple(photos.shape[-2:]), batch_size=len(photos), rng=rng)
+                outputs = torch.cat([module(size=tuple(photos.shape[-2:]), batch_size=len(photos), rng=rng, texture=t) for t in textures])
                 factors = outputs[:0]
                 grid = make_grid(outputs, nrow=len(photos), padding=2)
         finally:
@@ -95,7 +96,7 @@ class SampleGrid(pl.Callback):
         for logger in trainer.loggers:
             if hasattr(logger, "log_images"):
                 logger.log_images("samples", torch.cat([images["photos"], images["outputs"]]),
-                                  caption=f"step {step}: photos (top) and stylised (bottom)", nrow=len(images["photos"]))
+                                  caption=f"step {step}: photos (top) and stylised ({module.texture_name})", nrow=len(images["photos"]))
                 if len(images["factors"]):
                     factors = [m * module.generator.noise_factor for m in self.noise_multiples]
                     caption = "noise factor " + " | ".join(f"{f:g}" for f in factors)
@@ -106,7 +107,8 @@ class SampleGrid(pl.Callback):
         """The texture does not change: send it to the dashboard once."""
         for logger in trainer.loggers:
             if hasattr(logger, "log_images"):
-                logger.log_images("texture", module.texture, caption=module.texture_name)
+                for image, name in zip(module.textures, module.generator.textures or [module.texture_name]):
+                    logger.log_images("texture" if len(module.textures) == 1 else f"texture/{name}", image, caption=name)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:

@@ -5,6 +5,9 @@ one more entry, ``texnet``, that :func:`mark_checkpoint` adds from ``TextureNetM
 ``{"kind": KIND, "texture_name": ...}``. The generator's weights are the ``generator.*`` entries of the state
 dict, its options ``hyper_parameters["model"]`` (the ``arch`` name, never a class name, so classes can be
 renamed) and the texture image the ``texture`` buffer; the frozen VGG is not stored (texnet.module says why).
+A network of several textures has their names in ``hyper_parameters["model"]["textures"]`` (the generator's
+``textures`` option), their images in the buffers ``texture_images.0``, ``texture_images.1``, ... and the names
+joined by "+" as its ``texture_name``; single-texture checkpoints are unchanged.
 
 Files are read with ``torch.load(weights_only=True)``: a checkpoint holds only tensors and plain data, so
 reading one can never run code. This module needs neither Lightning nor the training code.
@@ -60,11 +63,19 @@ def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:
 
 
 def checkpoint_texture(ckpt: dict, path: str | Path) -> torch.Tensor:
-    """The (1, 3, H, W) texture image the network was trained on."""
-    texture = ckpt.get("state_dict", {}).get("texture")
-    if texture is None:
+    """The (1, 3, H, W) texture image the network was trained on (the first one of several)."""
+    return checkpoint_textures(ckpt, path)[0]
+
+
+def checkpoint_textures(ckpt: dict, path: str | Path) -> list[torch.Tensor]:
+    """Every texture image the network was trained on, in the order of its textures."""
+    state = ckpt.get("state_dict", {})
+    textures = [state["texture"]] if "texture" in state else []
+    while f"texture_images.{len(textures)}" in state:
+        textures.append(state[f"texture_images.{len(textures)}"])
+    if not textures:
         raise TexnetError(f"checkpoint '{path}' holds no texture image: re-export it with train.py")
-    return texture
+    return textures
 
 
 def checkpoint_texture_name(ckpt: dict) -> str:

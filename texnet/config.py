@@ -76,6 +76,8 @@ class ModelSchema:
 class TextureSchema:
     image: str = MISSING
     size: int = MISSING
+    images: Optional[List[str]] = MISSING
+    add: Optional[str] = MISSING
 
 
 @dataclass

@@ -103,11 +103,12 @@ class GramStyleLoss(nn.Module):
 
 
 class PerceptualLoss(nn.Module):
-    """Content + style + TV loss of generated images against one texture and a batch of content images.
+    """Content + style + TV loss of generated images against a texture and a batch of content images.
 
     Args:
         extractor: the frozen VGG, built with every content and style layer.
-        texture: (1, 3, H, W) texture/style image in [0, 1]; its Gram targets are cached here.
+        texture: (1, 3, H, W) texture/style image in [0, 1], or a list of them (a network of several textures:
+            ``forward(texture=i)`` compares with the i-th); their Gram targets are computed once and cached here.
         content_layers/content_weights: layers and per-layer weights of the content term (empty for texture synthesis).
         style_layers/style_weights: layers and per-layer weights of the style term.
         style_scale: one multiplier on the whole style term, handy for sweeps.
@@ -122,7 +123,7 @@ class PerceptualLoss(nn.Module):
     def __init__(
         self,
         extractor: VGGFeatures,
-        texture: torch.Tensor,
+        texture: torch.Tensor | Sequence[torch.Tensor],
         content_layers: Sequence[str] = CONTENT_LAYERS,
         content_weights: Sequence[float] = (1.0,),
         style_layers: Sequence[str] = STYLE_LAYERS,
@@ -142,11 +143,17 @@ class PerceptualLoss(nn.Module):
             raise TexnetError(f"the VGG extractor was not built with layers {missing}")
         self.extractor = extractor
         self.content = ContentLoss(content_layers, content_weights)
+        textures = [texture] if isinstance(texture, torch.Tensor) else list(texture)
         with torch.no_grad():
-            texture_features = extractor(texture.to(extractor.mean.device), style_layers)
-        self.style = GramStyleLoss(style_layers, style_weights, texture_features, style_normalize)
+            features = [extractor(t.to(extractor.mean.device), style_layers) for t in textures]
+        self.styles = nn.ModuleList(GramStyleLoss(style_layers, style_weights, f, style_normalize) for f in features)
         self.style_scale, self.tv_weight = float(style_scale), float(tv_weight)
         self.diversity_weight, self.diversity_layer = float(diversity_weight), diversity_layer
+
+    @property
+    def style(self) -> GramStyleLoss:
+        """The (first) texture's style loss."""
+        return self.styles[0]
 
     @property
     def uses_content(self) -> bool:
@@ -157,11 +164,12 @@ class PerceptualLoss(nn.Module):
         """Encode content images once (Gatys: before the loop; texture network: once per batch)."""
         return self.extractor(content, self.content.layers) if self.uses_content else {}
 
-    def forward(self, images: torch.Tensor, content_targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, content_targets: dict[str, torch.Tensor] | None = None,
+                texture: int = 0) -> dict[str, torch.Tensor]:
         spread = bool(self.diversity_weight) and not content_targets and images.shape[0] > 1
         layers = [*self.style.layers, *(self.content.layers if content_targets else []), *([self.diversity_layer] if spread else [])]
         features = self.extractor(images, list(dict.fromkeys(layers)))
-        per_layer = self.style(features)
+        per_layer = self.styles[texture](features)
         style = self.style_scale * sum(per_layer.values())
         zero = images.new_zeros(images.shape[0])
         content = self.content(features, content_targets) if content_targets else zero
@@ -181,7 +189,7 @@ def default_loss_config() -> dict:
     return OmegaConf.to_container(OmegaConf.create((resources.files("texnet.resources") / "loss" / "default.yaml").read_text()))
 
 
-def build_perceptual_loss(texture: torch.Tensor, vgg: str = "vgg19", pooling: str = "avg", weights: str = "auto",
+def build_perceptual_loss(texture: torch.Tensor | Sequence[torch.Tensor], vgg: str = "vgg19", pooling: str = "avg", weights: str = "auto",
                           precision: str = "auto", **terms: Any) -> PerceptualLoss:
     """A :class:`PerceptualLoss` from the keys of a loss config (texnet/resources/loss/default.yaml): VGG settings plus PerceptualLoss's arguments."""
     layers = [*terms.get("content_layers", CONTENT_LAYERS), *terms.get("style_layers", STYLE_LAYERS)]

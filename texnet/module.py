@@ -1,4 +1,5 @@
-"""TextureNetModule: trains a generator (texnet.generator) against one texture with the shared PerceptualLoss.
+"""TextureNetModule: trains a generator (texnet.generator) against one texture, or several (conditional instance
+norm, texnet.conditional_norm: one texture per training step), with the shared PerceptualLoss.
 
 A checkpoint alone is enough for inference: the hyper-parameters (generator architecture, noise factor,
 texture name, loss and optimiser settings) and the texture image itself are saved in it. The frozen VGG
@@ -13,8 +14,10 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from torch import nn
 
 from texnet.checkpoint import mark_checkpoint
+from texnet.conditional_norm import texture_parameters
 from texnet.errors import TexnetError
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
@@ -33,8 +36,10 @@ class TextureNetModule(pl.LightningModule):
         optim: ``optimizer`` and ``scheduler``, each a Hydra ``_target_`` node with ``_partial_: true`` (conf/optim);
             kept as plain data and instantiated in ``configure_optimizers``, so that a checkpoint's hyper-parameters
             hold no Python objects (texnet.checkpoint reads them with ``weights_only=True``).
-        texture: ``image`` (path) and ``size`` (conf/texture).
-        texture_image: the texture tensor; read from ``texture.image`` when not given.
+        texture: ``image`` (path) and ``size`` (conf/texture); several textures: ``names``, ``images`` (paths) and
+            ``size``, and ``train``, the indices of the textures to train (default all; given, every other parameter
+            is frozen: train.py's ``texture.add``).
+        texture_image: the texture tensor (a list of them for several); read from the image paths when not given.
         schedule: stages that change the style scale (and, in the data module, crop and batch size) at given
             steps (texnet.schedule); a stage change ends the epoch so that the data is reloaded at the new size.
     """
@@ -46,12 +51,31 @@ class TextureNetModule(pl.LightningModule):
         self._stage: int | None = None
         self.save_hyperparameters(ignore=["texture_image"])
         self.generator = build_generator(**model)
+        # Read by Lightning's ThroughputMonitor (conf/callbacks): texnet counts no FLOPs, so it logs images/s only.
+        self.flops_per_batch: int | None = None
+        if "names" in texture:  # several textures: buffers texture_images.<i>, names in the generator's model options
+            images = texture_image or [load_texture(image, texture.get("size", 256)) for image in texture["images"]]
+            self.texture_images = nn.Module()
+            for i, image in enumerate(images):
+                self.texture_images.register_buffer(str(i), image)
+            self.texture_name = "+".join(texture["names"])
+            self.train_textures = list(texture.get("train") or range(len(images)))
+            if texture.get("train"):
+                self.generator.requires_grad_(False)
+                for i in self.train_textures:
+                    for p in texture_parameters(self.generator, i):
+                        p.requires_grad_(True)
+            return
         if texture_image is None:
             texture_image = load_texture(texture["image"], texture.get("size", 256))
         self.register_buffer("texture", texture_image)
         self.texture_name = texture.get("name") or texture_name(texture["image"])
-        # Read by Lightning's ThroughputMonitor (conf/callbacks): texnet counts no FLOPs, so it logs images/s only.
-        self.flops_per_batch: int | None = None
+        self.train_textures = [0]
+
+    @property
+    def textures(self) -> list[torch.Tensor]:
+        """Every texture image, in the generator's order."""
+        return list(self.texture_images.buffers()) if self.generator.textures else [self.texture]
 
     @property
     def perceptual(self) -> PerceptualLoss:
@@ -60,7 +84,7 @@ class TextureNetModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if "_perceptual" not in self.__dict__:
-            self.__dict__["_perceptual"] = build_perceptual_loss(self.texture.cpu(), **self.hparams.loss)
+            self.__dict__["_perceptual"] = build_perceptual_loss([t.cpu() for t in self.textures], **self.hparams.loss)
         self.perceptual.to(self.device)
 
     def on_fit_start(self) -> None:
@@ -69,16 +93,25 @@ class TextureNetModule(pl.LightningModule):
     on_validation_start = on_fit_start
 
     def forward(self, content: torch.Tensor | None = None, noise_factor: float | None = None,
-                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None) -> torch.Tensor:
-        return self.generator(content, noise_factor=noise_factor, size=size, batch_size=batch_size, rng=rng)
+                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None,
+                texture: int | None = None) -> torch.Tensor:
+        return self.generator(content, noise_factor=noise_factor, size=size, batch_size=batch_size, rng=rng, texture=texture)
 
-    def model_step(self, batch: torch.Tensor, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Losses of the generator's output for one batch of content photos (shared by train and val)."""
+    def model_step(self, batch: torch.Tensor, rng: torch.Generator | None = None, texture: int = 0) -> dict[str, torch.Tensor]:
+        """Losses of the generator's output for one batch of content photos and one texture (shared by train and val)."""
+        picked = texture if self.generator.textures else None
         if self.generator.mode == "stylize":
-            output = self(batch, rng=rng)
-            return self.perceptual(output, self.perceptual.content_targets(batch))
-        output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], rng=rng)
-        return self.perceptual(output)
+            output = self(batch, rng=rng, texture=picked)
+            return self.perceptual(output, self.perceptual.content_targets(batch), texture=texture)
+        output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], rng=rng, texture=picked)
+        return self.perceptual(output, texture=texture)
+
+    def drawn_texture(self, step: int) -> int:
+        """The texture of training step `step`: every trained texture once per cycle, in an order shuffled per cycle
+        (balanced, and the same on resume)."""
+        count = len(self.train_textures)
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(step // count))
+        return self.train_textures[int(order[step % count])]
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         """Applies the schedule's stage; -1 (Lightning: end this epoch) when a new stage needs new data."""
@@ -95,26 +128,31 @@ class TextureNetModule(pl.LightningModule):
         return None
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        terms = self.model_step(batch)
+        terms = self.model_step(batch, texture=self.drawn_texture(self.global_step))
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False)
         self.log("loss", terms["total"], prog_bar=True, logger=False)
         return terms["total"]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         """Validation losses with the run's own loss settings (not a schedule's style scale), so that they
-        compare across stages and with Gatys under the same weights."""
-        rng = torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx)
+        compare across stages and with Gatys under the same weights. Several textures: ``val/<name>/<term>`` for
+        each trained texture and ``val/<term>`` their mean."""
         scheduled = self.perceptual.style_scale
         self.perceptual.style_scale = float(self.hparams.loss.get("style_scale", 1.0))
         try:
-            terms = self.model_step(batch, rng)
+            per_texture = {i: self.model_step(batch, torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx), i)
+                           for i in self.train_textures}
         finally:
             self.perceptual.style_scale = scheduled
+        terms = {k: torch.stack([t[k] for t in per_texture.values()]).mean() for k in per_texture[self.train_textures[0]]}
+        if self.generator.textures:
+            terms.update({f"{self.generator.textures[i]}/{k}": v for i, t in per_texture.items() for k, v in t.items()})
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> dict:
-        """The optimiser of the generator's parameters and its scheduler, stepped every training step."""
-        optimizer = build_partial(self.hparams.optim, "optimizer")(self.generator.parameters())
+        """The optimiser of the generator's trainable parameters (all but those ``texture.add`` freezes) and its
+        scheduler, stepped every training step."""
+        optimizer = build_partial(self.hparams.optim, "optimizer")([p for p in self.generator.parameters() if p.requires_grad])
         scheduler = build_partial(self.hparams.optim, "scheduler")(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
