@@ -2,6 +2,8 @@
 
     python stylize.py checkpoint=runs/mosaic/<date>/checkpoints/last.ckpt input=photos/ output=out/
     python stylize.py checkpoint=... export=onnx                 # a standalone model instead of images
+    python stylize.py checkpoint=... input=... texture_mix='{mosaic: 0.7, starry: 0.3}'   # a network of several textures
+    python stylize.py checkpoint=... input=... texture=starry    # ... one of them
     python stylize.py method=gatys input=photo.jpg texture=mosaic
 
 Existing files are never replaced unless overwrite=true: a result whose name is taken gets the next free name
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,11 +48,18 @@ def stylize(cfg: DictConfig) -> list[Path]:
         torch.set_num_threads(cfg.threads)
     stylizer = load(cfg.checkpoint, device=cfg.device, backend=cfg.backend, precision=cfg.precision)
     log.info("loaded %s from %s", stylizer, cfg.checkpoint)
+    stylizer.mix_weights(texture_mix(cfg), "texture_mix")  # a bad name or weight: one line before any work
     if cfg.export:
         return [export_model(stylizer, cfg)]
     if stylizer.mode == "texture":
         return generate_textures(stylizer, cfg)
     return stylize_photos(stylizer, cfg)
+
+
+def texture_mix(cfg: DictConfig) -> str | dict[str, float] | None:
+    """cfg.texture_mix as plain data: null, a texture's name or {name: weight}."""
+    mix = cfg.get("texture_mix")
+    return OmegaConf.to_container(mix) if OmegaConf.is_config(mix) else mix
 
 
 def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
@@ -112,7 +122,7 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     result = stylize_files(stylizer, inputs, lambda rel: names(single or folder / rel.with_suffix(".png")),
                            noise_factor=cfg.noise_factor, seed=cfg.seed, max_size=cfg.max_size, size=cfg.size,
                            preserve_color=cfg.preserve_color, batch_size=cfg.batch_size, progress=cfg.progress,
-                           tile_size=cfg.tile_size)
+                           tile_size=cfg.tile_size, mix=texture_mix(cfg))
     check_failures(result.failures, len(inputs))
     log.info("wrote %d image(s) to %s", len(result.done), folder)
     return [item.output for item in result.done]
@@ -126,7 +136,7 @@ def generate_textures(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     size = (size, size) if isinstance(size, int) else tuple(size)
     single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, cfg.num)
     names = OutputNames(cfg.overwrite)
-    images = stylizer.generate(size=size, num=cfg.num, seed=cfg.seed)
+    images = stylizer.generate(size=size, num=cfg.num, seed=cfg.seed, mix=texture_mix(cfg))
     written = [save_image(img, names(single or folder / f"{stylizer.texture_name}_{i:03d}.png"), overwrite=True)
                for i, img in enumerate(images)]
     log.info("wrote %d texture(s) of %dx%d px to %s", len(written), size[1], size[0], folder)
@@ -174,9 +184,18 @@ def stylize_gatys(cfg: DictConfig) -> list[Path]:
     return written
 
 
+def pick_texture(cfg: DictConfig) -> None:
+    """``texture=starry`` on the command line picks that texture of a trained network (texture_mix=starry): the
+    texture group is the Gatys baseline's, whose default (mosaic) must not count as a choice."""
+    chosen = [o.split("=", 1)[1] for o in HydraConfig.get().overrides.task if o.startswith("texture=")]
+    if cfg.method == "texnet" and chosen and cfg.texture_mix is None:
+        cfg.texture_mix = chosen[-1]
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="stylize")
 def main(cfg: DictConfig) -> None:
     try:
+        pick_texture(cfg)
         stylize(cfg)
     except TexnetError as err:
         print(f"error: {err}", file=sys.stderr)

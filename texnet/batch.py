@@ -44,10 +44,10 @@ class BatchResult:
 def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], target: Callable[[Path], Path], *,
                   noise_factor: float | None = None, seed: int | None = None, max_size: int | None = None,
                   size: int | None = None, preserve_color: bool = False, batch_size: int = 1,
-                  progress: bool = False, tile_size: int | None = None) -> BatchResult:
+                  progress: bool = False, tile_size: int | None = None, mix: str | dict[str, float] | None = None) -> BatchResult:
     """Stylise every (photo, name) of `inputs` and save each result as the PNG ``target(name)`` (a free path).
 
-    `noise_factor`, `seed`, `max_size`, `size` and `preserve_color` are :meth:`Stylizer.stylize`'s; `seed` seeds
+    `noise_factor`, `seed`, `max_size`, `size`, `preserve_color` and `mix` are :meth:`Stylizer.stylize`'s; `seed` seeds
     every batch, so a photo's result depends on the seed and the batch it is in, not on the photos before it.
     A photo too large to stylise whole in memory (or every photo, with `tile_size`) goes alone, by tiles
     (texnet.tiling), read and written in 8 bits.
@@ -59,7 +59,7 @@ def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], targe
         start = time.perf_counter()
         try:
             out = stylizer.stylize(torch.cat([t for _, _, t in batch]), noise_factor=noise_factor, seed=seed,
-                                   preserve_color=preserve_color)
+                                   preserve_color=preserve_color, mix=mix)
         except TexnetError as err:
             result.failures.extend((src, str(err)) for src, _, _ in batch)
         else:
@@ -75,7 +75,7 @@ def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], targe
                 if tile_size or needs_tiles(stylizer, src, max_size, size):
                     start = time.perf_counter()
                     image = stylizer.stylize(src, noise_factor=noise_factor, seed=seed, max_size=max_size, size=size,
-                                             preserve_color=preserve_color, tile_size=tile_size)
+                                             preserve_color=preserve_color, tile_size=tile_size, mix=mix)
                     path = save_image(image, target(name), overwrite=True)
                     result.done.append(Stylized(src, path, image.width, image.height, time.perf_counter() - start))
                     continue

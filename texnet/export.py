@@ -15,6 +15,8 @@ Inputs and output of an exported model (float32, images in [0, 1]):
         by the noise factor, of shape (B, noise_channels, Hp / 2**(K-1-i), Wp / 2**(K-1-i)) (residual: Hp x Wp)
         where Hp, Wp are H, W padded up to a multiple of ``multiple`` and to at least twice it
         (``generator.noise_shapes``, drawn by ``generator.draw_noise``). A texture model's output is Hp x Wp.
+    several textures (conditional instance norm): one more input, ``mix`` (shape [number of textures]): the
+        convex mix weights (a one-hot vector picks one texture; texnet.conditional_norm.mix_weights makes them).
     output: ``output`` (B, 3, H, W).
 Batch-norm networks normalise over the batch, as eager does (texnet.inference feeds them one image at a time).
 """
@@ -61,11 +63,11 @@ class GraphInputs(nn.Module):
     @property
     def input_names(self) -> list[str]:
         names = ["content"] if self.generator.mode == "stylize" else []
-        if not self.generator.noise_channels:
-            return names
-        if self.noise_inputs:
-            return names + [f"noise_{i}" for i in range(len(self.generator.noise_ratios))]
-        return names + ["noise_factor"]
+        if self.noise_inputs and self.generator.noise_channels:
+            names += [f"noise_{i}" for i in range(len(self.generator.noise_ratios))]
+        elif self.generator.noise_channels:
+            names += ["noise_factor"]
+        return names + (["mix"] if self.generator.textures else [])
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         """Inputs to trace with: a size that needs padding, so that the padding is traced too."""
@@ -74,12 +76,15 @@ class GraphInputs(nn.Module):
         inputs = [torch.rand(1, 3, height, width)] if g.mode == "stylize" else []
         if g.noise_channels:
             inputs += [n.cpu() for n in g.draw_noise(1, height, width)] if self.noise_inputs else [torch.ones(1)]
+        if g.textures:
+            inputs.append(torch.full((len(g.textures),), 1 / len(g.textures)))
         return tuple(inputs)
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         """Batch and image size stay symbolic; a stylised output has the content's size."""
-        axes = {name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in self.input_names if name != "noise_factor"}
+        axes = {name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in self.input_names
+                if name not in ("noise_factor", "mix")}
         axes["output"] = {0: "batch", 2: "height", 3: "width"}
         if "content" in axes:
             axes["content"] = axes["output"]
@@ -87,12 +92,13 @@ class GraphInputs(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         g = self.generator
+        mix, inputs = (inputs[-1], inputs[:-1]) if g.textures else (None, inputs)
         content, rest = (inputs[0], inputs[1:]) if g.mode == "stylize" else (None, inputs)
         if not g.noise_channels:  # stylize mode only: texture mode needs noise
-            return g(content, noise_factor=0.0)
+            return g(content, noise_factor=0.0, texture=mix)
         if self.noise_inputs:
-            return g(content, noise=list(rest))
-        return g(content, noise_factor=rest[0])
+            return g(content, noise=list(rest), texture=mix)
+        return g(content, noise_factor=rest[0], texture=mix)
 
 
 def onnx_bytes(module: GraphInputs, opset: int = OPSET) -> bytes:
@@ -144,7 +150,8 @@ def _target(path: str | Path, overwrite: bool) -> Path:
 def export_onnx(checkpoint: str | Path | HasGenerator, path: str | Path, *, noise_inputs: bool = False, opset: int = OPSET, overwrite: bool = False) -> Path:
     """Write the generator of `checkpoint` (a .ckpt path or a Stylizer) as an ONNX model (see the module doc for its inputs).
 
-    Run it with onnxruntime: ``session.run(None, {"content": x, "noise_factor": np.array([1.0], np.float32)})``.
+    Run it with onnxruntime: ``session.run(None, {"content": x, "noise_factor": np.array([1.0], np.float32)})``
+    (and ``"mix": np.array([0.7, 0.3], np.float32)`` for a network of two textures).
     """
     module = _graph(checkpoint, noise_inputs)
     path = _target(path, overwrite)

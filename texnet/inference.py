@@ -16,6 +16,10 @@ by tiles that share whole-image instance-norm statistics (:mod:`texnet.tiling`).
 per pixel for the default pyramid; ~1.2 and ~0.9 KB for the residual net, see PEAK_MAPS); a tensor that needs more than the available memory is refused with a
 message giving the limit in megapixels and a ``max_size`` that fits.
 
+Networks of several textures (conditional instance norm): ``stylize(photo, mix={"mosaic": 0.7, "starry": 0.3})`` blends
+them, ``mix="starry"`` picks one (default: the first; :attr:`Stylizer.textures` lists them); the mix weights are an
+input of the exported graph, so onnxruntime runs any mix with one session.
+
 Inputs (paths or PIL images) go through :mod:`texnet.image`: EXIF rotation applied, grayscale/palette/16-bit
 converted, and transparent pixels composited onto white (the generator has no alpha channel).
 """
@@ -32,7 +36,8 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from texnet.checkpoint import (checkpoint_generator, checkpoint_texture, checkpoint_texture_name,  # noqa: F401 - public here too
-                               read_checkpoint)
+                               checkpoint_textures, read_checkpoint)
+from texnet.conditional_norm import mix_weights, selected
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, ort_session
 from texnet.generator import NoiseGenerator
@@ -71,7 +76,7 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
             AMX CPUs, outputs differ from float32 by a few grey levels).
     """
     ckpt = read_checkpoint(checkpoint)
-    return Stylizer(checkpoint_generator(ckpt, checkpoint), checkpoint_texture(ckpt, checkpoint), checkpoint_texture_name(ckpt),
+    return Stylizer(checkpoint_generator(ckpt, checkpoint), checkpoint_textures(ckpt, checkpoint), checkpoint_texture_name(ckpt),
                     device=device, backend=backend, precision=precision, source=str(checkpoint))
 
 
@@ -105,10 +110,11 @@ def available_memory(device: torch.device) -> int:
 class Stylizer:
     """A trained generator in eval mode, ready to stylise photos or (texture mode) generate textures.
 
-    Use :func:`load` to make one. ``backend`` is the resolved backend ("onnxruntime" or "eager").
+    Use :func:`load` to make one. ``backend`` is the resolved backend ("onnxruntime" or "eager"). `texture` is the
+    texture image, or the list of them of a network of several textures.
     """
 
-    def __init__(self, generator: NoiseGenerator, texture: torch.Tensor, texture_name: str, device: str = "auto",
+    def __init__(self, generator: NoiseGenerator, texture: torch.Tensor | list[torch.Tensor], texture_name: str, device: str = "auto",
                  backend: str = "auto", precision: str | int = "32", source: str = "") -> None:
         if backend not in BACKENDS:
             raise TexnetError(f"backend='{backend}' is unknown: use one of {', '.join(BACKENDS)}")
@@ -117,7 +123,8 @@ class Stylizer:
             raise TexnetError(f"precision={precision} is unknown: use 32, 16 or bf16")
         self.device = resolve_device(device)
         self.generator = generator.to(self.device).eval().requires_grad_(False)
-        self.texture_tensor = texture.detach().cpu()
+        self.texture_tensors = [t.detach().cpu() for t in (texture if isinstance(texture, (list, tuple)) else [texture])]
+        self.texture_tensor = self.texture_tensors[0]
         self.texture_name, self.precision, self.source = texture_name, precision, source
         self.backend = self._resolve_backend(backend)
         self._session = None
@@ -152,8 +159,23 @@ class Stylizer:
 
     @property
     def texture(self) -> Image.Image:
-        """The texture (style) image the network was trained on."""
+        """The texture (style) image the network was trained on (the first of several)."""
         return tensor_to_pil(self.texture_tensor)
+
+    @property
+    def textures(self) -> list[str]:
+        """The names of the network's textures (one for a single-texture network): what ``mix`` takes."""
+        return list(self.generator.textures) or [self.texture_name]
+
+    def texture_image(self, name: str) -> Image.Image:
+        """The image of texture `name`."""
+        return tensor_to_pil(self.texture_tensors[self.textures.index(name)] if name in self.textures else self.texture_tensor)
+
+    def mix_weights(self, mix: str | dict[str, float] | None, option: str = "mix") -> torch.Tensor | None:
+        """The generator's mix weights for `mix` (a name or {name: weight}; see conditional_norm.mix_weights), checked
+        with a one-line TexnetError naming `option`; None for a single-texture network."""
+        weights = mix_weights(self.textures, mix, option)
+        return weights.to(self.device) if self.generator.textures else None
 
     def _rng(self, seed: int | None) -> torch.Generator | None:
         """The random source of the noise: seeded on the generator's device, or None for torch's global one."""
@@ -173,12 +195,12 @@ class Stylizer:
             )
 
     def _forward(self, content: torch.Tensor | None, noise_factor: float, rng: torch.Generator | None,
-                 size: tuple[int, int] | None = None) -> torch.Tensor:
+                 size: tuple[int, int] | None = None, mix: torch.Tensor | None = None) -> torch.Tensor:
         """One batch through the generator on the resolved backend; returns a CPU float tensor (B, 3, H, W)."""
         g = self.generator
         if content is not None and len(content) > 1 and any(isinstance(m, nn.BatchNorm2d) for m in g.modules()):
             # batch norm would mix the images' statistics: one at a time, so outputs never depend on other photos
-            return torch.cat([self._forward(c[None], noise_factor, rng) for c in content])
+            return torch.cat([self._forward(c[None], noise_factor, rng, mix=mix) for c in content])
         height, width = content.shape[-2:] if content is not None else size
         batch = content.shape[0] if content is not None else 1
         if self.backend == "onnxruntime" and min(height, width) > g.multiple:
@@ -187,19 +209,21 @@ class Stylizer:
             feed = {"content": content.contiguous().numpy()} if content is not None else {}
             if g.noise_channels:
                 feed.update({f"noise_{i}": n.numpy() for i, n in enumerate(g.draw_noise(batch, height, width, noise_factor, rng))})
+            if g.textures:
+                feed["mix"] = mix.cpu().numpy()
             out = torch.from_numpy(self._session.run(None, feed)[0])
             return out[..., :height, :width]
         dtype = PRECISIONS[self.precision]
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             if content is None:
-                out = g(size=(height, width), noise_factor=noise_factor, rng=rng)
+                out = g(size=(height, width), noise_factor=noise_factor, rng=rng, texture=mix)
             else:
-                out = g(content.to(self.device), noise_factor=noise_factor, rng=rng)
+                out = g(content.to(self.device), noise_factor=noise_factor, rng=rng, texture=mix)
         return out.float().cpu()
 
     def stylize(self, image: Image.Image | torch.Tensor | str | Path, noise_factor: float | None = None, seed: int | None = None,
                 max_size: int | None = None, preserve_color: bool = False, size: int | None = None,
-                tile_size: int | None = None) -> Image.Image | torch.Tensor:
+                tile_size: int | None = None, mix: str | dict[str, float] | None = None) -> Image.Image | torch.Tensor:
         """Stylise one photo (or a batch tensor).
 
         Args:
@@ -211,34 +235,39 @@ class Stylizer:
             max_size: downscale so the longer side is at most this (aspect kept); `size`: rescale so it is exactly this.
             preserve_color: keep the photo's colours, take only the luminance from the network.
             tile_size: stylise in tiles of this size (texnet.tiling); images too large for memory are tiled anyway.
+            mix: a network of several textures: one texture's name, or a convex mix ``{"mosaic": 0.7, "starry": 0.3}``
+                (weights >= 0 summing to 1); default the first texture (:attr:`textures`).
         """
         if self.mode != "stylize":
             raise TexnetError(f"the network in '{self.source}' generates textures (model.mode=texture): use generate(size=..., num=...)")
         from texnet import tiling
 
+        weights = self.mix_weights(mix)
         if tile_size or tiling.needs_tiles(self, image, max_size, size):
-            return tiling.stylize(self, image, noise_factor, seed, max_size, size, preserve_color, tile_size)
+            with selected(self.generator, weights):  # the tiles run through the eager generator
+                return tiling.stylize(self, image, noise_factor, seed, max_size, size, preserve_color, tile_size)
         content = prepare_image(image, max_size, size)
         what = f"image '{image}'" if isinstance(image, (str, Path)) else "the image"
         self._check_memory(content.shape[0], *content.shape[-2:], what)
         factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        out = self._forward(content, factor, self._rng(seed))
+        out = self._forward(content, factor, self._rng(seed), mix=weights)
         if preserve_color:
             out = transfer_luminance(out, content)
         if isinstance(image, torch.Tensor):
             return out if image.dim() == 4 else out[0]
         return tensor_to_pil(out)
 
-    def generate(self, size: int | tuple[int, int] = (256, 256), num: int = 1, seed: int | None = None) -> list[Image.Image]:
-        """`num` new textures of `size` (H, W) (an int means square) from a texture-mode network."""
+    def generate(self, size: int | tuple[int, int] = (256, 256), num: int = 1, seed: int | None = None,
+                 mix: str | dict[str, float] | None = None) -> list[Image.Image]:
+        """`num` new textures of `size` (H, W) (an int means square) from a texture-mode network (`mix`: as in stylize)."""
         if self.mode != "texture":
             raise TexnetError(f"the network in '{self.source}' stylises photos (model.mode=stylize): use stylize(photo)")
         height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         if min(height, width) < 1 or num < 1:
             raise TexnetError(f"size={size} and num={num} must be positive")
         self._check_memory(1, height, width, f"a {width}x{height} texture")
-        rng = self._rng(seed)
-        return [tensor_to_pil(self._forward(None, self.noise_factor, rng, (height, width))) for _ in range(num)]
+        rng, weights = self._rng(seed), self.mix_weights(mix)
+        return [tensor_to_pil(self._forward(None, self.noise_factor, rng, (height, width), weights)) for _ in range(num)]
 
 
 def prepare_image(image: Image.Image | torch.Tensor | str | Path, max_size: int | None = None,

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from texnet.conditional_norm import ConditionalInstanceNorm
 from texnet.errors import TexnetError
 from texnet.generator import NoiseGenerator
 from texnet.image import open_image, open_rgb, to_rgb
@@ -33,7 +34,9 @@ from texnet.image import open_image, open_rgb, to_rgb
 TILE_SIZE = 768  # default core side: with the pyramid's context a tile is 1152 px, ~1.6 GB in eager PyTorch
 STATS_SIZE = 1536  # longer side of the statistics pass (~1.8 MP at 4:3, ~2 GB eager): larger images get approximate statistics
 
-NORMS = (nn.InstanceNorm2d, nn.BatchNorm2d)  # batch norm without running statistics normalises like instance norm at batch 1
+# batch norm without running statistics normalises like instance norm at batch 1; a conditional norm's weight and bias
+# are those of the texture (or mix) selected around the tiling call (texnet.conditional_norm.selected)
+NORMS = (nn.InstanceNorm2d, nn.BatchNorm2d, ConditionalInstanceNorm)
 Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]  # norm layer -> (mean, variance) per channel
 
 
