@@ -24,9 +24,10 @@ from texnet.errors import TexnetError
 from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.module import TextureNetModule
 from texnet.run_folder import check_run_folder, record_start, remove_failed_start
-from texnet.texture_set import texture_set
+from texnet.texture_set import run_name, texture_set
 
 log = logging.getLogger("texnet.train")
+OmegaConf.register_new_resolver("texnet_run_name", run_name, replace=True)  # conf/train.yaml's hydra.run.dir
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
