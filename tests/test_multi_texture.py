@@ -195,3 +195,19 @@ def test_texture_options_are_checked(multi, tmp_path, photo_path):
         train_checkpoint(tmp_path / "a", "stylize", f"texture.add={photo_path}")
     with pytest.raises(TexnetError, match="two textures are named 'mosaic'"):
         train_checkpoint(tmp_path / "b", "stylize", "texture.images=[mosaic,mosaic]")
+
+
+def test_app_sliders_blend_the_textures(multi, tmp_path):
+    """The web app's texture sliders: any non-negative weights, scaled to a convex mix, through the app's photo loop."""
+    from texnet.app.stylise import slider_mix, stylize_uploads
+
+    stylizer = load(multi, device="cpu")
+    assert slider_mix(stylizer, None) is None
+    assert slider_mix(stylizer, [0.6, 0.2, 0.0, 0.0]) == pytest.approx({"mosaic": 0.75, "starry": 0.25})
+    with pytest.raises(TexnetError, match="move at least one texture slider above 0"):
+        slider_mix(stylizer, [0.0] * 8)
+    photo = write_photo(tmp_path / "photo.png", 48, 40)
+    _, files, status = stylize_uploads(stylizer, [str(photo)], tmp_path, 0.05, 0, None, False, {"starry": 1.0})
+    _, first, _ = stylize_uploads(stylizer, [str(photo)], tmp_path, 0.05, 0, None, False, None)
+    assert "100% starry" in status
+    assert not np.array_equal(np.asarray(Image_open(files[0])), np.asarray(Image_open(first[0])))

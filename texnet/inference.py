@@ -167,10 +167,6 @@ class Stylizer:
         """The names of the network's textures (one for a single-texture network): what ``mix`` takes."""
         return list(self.generator.textures) or [self.texture_name]
 
-    def texture_image(self, name: str) -> Image.Image:
-        """The image of texture `name`."""
-        return tensor_to_pil(self.texture_tensors[self.textures.index(name)] if name in self.textures else self.texture_tensor)
-
     def mix_weights(self, mix: str | dict[str, float] | None, option: str = "mix") -> torch.Tensor | None:
         """The generator's mix weights for `mix` (a name or {name: weight}; see conditional_norm.mix_weights), checked
         with a one-line TexnetError naming `option`; None for a single-texture network."""

@@ -11,7 +11,7 @@ import gradio as gr
 from PIL import Image
 
 from texnet.app.models import ModelCache, model_choices
-from texnet.app.stylise import compare_with_gatys, describe_model, new_textures, short_error, stylize_uploads
+from texnet.app.stylise import MIX_SLIDERS, compare_with_gatys, describe_model, new_textures, short_error, slider_mix, stylize_uploads
 from texnet.app.training import (DATA_SOURCES, TRAIN_LOG, TrainingJob, builtin_texture_path, find_repo, log_tail, require_repo,
                                  train_command, train_defaults, training_report)
 from texnet.errors import TexnetError
@@ -54,10 +54,12 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
         paths = [path for _, path in choices]
         return gr.update(choices=choices, value=current if current in paths else (paths[0] if paths else None))
 
-    def describe(model: str | None, model_upload: str | None) -> tuple[Image.Image | None, str, Any]:
-        """Texture thumbnail, a line about the model, and its trained noise factor as the slider's value."""
+    def describe(model: str | None, model_upload: str | None) -> tuple:
+        """Texture thumbnail, a line about the model, its trained noise factor as the slider's value, and for a network
+        of several textures one mix slider per texture (the first at 1)."""
+        hidden = (gr.update(visible=False), *[gr.update(visible=False)] * MIX_SLIDERS, None)
         if not model and not model_upload:
-            return None, "No model yet: train one in the **Train** tab or upload a `.ckpt`.", gr.skip()
+            return None, "No model yet: train one in the **Train** tab or upload a `.ckpt`.", gr.skip(), *hidden
         path = selected_model(model, model_upload)
         shown = Path(path).name if model_upload else Path(path).relative_to(runs_dir) if Path(path).is_relative_to(runs_dir) else path
         try:
@@ -65,21 +67,23 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
             info = describe_model(stylizer, path, shown)
         except TexnetError as err:
             gr.Warning(short_error(err, path))
-            return None, f"⚠️ {short_error(err, path)}", gr.skip()
-        return stylizer.texture, info, stylizer.noise_factor
+            return None, f"⚠️ {short_error(err, path)}", gr.skip(), *hidden
+        names = stylizer.textures if 1 < len(stylizer.textures) <= MIX_SLIDERS else []
+        sliders = [gr.update(visible=i < len(names), label=names[i] if i < len(names) else "", value=float(i == 0)) for i in range(MIX_SLIDERS)]
+        return stylizer.texture, info, stylizer.noise_factor, gr.update(visible=bool(names)), *sliders, None
 
     def stylize(photos: list[str] | None, model: str | None, model_upload: str | None, noise_factor: float, preserve_color: bool,
-                max_size: float | None, seed: float | None, request: gr.Request) -> tuple[list, list[str], str]:
-        """Stylise every uploaded photo (or, texture mode, make new textures)."""
+                max_size: float | None, seed: float | None, mix_values: list[float] | None, request: gr.Request) -> tuple[list, list[str], str]:
+        """Stylise every uploaded photo (or, texture mode, make new textures), with the sliders' mix of textures."""
         try:
             stylizer = cache.get(selected_model(model, model_upload))
-            seed = None if seed is None else int(seed)
+            seed, mix = None if seed is None else int(seed), slider_mix(stylizer, mix_values)
             if stylizer.mode == "texture":  # noise -> texture networks need no photo
-                return new_textures(stylizer, session_dir(request), seed)
+                return new_textures(stylizer, session_dir(request), seed, mix)
             if not photos:
                 raise TexnetError("upload one or more photos first")
             return stylize_uploads(stylizer, photos, session_dir(request), noise_factor, seed, int(max_size) if max_size else None,
-                                   preserve_color)
+                                   preserve_color, mix)
         except TexnetError as err:
             raise gr.Error(short_error(err, model_upload or "", *(photos or []))) from None
 
@@ -147,6 +151,10 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
                         model_info = gr.Markdown()
                     noise = gr.Slider(0.0, 1.0, value=0.05, step=0.005, label="Noise factor",
                                       info="style strength; 0 = deterministic (the model's trained value is preselected)")
+                    with gr.Column(visible=False) as mix_box:  # networks of several textures: one weight each (scaled to sum to 1)
+                        gr.Markdown("**Textures**: blend them (weights are scaled to sum to 1; one at 1 and the rest at 0 picks it)")
+                        mix_sliders = [gr.Slider(0.0, 1.0, value=0.0, step=0.05, visible=False) for _ in range(MIX_SLIDERS)]
+                    mix_values = gr.State(None)  # the sliders' values, or None: the network's first texture
                     preserve = gr.Checkbox(label="Preserve the photo's colours")
                     with gr.Accordion("More", open=False):
                         max_size = gr.Number(1024, precision=0, label="Longer side at most (px, 0 = full size)")
@@ -205,12 +213,14 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
         gr.api(list_models, api_name="list_models")
         model_inputs = [model_choice, model_upload]
         refresh.click(refresh_models, model_choice, model_choice, api_name="refresh_models")
-        describe_outputs = [texture, model_info, noise]
+        describe_outputs = [texture, model_info, noise, mix_box, *mix_sliders, mix_values]
         demo.load(refresh_models, model_choice, model_choice, api_visibility="undocumented").then(
             describe, model_inputs, describe_outputs, api_visibility="undocumented")
         for trigger in (model_choice.change, model_upload.change):
             trigger(describe, model_inputs, describe_outputs, api_name=False)
-        run.click(stylize, [photos, *model_inputs, noise, preserve, max_size, seed], [gallery, downloads, status], api_name="stylize")
+        for slider in mix_sliders:
+            slider.change(lambda *values: list(values), mix_sliders, mix_values, api_name=False)
+        run.click(stylize, [photos, *model_inputs, noise, preserve, max_size, seed, mix_values], [gallery, downloads, status], api_name="stylize")
         compare_button.click(compare, [photos, *model_inputs, noise, seed, iterations], [network_image, gatys_image, timing],
                              api_name="compare_gatys")
 

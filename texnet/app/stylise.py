@@ -14,11 +14,13 @@ import pytorch_lightning as pl
 
 from texnet.batch import check_failures, stylize_files
 from texnet.checkpoint import describe_checkpoint, read_checkpoint
+from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
 from texnet.image import next_free_file
 from texnet.inference import Stylizer
 
 GATYS_MAX_SIZE = 256  # every L-BFGS iteration costs ~2 s at 256 px on 2 CPU cores (conf/stylize.yaml)
+MIX_SLIDERS = 8  # textures of a multi-texture network that the page can blend (one slider each)
 
 
 def short_error(err: Exception | str, *paths: str | Path) -> str:
@@ -33,14 +35,27 @@ def short_error(err: Exception | str, *paths: str | Path) -> str:
 def describe_model(stylizer: Stylizer, path: str | Path, shown: str | Path) -> str:
     """A line about a model for the page: texture, mode, training steps, trained noise factor, and its file."""
     steps = describe_checkpoint(read_checkpoint(path))["steps"]
-    return (f"**{stylizer.texture_name}** · {stylizer.mode} network · {steps} training steps · "
+    count = len(stylizer.textures)
+    textures = "" if count < 2 else f" ({count} textures: blend them below)" if count <= MIX_SLIDERS else f" ({count} textures: the first here)"
+    return (f"**{stylizer.texture_name}**{textures} · {stylizer.mode} network · {steps} training steps · "
             f"trained noise factor {stylizer.noise_factor:g}\n\n`{shown}`")
 
 
-def new_textures(stylizer: Stylizer, out: Path, seed: int | None) -> tuple[list, list[str], str]:
+def slider_mix(stylizer: Stylizer, values: list[float] | None) -> dict[str, float] | None:
+    """The mix of the page's texture sliders (one per texture, any non-negative values, scaled here to sum to 1);
+    None for a single-texture network or before any slider moved (the first texture)."""
+    if not 1 < len(stylizer.textures) <= MIX_SLIDERS or values is None:  # more textures: blend them with stylize.py
+        return None
+    weights = [max(0.0, float(v or 0)) for v in values[:len(stylizer.textures)]]
+    if sum(weights) <= 0:
+        raise TexnetError("every texture's weight is 0: move at least one texture slider above 0")
+    return {name: w / sum(weights) for name, w in zip(stylizer.textures, weights) if w > 0}
+
+
+def new_textures(stylizer: Stylizer, out: Path, seed: int | None, mix: dict[str, float] | None = None) -> tuple[list, list[str], str]:
     """Four 256 px textures from a texture-mode network (it needs no photo): gallery, files, status."""
     written = []
-    for image in stylizer.generate(size=256, num=4, seed=seed):
+    for image in stylizer.generate(size=256, num=4, seed=seed, mix=mix):
         path = next_free_file(out / f"{stylizer.texture_name}_texture.png")
         image.save(path)
         written.append(str(path))
@@ -48,18 +63,19 @@ def new_textures(stylizer: Stylizer, out: Path, seed: int | None) -> tuple[list,
 
 
 def stylize_uploads(stylizer: Stylizer, photos: list[str], out: Path, noise_factor: float, seed: int | None,
-                    max_size: int | None, preserve_color: bool) -> tuple[list, list[str], str]:
+                    max_size: int | None, preserve_color: bool, mix: dict[str, float] | None = None) -> tuple[list, list[str], str]:
     """Every uploaded photo through :func:`texnet.batch.stylize_files`, as stylize.py does: unreadable ones are
     reported and skipped, an error only when none worked. Returns gallery (photo, result pairs), files, status."""
     inputs = [(Path(p), Path(p)) for p in photos]
     result = stylize_files(stylizer, inputs, lambda name: next_free_file(out / f"{name.stem}_{stylizer.texture_name}.png"),
-                           noise_factor=noise_factor, seed=seed, max_size=max_size, preserve_color=preserve_color)
+                           noise_factor=noise_factor, seed=seed, max_size=max_size, preserve_color=preserve_color, mix=mix)
     check_failures(result.failures, len(inputs))
     gallery = []
     for item in result.done:
         gallery += [(str(item.source), item.source.name),
                     (str(item.output), f"{stylizer.texture_name} · {item.width}x{item.height} · {item.seconds:.2f} s")]
-    status = f"Stylised {len(result.done)} photo(s) with **{stylizer.texture_name}**."
+    shown = " + ".join(f"{w:.0%} {name}" for name, w in mix.items()) if mix else stylizer.texture_name
+    status = f"Stylised {len(result.done)} photo(s) with **{shown}**."
     if result.failures:
         status += f"\n\nSkipped {len(result.failures)}:\n" + "\n".join(
             f"- `{src.name}`: {short_error(reason, src)}" for src, reason in result.failures)
