@@ -19,7 +19,7 @@ from texnet.conditional_norm import ConditionalInstanceNorm, add_texture, make_c
 from texnet.errors import TexnetError
 from texnet.export import export_onnx, export_torchscript
 from texnet.generator import build_generator
-from texnet.inference import load
+from texnet.inference import Stylizer, load
 from texnet.textures import load_texture
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
@@ -56,6 +56,17 @@ def test_textures_differ_and_a_pure_mix_is_that_texture(arch):
     assert not torch.equal(blend, outs[0]) and not torch.equal(blend, outs[1])
     norms = [m for m in g.modules() if isinstance(m, ConditionalInstanceNorm)]
     assert norms and all(len(m.weights) == 3 and m.texture == 0 for m in norms)  # the selection is restored after a call
+
+
+def test_texture_mode_generates_each_texture_on_both_backends():
+    g = perturbed(build_generator(mode="texture", scales=3, textures=NAMES))
+    fast = Stylizer(g, [torch.rand(1, 3, 16, 16)] * 3, "+".join(NAMES), device="cpu")
+    slow = Stylizer(copy.deepcopy(g), [torch.rand(1, 3, 16, 16)] * 3, "+".join(NAMES), device="cpu", backend="eager")
+    assert fast.backend == "onnxruntime"
+    images = {name: np.asarray(fast.generate(size=40, seed=0, mix=name)[0], dtype=float) for name in NAMES[:2]}
+    assert np.abs(images["mosaic"] - images["starry"]).mean() > 1
+    eager = np.asarray(slow.generate(size=40, seed=0, mix="starry")[0], dtype=float)
+    assert np.abs(eager - images["starry"]).max() <= 1  # the same noise and mix: equal to a grey level of rounding
 
 
 def test_single_texture_networks_are_unchanged():
