@@ -114,8 +114,8 @@ def selected(generator: nn.Module, texture: Texture | None) -> Iterator[None]:
     try:
         yield
     finally:
-        for layer, texture in zip(layers, before):
-            layer.texture = texture
+        for layer, previous in zip(layers, before):
+            layer.texture = previous
 
 
 def check_names(names: Sequence[str]) -> list[str]:
