@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="the network to score (omit to run only Gatys)")
     parser.add_argument("--photos", help="folder of held-out photos (default: the builtin validation photos)")
     parser.add_argument("--texture", help="texture image (default: the checkpoint's texture)")
+    parser.add_argument("--mix", help="a network of several textures: the one to score, by name (default: its first)")
     parser.add_argument("--size", type=int, default=256, help="side of the centre-cropped photos")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--no-cache", action="store_true", help="recompute the Gatys results even if cached")
@@ -101,8 +102,9 @@ def main() -> None:
     ckpt = read_checkpoint(args.checkpoint) if args.checkpoint else None
     trained_with = ckpt["hyper_parameters"]["loss"] if ckpt else default_loss_config()
     loss_cfg = trained_with if args.loss == "checkpoint" else default_loss_config()
-    texture = load_texture(args.texture, 256) if args.texture else ckpt["state_dict"]["texture"]
     stylizer = load(args.checkpoint, device="cpu", backend="eager") if ckpt else None
+    pick = stylizer.textures.index(args.mix) if stylizer and args.mix in stylizer.textures else 0
+    texture = load_texture(args.texture, 256) if args.texture else stylizer.texture_tensors[pick]
     perceptual = build_perceptual_loss(texture, **loss_cfg)
     names, photos = held_out_photos(args.photos, args.size)
     layers = list(perceptual.style.layers)
@@ -115,9 +117,9 @@ def main() -> None:
             photo = photo[None]
             row: dict = {}
             if stylizer is not None:
-                stylizer.stylize(photo, seed=0)  # warm-up
+                stylizer.stylize(photo, seed=0, mix=args.mix)  # warm-up (an unknown --mix: one line naming the textures)
                 start = time.perf_counter()
-                output = stylizer.stylize(photo, seed=0)
+                output = stylizer.stylize(photo, seed=0, mix=args.mix)
                 row["net_s"] = time.perf_counter() - start
                 row["net"] = terms_of(perceptual, output, photo)
             key = gatys_key(photo, texture, loss_cfg, args.iterations)
