@@ -222,3 +222,17 @@ def test_app_sliders_blend_the_textures(multi, tmp_path):
     _, first, _ = stylize_uploads(stylizer, [str(photo)], tmp_path, 0.05, 0, None, False, None)
     assert "100% starry" in status
     assert not np.array_equal(np.asarray(Image_open(files[0])), np.asarray(Image_open(first[0])))
+
+
+def test_blend_picture_runs_from_one_texture_to_the_other(multi):
+    """scripts/blend_picture.py (the README's picture): the ends of the strip are the two textures alone."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("blend_picture", ROOT / "scripts" / "blend_picture.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    stylizer, photo = load(multi, device="cpu"), torch.rand(3, 40, 52)
+    strip = script.blend_strip(stylizer, photo, "mosaic", "pebbles", steps=3)
+    assert strip.shape == (3, 40, 3 * 52)
+    assert torch.equal(strip[..., :52], stylizer.stylize(photo, seed=0, mix="mosaic"))
+    assert torch.equal(strip[..., -52:], stylizer.stylize(photo, seed=0, mix="pebbles"))
