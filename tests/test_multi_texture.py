@@ -185,6 +185,12 @@ def test_export_takes_the_mix_as_an_input(multi, tmp_path):
         feed = {"content": photo.numpy(), **{f"noise_{i}": n.numpy() for i, n in enumerate(noise)}, "mix": weights.numpy()}
         np.testing.assert_allclose(session.run(None, feed)[0], ref.numpy(), atol=1e-4)
         torch.testing.assert_close(traced, ref, atol=1e-5, rtol=0)
+    plain = ort.InferenceSession(str(export_onnx(multi, tmp_path / "plain.onnx")), providers=["CPUExecutionProvider"])
+    assert [i.name for i in plain.get_inputs()] == ["content", "noise_factor", "mix"]
+    weights = mix_weights(NAMES, {"mosaic": 0.5, "pebbles": 0.5})
+    out = plain.run(None, {"content": photo.numpy(), "noise_factor": np.zeros(1, np.float32), "mix": weights.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, eager(photo, noise_factor=0.0, texture=weights).numpy(), atol=1e-4)
 
 
 def test_texture_add_through_train_py_keeps_the_old_textures(multi, tmp_path, photo_path):
