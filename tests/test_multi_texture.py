@@ -10,12 +10,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from conftest import ROOT
-from stylize import stylize
 from test_stylize import stylize_cfg, train_checkpoint, write_photo
+
+from stylize import stylize
 from texnet.checkpoint import checkpoint_generator, read_checkpoint
-from texnet.conditional_norm import ConditionalInstanceNorm, add_texture, make_conditional, mix_weights, texture_parameters
+from texnet.conditional_norm import (
+    ConditionalInstanceNorm,
+    add_texture,
+    make_conditional,
+    mix_weights,
+    texture_parameters,
+)
 from texnet.errors import TexnetError
 from texnet.export import export_onnx, export_torchscript
 from texnet.generator import build_generator
