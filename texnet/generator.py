@@ -84,7 +84,8 @@ class NoiseGenerator(nn.Module):
     noise_ratios: list[int]
     textures: tuple[str, ...] | list[str] = ()  # names of the textures of a conditional network (make_conditional); () for one
 
-    def __init__(self, mode: str, channels: int, noise_channels: int, noise_factor: float, norm: str, padding: str) -> None:
+    def __init__(self, mode: str, channels: int, noise_channels: int, noise_factor: float, norm: str, padding: str,
+                 skip: bool = False) -> None:
         super().__init__()
         if mode not in ("stylize", "texture"):
             raise TexnetError(f"model.mode='{mode}' is unknown: use stylize or texture")
@@ -94,7 +95,9 @@ class NoiseGenerator(nn.Module):
             raise TexnetError(f"model.padding='{padding}' is unknown: use one of {', '.join(PADDINGS)}")
         if channels < 1 or noise_channels < (1 if mode == "texture" else 0):
             raise TexnetError("model.channels (and model.noise_channels in texture mode) must be >= 1")
-        self.mode, self.noise_channels, self.noise_factor = mode, noise_channels, float(noise_factor)
+        if skip and mode != "stylize":
+            raise TexnetError("model.skip=true adds the photo to the output: it needs model.mode=stylize")
+        self.mode, self.noise_channels, self.noise_factor, self.skip = mode, noise_channels, float(noise_factor), bool(skip)
         self.in_channels = noise_channels + (3 if mode == "stylize" else 0)
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
@@ -158,6 +161,18 @@ class NoiseGenerator(nn.Module):
         return [torch.cat([x, n], dim=1) for x, n in zip(pooled, noise)], (height, width)
 
 
+    def to_image(self, logits: torch.Tensor, inputs: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
+        """RGB in [0, 1] from the last layer's output: its sigmoid, or with ``skip`` the sigmoid of the photo's logit plus
+        it, so an untrained network starts near the photo and learns what to change (the photo at full resolution is
+        the first three channels of the finest input)."""
+        if self.skip:
+            logits = logits + torch.logit(inputs[-1][:, :3].clamp(SKIP_EPS, 1 - SKIP_EPS))
+        return torch.sigmoid(logits)[..., :height, :width]
+
+
+SKIP_EPS = 1e-3  # keeps the photo's logit finite at pure black and white (+-6.9)
+
+
 class ConvBlock(nn.Sequential):
     """3x3 -> 3x3 -> 1x1 convolutions, each followed by normalisation and LeakyReLU (pyramid.lua)."""
 
@@ -180,6 +195,7 @@ class PyramidGenerator(NoiseGenerator):
             style is applied (0 = deterministic output). It can be changed at inference. In texture mode the
             noise is the only input and normalisation removes its scale, so only 0 vs > 0 matters there.
         norm: "instance" | "batch"; padding: "reflect" | "replicate" | "circular" (seamless tiles) | "zeros".
+        skip: stylise mode: the network's output is added to the photo's logit (:meth:`NoiseGenerator.to_image`).
 
     Joins normalise the coarse stack before the nearest x2 upsampling: a nearest upsampling repeats every value
     4 times, so the statistics (and the output) are those of normalising after it, at a quarter of the work.
@@ -196,8 +212,9 @@ class PyramidGenerator(NoiseGenerator):
         noise_factor: float = 0.05,
         norm: str = "instance",
         padding: str = "reflect",
+        skip: bool = False,
     ) -> None:
-        super().__init__(mode, channels, noise_channels, noise_factor, norm, padding)
+        super().__init__(mode, channels, noise_channels, noise_factor, norm, padding, skip)
         if scales < 1:
             raise TexnetError("model.scales must be >= 1")
         self.scales = scales
@@ -241,8 +258,7 @@ class PyramidGenerator(NoiseGenerator):
                 else:
                     coarse = F.interpolate(self.coarse_norms[i - 1](out), scale_factor=2, mode="nearest")
                     out = self.joins[i - 1](torch.cat([coarse, self.branch_norms[i - 1](x)], dim=1))
-            rgb = torch.sigmoid(self.to_rgb(out))
-        return rgb[..., :height, :width]
+            return self.to_image(self.to_rgb(out), inputs, height, width)
 
 
 class ResidualBlock(nn.Module):
@@ -285,8 +301,9 @@ class ResidualGenerator(NoiseGenerator):
         noise_factor: float = 0.05,
         norm: str = "instance",
         padding: str = "reflect",
+        skip: bool = False,
     ) -> None:
-        super().__init__(mode, channels, noise_channels, noise_factor, norm, padding)
+        super().__init__(mode, channels, noise_channels, noise_factor, norm, padding, skip)
         if residual_blocks < 0:
             raise TexnetError("model.residual_blocks must be >= 0")
         self.full_res_channels = c = channels
@@ -308,7 +325,7 @@ class ResidualGenerator(NoiseGenerator):
         """Same arguments as :meth:`PyramidGenerator.forward`."""
         inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
         with selected(self, texture):
-            return torch.sigmoid(self.body(inputs[0]))[..., :height, :width]
+            return self.to_image(self.body(inputs[0]), inputs, height, width)
 
 
 ARCHITECTURES = {"pyramid": PyramidGenerator, "residual": ResidualGenerator}
