@@ -131,3 +131,18 @@ def test_given_noise_is_the_noise_forward_draws(arch):
         assert torch.equal(g(x, noise=noise), drawn)
         with pytest.raises(TexnetError, match=f"got 0 noise maps; this network takes {len(noise)}"):
             g(x, noise=[])
+
+
+@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+def test_skip_starts_at_the_photo_and_needs_stylize_mode(arch):
+    """model.skip: the network's output is added to the photo's logit, so a zero last layer returns the photo."""
+    options = {"channels": 4, "residual_blocks": 1} if arch == "residual" else {"scales": 3, "channels": 4}
+    generator = build_generator(arch, skip=True, **options)
+    last = generator.to_rgb if arch == "pyramid" else generator.body[-1]
+    nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
+    photo = torch.rand(2, 3, 20, 28).clamp(0.01, 0.99)
+    with torch.no_grad():
+        assert torch.allclose(generator(photo), photo, atol=1e-5)
+        assert not torch.allclose(build_generator(arch, **options)(photo), photo, atol=0.05)  # without skip: not the photo
+    with pytest.raises(TexnetError, match="model.skip"):
+        build_generator(arch, mode="texture", skip=True, **options)
