@@ -3,10 +3,10 @@
 Instance norm divides each feature map by its mean and standard deviation over the whole image, and a norm
 layer's input depends on the statistics of the norm layers before it on its path. So the statistics are gathered
 in passes over the tiles: pass k runs the generator's own forward on every tile, normalises the layers measured
-in earlier passes with their whole-image statistics, adds each tile's core region of the input of the layers that
-are ready (all inputs measured) to running sums, and stops after the last of them. :func:`schedule` finds the
-passes by running a tiny image with every unmeasured layer putting out NaN: a layer whose input is free of NaN is
-ready. Only the norm layers' forward is swapped (:func:`override`); the network's forward is its own.
+in earlier passes with their whole-image statistics, adds each tile's core region of the input of the layers
+it measures (their inputs all measured before) to running sums, and stops after the last of them. The passes
+are as many as the longest chain of norm layers (:func:`schedule`). Only the norm layers' forward is swapped
+(:func:`override`); the network's forward is its own.
 """
 from __future__ import annotations
 
@@ -48,28 +48,35 @@ def normalise_with(stats: Stats, layer: nn.Module, x: torch.Tensor) -> torch.Ten
 
 @torch.inference_mode()
 def schedule(generator: nn.Module) -> list[list[nn.Module]]:
-    """The norm layers grouped into passes, each group in call order (see module doc)."""
+    """The norm layers grouped into passes, each group in call order (see module doc).
+
+    A tiny image runs once per norm layer with that layer putting out NaN: the layers whose input then holds NaN
+    depend on it. A layer goes into the pass its longest chain of dependents allows: as late as possible, so
+    that early passes, which stop after their last layer, do not run the expensive full-resolution layers.
+    """
     ref = next(generator.parameters())
     side = 2 * generator.multiple
     probe = torch.rand(1, 3, side, side, device=ref.device, dtype=ref.dtype)
-    measured: set[nn.Module] = set()
-    passes: list[list[nn.Module]] = []
-    while True:
-        ready: list[nn.Module] = []
+    order: list[nn.Module] = []
+    with override(generator, lambda layer, x: order.append(layer) or x):
+        generator(probe, noise_factor=0.0)
+    dependents: dict[nn.Module, list[nn.Module]] = {}
+    for source in order:
+        tainted: list[nn.Module] = []
 
-        def normalise(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-            if layer in measured:
-                return x
-            if not x.isnan().any():
-                ready.append(layer)
-            return torch.full_like(x, math.nan)
+        def normalise(layer: nn.Module, x: torch.Tensor, source: nn.Module = source) -> torch.Tensor:
+            if x.isnan().any():
+                tainted.append(layer)
+            return torch.full_like(x, math.nan) if layer is source else x
 
         with override(generator, normalise):
             generator(probe, noise_factor=0.0)
-        if not ready:
-            return passes
-        passes.append(ready)
-        measured.update(ready)
+        dependents[source] = tainted
+    height: dict[nn.Module, int] = {}  # the longest chain of norm layers from a layer to the output, itself included
+    for layer in reversed(order):  # dependents are called later
+        height[layer] = 1 + max((height[d] for d in dependents[layer]), default=0)
+    depth = max(height.values(), default=0)
+    return [[layer for layer in order if height[layer] == depth - k] for k in range(depth)]
 
 
 class Moments:
