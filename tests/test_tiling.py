@@ -52,7 +52,7 @@ def test_schedule_measures_each_layer_once_after_its_inputs():
     for arch, depth in (("residual", 7), ("pyramid", 11)):  # residual: 3 + 2 per block + 2; pyramid: 3 + (1 + 3) per join
         g = generator(arch)
         passes = schedule(g)
-        assert sorted(map(id, sum(passes, []))) == sorted(map(id, norm_layers(g)))
+        assert sorted(id(layer) for group in passes for layer in group) == sorted(map(id, norm_layers(g)))
         assert len(passes) == depth
     assert all(len(group) == 1 for group in schedule(generator("residual")))
 

@@ -60,23 +60,26 @@ def schedule(generator: nn.Module) -> list[list[nn.Module]]:
     order: list[nn.Module] = []
     with override(generator, lambda layer, x: order.append(layer) or x):
         generator(probe, noise_factor=0.0)
-    dependents: dict[nn.Module, list[nn.Module]] = {}
-    for source in order:
-        tainted: list[nn.Module] = []
-
-        def normalise(layer: nn.Module, x: torch.Tensor, source: nn.Module = source) -> torch.Tensor:
-            if x.isnan().any():
-                tainted.append(layer)
-            return torch.full_like(x, math.nan) if layer is source else x
-
-        with override(generator, normalise):
-            generator(probe, noise_factor=0.0)
-        dependents[source] = tainted
+    dependents = {source: _dependents(generator, probe, source) for source in order}
     height: dict[nn.Module, int] = {}  # the longest chain of norm layers from a layer to the output, itself included
     for layer in reversed(order):  # dependents are called later
         height[layer] = 1 + max((height[d] for d in dependents[layer]), default=0)
     depth = max(height.values(), default=0)
     return [[layer for layer in order if height[layer] == depth - k] for k in range(depth)]
+
+
+def _dependents(generator: nn.Module, probe: torch.Tensor, source: nn.Module) -> list[nn.Module]:
+    """The norm layers whose input holds NaN when `source` puts out NaN and every other norm layer is the identity."""
+    tainted: list[nn.Module] = []
+
+    def normalise(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if x.isnan().any():
+            tainted.append(layer)
+        return torch.full_like(x, math.nan) if layer is source else x
+
+    with override(generator, normalise):
+        generator(probe, noise_factor=0.0)
+    return tainted
 
 
 class Moments:

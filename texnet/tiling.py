@@ -16,12 +16,13 @@ tile and one band of tiles at a time. Tiles run through the eager PyTorch genera
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from texnet.errors import TexnetError
 from texnet.generator import NoiseGenerator
@@ -120,38 +121,44 @@ class TiledStylizer:
 
     @torch.inference_mode()
     def statistics(self, source: torch.Tensor, noise_factor: float, seed: int) -> Stats:
-        """Every norm layer's per-channel mean and variance over the whole image `source` (H, W, 3), pass by pass.
-
-        A layer's input is taken over each tile's core, which at the bottom and right edges includes the padding
-        that the whole image gets too (to a multiple of ``generator.multiple``), at the layer's own resolution.
-        """
+        """Every norm layer's per-channel mean and variance over the whole image `source` (H, W, 3), pass by pass."""
         height, width = source.shape[:2]
         stats: Stats = {}
         for group in self.passes:
             moments = {layer: Moments() for layer in group}
             for tile in self.tiles(height, width):
-                full_h, full_w = self.generator.padded_size(tile.ty1 - tile.ty0, tile.tx1 - tile.tx0)
-                cy1 = tile.y1 - tile.ty0 if tile.y1 < height else full_h
-                cx1 = tile.x1 - tile.tx0 if tile.x1 < width else full_w
-
-                def normalise(layer: torch.nn.Module, x: torch.Tensor, tile: Tile = tile, cy1: int = cy1, cx1: int = cx1,
-                              full_h: int = full_h) -> torch.Tensor:
-                    if layer in stats:
-                        return normalise_with(stats, layer, x)
-                    if layer in moments:
-                        s = full_h // x.shape[-2]  # the layer's downscale factor
-                        moments[layer].add(x[..., (tile.y0 - tile.ty0) // s:cy1 // s, (tile.x0 - tile.tx0) // s:cx1 // s])
-                        if layer is group[-1]:
-                            raise _PassDone
-                    return x  # not measured yet: nothing after it is measured in this pass
-
-                with override(self.generator, normalise):
+                with override(self.generator, self._measuring(tile, height, width, stats, moments, group[-1])):
                     try:
                         self._forward(source, tile, noise_factor, seed)
                     except _PassDone:
                         pass
             stats.update({layer: m.stats(self.device) for layer, m in moments.items()})
         return stats
+
+    def _measuring(self, tile: Tile, height: int, width: int, stats: Stats, moments: dict[nn.Module, Moments],
+                   last: nn.Module) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+        """The norm layers' forward in a statistics pass over `tile`: measured layers normalise with `stats`, the
+        layers in `moments` add the tile's core of their input, the `last` of them ends the pass.
+
+        The core is taken at the layer's own resolution; at the bottom and right edges it includes the padding
+        that the whole image gets too (to a multiple of ``generator.multiple``).
+        """
+        full_h, full_w = self.generator.padded_size(tile.ty1 - tile.ty0, tile.tx1 - tile.tx0)
+        y0, x0 = tile.y0 - tile.ty0, tile.x0 - tile.tx0
+        y1 = tile.y1 - tile.ty0 if tile.y1 < height else full_h
+        x1 = tile.x1 - tile.tx0 if tile.x1 < width else full_w
+
+        def normalise(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            if layer in stats:
+                return normalise_with(stats, layer, x)
+            if layer in moments:
+                s = full_h // x.shape[-2]  # the layer's downscale factor
+                moments[layer].add(x[..., y0 // s:y1 // s, x0 // s:x1 // s])
+                if layer is last:
+                    raise _PassDone
+            return x  # not measured yet: nothing after it is measured in this pass
+
+        return normalise
 
     @torch.inference_mode()
     def run(self, source: torch.Tensor, stats: Stats, noise_factor: float, seed: int, preserve_color: bool = False) -> torch.Tensor:
