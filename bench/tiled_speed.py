@@ -4,7 +4,7 @@
     python bench/tiled_speed.py --checkpoint runs/mosaic/<date>/checkpoints/last.ckpt --sizes 1 4 --threads 2
 
 Each size runs in a fresh process (``--one``), so its peak RSS (ru_maxrss) is its own: decoding the JPEG, the
-statistics pass, the tiles and writing the PNG. The photos (the astronaut scaled to 4:3) are made beforehand.
+statistics passes, the tiles and writing the PNG. The photos (the astronaut scaled to 4:3) are made beforehand.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+
+from texnet.tiling import TILE_SIZE
 
 
 def make_photo(megapixels: float, folder: Path) -> Path:
@@ -54,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 4, 16, 64], help="megapixels")
-    parser.add_argument("--tile-size", type=int, default=None, help="default: texnet.tiling.TILE_SIZE")
+    parser.add_argument("--tile-size", type=int, default=TILE_SIZE, help="tiles even where the photo would fit whole")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -67,7 +69,7 @@ def main() -> None:
             photo = make_photo(mp, Path(tmp))
             cmd = [sys.executable, __file__, "--one", str(photo), "--threads", str(args.threads)]
             cmd += [f"--checkpoint={args.checkpoint}"] if args.checkpoint else []
-            cmd += [f"--tile-size={args.tile_size}"] if args.tile_size else []
+            cmd += [f"--tile-size={args.tile_size}"]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             r = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"| {r['pixels'] / 1e6:.1f} | {r['size']} | {r['stylize_s']:.1f} | {r['stylize_s'] / r['pixels'] * 1e6:.2f} | "

@@ -1,4 +1,4 @@
-"""Tiled stylisation (texnet.tiling): tiles with whole-image statistics match the untiled network."""
+"""Tiled stylisation (texnet.tiling, texnet.norm_stats): tiles with whole-image statistics gathered tile by tile match the untiled network."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +9,7 @@ from PIL import Image
 from texnet import inference, tiling
 from texnet.generator import build_generator
 from texnet.inference import Stylizer
+from texnet.norm_stats import Moments, norm_layers, schedule
 from texnet.tiling import TiledStylizer, ramp, stylize_tensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
@@ -34,15 +35,38 @@ def photo(height: int, width: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("arch", ["pyramid", "residual"])
 def test_tiles_match_the_untiled_image(arch):
-    """Small tiles (16 or 20 px cores, 5x7 tiles and more) with the whole image's statistics: the same output to float precision."""
-    g, image = generator(arch), photo(100, 140)
+    """Small tiles (20 px cores, 5x7 of them) whose statistics are gathered over all tiles: the untiled output to float
+    precision, padding included (98x139 is padded to 100x140 by both)."""
+    g, image = generator(arch), photo(98, 139)
     with torch.inference_mode():
         whole = g(image, noise_factor=0.0)
-    tiler = TiledStylizer(g, tile_size=20, blend=6, stats_size=140)
+    tiler = TiledStylizer(g, tile_size=20, blend=6)
     assert tiler.core == 20 and tiler.margin >= tiling.default_margin(g) + 6 and tiler.margin % g.multiple == 0
-    tiled = stylize_tensor(tiler, image, 0.0, None)
+    tiled = stylize_tensor(tiler, image, 0.0, 0)
     assert tiled.shape == whole.shape
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
+
+
+def test_schedule_measures_each_layer_once_after_its_inputs():
+    """The residual net is one chain of norm layers (one per pass); the pyramid's branches are measured side by side."""
+    for arch, depth in (("residual", 7), ("pyramid", 11)):  # residual: 3 + 2 per block + 2; pyramid: 3 + (1 + 3) per join
+        g = generator(arch)
+        passes = schedule(g)
+        assert sorted(id(layer) for group in passes for layer in group) == sorted(map(id, norm_layers(g)))
+        assert len(passes) == depth
+    assert all(len(group) == 1 for group in schedule(generator("residual")))
+
+
+def test_moments_merge_like_one_tensor():
+    """Statistics merged over pieces of different sizes equal those of the whole (to float64 rounding)."""
+    x = torch.randn(1, 5, 37, 23, dtype=torch.float64) * 3 + 100
+    moments = Moments()
+    for rows in (slice(0, 1), slice(1, 20), slice(20, 20), slice(20, 37)):
+        moments.add(x[:, :, rows])
+    mean, var = moments.stats(torch.device("cpu"))
+    var_ref, mean_ref = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+    torch.testing.assert_close(mean, mean_ref.float())
+    torch.testing.assert_close(var, var_ref.float())
 
 
 def test_without_the_margin_tiles_differ():
@@ -50,7 +74,7 @@ def test_without_the_margin_tiles_differ():
     g, image = generator("pyramid"), photo(100, 140)
     with torch.inference_mode():
         whole = g(image, noise_factor=0.0)
-    tiled = stylize_tensor(TiledStylizer(g, tile_size=20, margin=0, blend=0, stats_size=140), image, 0.0, None)
+    tiled = stylize_tensor(TiledStylizer(g, tile_size=20, margin=0, blend=0), image, 0.0, 0)
     assert (tiled - whole).abs().max() > 0.01
 
 
