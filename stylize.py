@@ -11,6 +11,7 @@ Existing files are never replaced unless overwrite=true: a result whose name is 
 in the output; non-image files are skipped with one warning each, and an unreadable image is reported at the end
 without stopping the others. Results are PNG unless output= names a single file.
 """
+
 from __future__ import annotations
 
 import glob
@@ -41,7 +42,9 @@ def stylize(cfg: DictConfig) -> list[Path]:
     if cfg.method == "gatys":
         return stylize_gatys(cfg)
     if cfg.method != "texnet":
-        raise TexnetError(f"method='{cfg.method}' is unknown: use texnet (a trained checkpoint) or gatys (the baseline)")
+        raise TexnetError(
+            f"method='{cfg.method}' is unknown: use texnet (a trained checkpoint) or gatys (the baseline)"
+        )
     if not cfg.checkpoint:
         raise TexnetError("checkpoint= is required: a .ckpt written by train.py (or method=gatys for the baseline)")
     if cfg.threads:
@@ -70,7 +73,11 @@ def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
     if path.is_file():
         return [(path, Path(path.name))]
     if path.is_dir():
-        files = [p for p in sorted(path.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+        files = [
+            p
+            for p in sorted(path.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        ]
         candidates = [(p, p.relative_to(path)) for p in files]
     elif glob.has_magic(str(path)):
         files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
@@ -119,10 +126,20 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     inputs = collect_inputs(cfg.input)
     single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, len(inputs))
     names = OutputNames(cfg.overwrite)
-    result = stylize_files(stylizer, inputs, lambda rel: names(single or folder / rel.with_suffix(".png")),
-                           noise_factor=cfg.noise_factor, seed=cfg.seed, max_size=cfg.max_size, size=cfg.size,
-                           preserve_color=cfg.preserve_color, batch_size=cfg.batch_size, progress=cfg.progress,
-                           tile_size=cfg.tile_size, mix=texture_mix(cfg))
+    result = stylize_files(
+        stylizer,
+        inputs,
+        lambda rel: names(single or folder / rel.with_suffix(".png")),
+        noise_factor=cfg.noise_factor,
+        seed=cfg.seed,
+        max_size=cfg.max_size,
+        size=cfg.size,
+        preserve_color=cfg.preserve_color,
+        batch_size=cfg.batch_size,
+        progress=cfg.progress,
+        tile_size=cfg.tile_size,
+        mix=texture_mix(cfg),
+    )
     check_failures(result.failures, len(inputs))
     log.info("wrote %d image(s) to %s", len(result.done), folder)
     return [item.output for item in result.done]
@@ -137,8 +154,10 @@ def generate_textures(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, cfg.num)
     names = OutputNames(cfg.overwrite)
     images = stylizer.generate(size=size, num=cfg.num, seed=cfg.seed, mix=texture_mix(cfg))
-    written = [save_image(img, names(single or folder / f"{stylizer.texture_name}_{i:03d}.png"), overwrite=True)
-               for i, img in enumerate(images)]
+    written = [
+        save_image(img, names(single or folder / f"{stylizer.texture_name}_{i:03d}.png"), overwrite=True)
+        for i, img in enumerate(images)
+    ]
     log.info("wrote %d texture(s) of %dx%d px to %s", len(written), size[1], size[0], folder)
     return written
 
@@ -172,9 +191,17 @@ def stylize_gatys(cfg: DictConfig) -> list[Path]:
     written, failures = [], []
     for src, rel in inputs:
         try:
-            result = run_gatys(str(cfg.texture.image), folder / rel.with_suffix(""), content=src, loss=loss, texture_size=cfg.texture.size,
-                               accelerator=accelerator, overwrite=cfg.overwrite, progress=cfg.progress,
-                               **OmegaConf.to_container(cfg.gatys, resolve=True))
+            result = run_gatys(
+                str(cfg.texture.image),
+                folder / rel.with_suffix(""),
+                content=src,
+                loss=loss,
+                texture_size=cfg.texture.size,
+                accelerator=accelerator,
+                overwrite=cfg.overwrite,
+                progress=cfg.progress,
+                **OmegaConf.to_container(cfg.gatys, resolve=True),
+            )
         except TexnetError as err:
             failures.append((src, str(err)))
             continue

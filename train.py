@@ -3,6 +3,7 @@
 Several textures in one network: python train.py 'texture.images=[mosaic,starry,pebbles]'; one more texture in a
 trained network: python train.py init_from=<checkpoint> texture.add=new.jpg (texnet.texture_set).
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,17 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from texnet.callbacks import LastCheckpoint
+from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError
-from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.module import TextureNetModule
 from texnet.run_folder import check_run_folder, record_start, remove_failed_start
 from texnet.texture_set import run_name, texture_set
@@ -52,15 +53,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     last = next(cb for cb in callbacks if isinstance(cb, LastCheckpoint))
     best = next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor == "val/total"), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return {"run_dir": run_dir, "last": Path(last.last_model_path), "best": best.best_model_path if best else "", "metrics": metrics,
-            "global_step": trainer.global_step}
+    return {
+        "run_dir": run_dir,
+        "last": Path(last.last_model_path),
+        "best": best.best_model_path if best else "",
+        "metrics": metrics,
+        "global_step": trainer.global_step,
+    }
 
 
-def build(cfg: DictConfig, run_dir: Path) -> tuple[TextureNetModule, pl.LightningDataModule, pl.Trainer, list[pl.Callback]]:
+def build(
+    cfg: DictConfig, run_dir: Path
+) -> tuple[TextureNetModule, pl.LightningDataModule, pl.Trainer, list[pl.Callback]]:
     """The module, data, trainer and callbacks of a run; writes config.yaml and the loggers' hyper-parameters."""
     pl.seed_everything(cfg.seed, workers=True)
-    textures = texture_set(OmegaConf.to_container(cfg.texture, resolve=True), OmegaConf.to_container(cfg.model, resolve=True),
-                           cfg.init_from)
+    textures = texture_set(
+        OmegaConf.to_container(cfg.texture, resolve=True),
+        OmegaConf.to_container(cfg.model, resolve=True),
+        cfg.init_from,
+    )
     module = TextureNetModule(
         model=textures.model,
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
@@ -71,18 +82,25 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[TextureNetModule, pl.Lightnin
     )
     if textures.generator is not None:  # texture.add: the checkpoint's network, one texture more, the rest frozen
         module.generator.load_state_dict(textures.generator.state_dict())
-        log.info("adding texture '%s' to %s (model options from it; only the new texture's norm parameters train)",
-                 module.generator.textures[-1], cfg.init_from)
+        log.info(
+            "adding texture '%s' to %s (model options from it; only the new texture's norm parameters train)",
+            module.generator.textures[-1],
+            cfg.init_from,
+        )
     elif cfg.init_from:
         init_generator(module, cfg)
     datamodule = instantiate(cfg.data)
     callbacks = [instantiate(spec) for spec in cfg.callbacks.values()]
     if not any(isinstance(cb, LastCheckpoint) for cb in callbacks):
-        raise TexnetError("callbacks.last_checkpoint is missing: every run needs its last.ckpt (conf/callbacks/default.yaml)")
+        raise TexnetError(
+            "callbacks.last_checkpoint is missing: every run needs its last.ckpt (conf/callbacks/default.yaml)"
+        )
     loggers = [instantiate(spec) for spec in cfg.logger.values()] if cfg.logger else []
     # A schedule changes crop/batch size between epochs: the data loader is rebuilt at each epoch.
     reload = {"reload_dataloaders_every_n_epochs": 1} if module.schedule else {}
-    trainer: pl.Trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers, **reload)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers, **reload
+    )
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -95,14 +113,18 @@ def build(cfg: DictConfig, run_dir: Path) -> tuple[TextureNetModule, pl.Lightnin
 def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
     """Fine-tuning: the generator starts from init_from's weights; loss, data, optimiser and steps are this run's."""
     if cfg.ckpt_path:
-        raise TexnetError(f"ckpt_path={cfg.ckpt_path} resumes a run and init_from={cfg.init_from} starts a new one from "
-                          "its weights: pass one of them")
+        raise TexnetError(
+            f"ckpt_path={cfg.ckpt_path} resumes a run and init_from={cfg.init_from} starts a new one from "
+            "its weights: pass one of them"
+        )
     generator = checkpoint_generator(read_checkpoint(cfg.init_from), cfg.init_from)
     try:
         module.generator.load_state_dict(generator.state_dict())
     except RuntimeError:
-        raise TexnetError(f"init_from={cfg.init_from} holds a {generator.arch} generator whose layers differ from this "
-                          f"run's model ({cfg.model.arch}): pass the model options it was trained with") from None
+        raise TexnetError(
+            f"init_from={cfg.init_from} holds a {generator.arch} generator whose layers differ from this "
+            f"run's model ({cfg.model.arch}): pass the model options it was trained with"
+        ) from None
     log.info("generator initialised from %s", cfg.init_from)
 
 
@@ -110,8 +132,10 @@ def check_run_dir(cfg: DictConfig) -> None:
     """run_dir must be Hydra's run folder, or the run would be split in two (Hydra's log and .hydra/ stay behind)."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     if Path(cfg.run_dir).resolve() != output_dir.resolve():
-        raise TexnetError(f"run_dir={cfg.run_dir} is not Hydra's run folder {output_dir}: choose the folder with "
-                          f"hydra.run.dir={cfg.run_dir} (hydra.sweep.dir= for -m sweeps) and leave run_dir alone")
+        raise TexnetError(
+            f"run_dir={cfg.run_dir} is not Hydra's run folder {output_dir}: choose the folder with "
+            f"hydra.run.dir={cfg.run_dir} (hydra.sweep.dir= for -m sweeps) and leave run_dir alone"
+        )
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -122,8 +146,14 @@ def main(cfg: DictConfig) -> None:
     except TexnetError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    best = f"best {result['best']}" if result["best"] else "no best.ckpt: no validation ran (trainer.val_check_interval > max_steps)"
-    log.info("done: %s at step %d (last checkpoint %s; %s)", result["run_dir"], result["global_step"], result["last"], best)
+    best = (
+        f"best {result['best']}"
+        if result["best"]
+        else "no best.ckpt: no validation ran (trainer.val_check_interval > max_steps)"
+    )
+    log.info(
+        "done: %s at step %d (last checkpoint %s; %s)", result["run_dir"], result["global_step"], result["last"], best
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ content, style and total loss after 50, 100 and 200 iterations, plus a side-by-s
 
     .venv/bin/python bench/gatys_optimizers.py [--size 256] [--iterations 200]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,17 @@ def main() -> None:
     checkpoints = [n for n in (50, 100, 200) if n <= args.iterations]
     table, images = [], [Image.open(photo).resize((args.size, args.size))]
     for optimizer in ("lbfgs", "adam"):
-        result = stylize(photo, args.texture, OUT / optimizer, optimizer=optimizer, iterations=args.iterations,
-                         max_size=args.size, save_every=0, progress=False, overwrite=True)
+        result = stylize(
+            photo,
+            args.texture,
+            OUT / optimizer,
+            optimizer=optimizer,
+            iterations=args.iterations,
+            max_size=args.size,
+            save_every=0,
+            progress=False,
+            overwrite=True,
+        )
         rows = {int(r["iteration"]): r for r in csv.DictReader(result.log_path.open())}
         for n in checkpoints:
             r = rows[n]
@@ -44,8 +54,10 @@ def main() -> None:
     strip_path = OUT / "photo_lbfgs_adam.png"
     strip.save(strip_path)
     start = {int(r["iteration"]): r for r in csv.DictReader((OUT / "lbfgs" / "losses.csv").open())}[0]
-    print(f"\nGatys, astronaut {args.size} px + {args.texture}, init = photo (total loss at start {float(start['total']):.1f})")
-    print(f"| optimiser | iterations | seconds | content | style | total |\n|---|---|---|---|---|---|")
+    print(
+        f"\nGatys, astronaut {args.size} px + {args.texture}, init = photo (total loss at start {float(start['total']):.1f})"
+    )
+    print("| optimiser | iterations | seconds | content | style | total |\n|---|---|---|---|---|---|")
     for optimizer, n, seconds, content, style, total in table:
         print(f"| {optimizer} | {n} | {seconds:.0f} | {content:.1f} | {style:.1f} | {total:.1f} |")
     print(f"picture (photo | L-BFGS | Adam): {strip_path}")

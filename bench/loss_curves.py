@@ -5,6 +5,7 @@
 Prints the validation table too. The Gatys values are what bench/quality_vs_gatys.py reported for the same
 photos and loss weights; with them the plot marks the quality target (style <= Gatys, content <= 1.5x Gatys).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def read_metrics(run_dir: Path) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[tuple[int, float]]]]:
@@ -29,7 +30,9 @@ def read_metrics(run_dir: Path) -> tuple[dict[str, list[tuple[int, float]]], dic
             for key, value in row.items():
                 if value and key.startswith(("train/", "val/")) and "per_s" not in key:
                     split, name = key.split("/", 1)
-                    (train if split == "train" else val).setdefault(name, []).append((int(row["step"]) + 1, float(value)))
+                    (train if split == "train" else val).setdefault(name, []).append(
+                        (int(row["step"]) + 1, float(value))
+                    )
     return train, val
 
 

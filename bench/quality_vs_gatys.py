@@ -13,6 +13,7 @@ so comparing more checkpoints costs only their forward passes; `--no-cache` reco
     .venv/bin/python bench/quality_vs_gatys.py --checkpoint runs/mosaic/<date>/checkpoints/last.ckpt
     .venv/bin/python bench/quality_vs_gatys.py --checkpoint my.ckpt --photos ~/held_out --texture my_texture.jpg
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,17 +66,38 @@ def terms_of(perceptual, image: torch.Tensor, photo: torch.Tensor) -> dict[str, 
         return {k: v.item() for k, v in perceptual(image, perceptual.content_targets(photo)).items()}
 
 
-def run_baseline(photo: torch.Tensor, texture_path: Path, texture_size: int, loss_cfg: dict, iterations: int, tmp: Path,
-                 name: str, perceptual) -> tuple[dict, torch.Tensor]:
+def run_baseline(
+    photo: torch.Tensor,
+    texture_path: Path,
+    texture_size: int,
+    loss_cfg: dict,
+    iterations: int,
+    tmp: Path,
+    name: str,
+    perceptual,
+) -> tuple[dict, torch.Tensor]:
     """Gatys L-BFGS from the photo: its terms at the end, content/style at iterations/2, seconds, and the image."""
     photo_path = save_image(photo, tmp / f"{name}.png", overwrite=True)
-    result = run_gatys(texture_path, tmp / f"gatys_{name}", content=photo_path, loss=loss_cfg, iterations=iterations,
-                       max_size=max(photo.shape[-2:]), texture_size=texture_size, save_every=0, progress=False)
+    result = run_gatys(
+        texture_path,
+        tmp / f"gatys_{name}",
+        content=photo_path,
+        loss=loss_cfg,
+        iterations=iterations,
+        max_size=max(photo.shape[-2:]),
+        texture_size=texture_size,
+        save_every=0,
+        progress=False,
+    )
     log = [line.split(",") for line in result.log_path.read_text().splitlines()[1:]]
     half = {int(r[0]): r for r in log}[iterations // 2]
     image = load_image(result.image_path)
-    return {"half_content": float(half[1]), "half_style": float(half[2]), "seconds": result.seconds,
-            "terms": terms_of(perceptual, image, photo)}, image
+    return {
+        "half_content": float(half[1]),
+        "half_style": float(half[2]),
+        "seconds": result.seconds,
+        "terms": terms_of(perceptual, image, photo),
+    }, image
 
 
 def main() -> None:
@@ -87,10 +109,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="side of the centre-cropped photos")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--no-cache", action="store_true", help="recompute the Gatys results even if cached")
-    parser.add_argument("--loss", choices=["default", "checkpoint"], default="default",
-                        help="weights both are scored with: texnet/resources/loss/default.yaml (default) or the network's training loss")
+    parser.add_argument(
+        "--loss",
+        choices=["default", "checkpoint"],
+        default="default",
+        help="weights both are scored with: texnet/resources/loss/default.yaml (default) or the network's training loss",
+    )
     parser.add_argument("--picture", help="where to write photo | network | Gatys (default: bench/results/...png)")
-    parser.add_argument("--json", help="also write the means and ratios here (scripts/ship_model.py reads it for a model card)")
+    parser.add_argument(
+        "--json", help="also write the means and ratios here (scripts/ship_model.py reads it for a model card)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -117,7 +145,9 @@ def main() -> None:
             photo = photo[None]
             row: dict = {}
             if stylizer is not None:
-                stylizer.stylize(photo, seed=0, mix=args.mix)  # warm-up (an unknown --mix: one line naming the textures)
+                stylizer.stylize(
+                    photo, seed=0, mix=args.mix
+                )  # warm-up (an unknown --mix: one line naming the textures)
                 start = time.perf_counter()
                 output = stylizer.stylize(photo, seed=0, mix=args.mix)
                 row["net_s"] = time.perf_counter() - start
@@ -128,28 +158,49 @@ def main() -> None:
                 gatys, gatys_image = json.loads(cache.read_text()), load_image(cache_png)
                 cached += 1
             else:
-                gatys, gatys_image = run_baseline(photo, texture_path, max(texture.shape[-2:]), loss_cfg, args.iterations,
-                                                  Path(tmp), f"photo{i}", perceptual)
+                gatys, gatys_image = run_baseline(
+                    photo,
+                    texture_path,
+                    max(texture.shape[-2:]),
+                    loss_cfg,
+                    args.iterations,
+                    Path(tmp),
+                    f"photo{i}",
+                    perceptual,
+                )
                 cache.write_text(json.dumps(gatys))
                 save_image(gatys_image, cache_png, overwrite=True)
             row["gatys"] = gatys
             rows.append(row)
             picture.append(torch.cat([photo, *([output] if stylizer else []), gatys_image], dim=3))
             g = gatys["terms"]
-            net = (f"network content {row['net']['content']:.2f} style {row['net']['style']:.3g} "
-                   f"({row['net_s'] * 1e3:.0f} ms) | ") if stylizer else ""
-            print(f"{name}: {net}Gatys@{args.iterations} content {g['content']:.2f} style {g['style']:.3g} "
-                  f"({gatys['seconds']:.1f} s{', cached' if cache.is_file() and cached else ''})", flush=True)
+            net = (
+                (
+                    f"network content {row['net']['content']:.2f} style {row['net']['style']:.3g} "
+                    f"({row['net_s'] * 1e3:.0f} ms) | "
+                )
+                if stylizer
+                else ""
+            )
+            print(
+                f"{name}: {net}Gatys@{args.iterations} content {g['content']:.2f} style {g['style']:.3g} "
+                f"({gatys['seconds']:.1f} s{', cached' if cache.is_file() and cached else ''})",
+                flush=True,
+            )
 
     def mean(get) -> float:
         return sum(get(r) for r in rows) / len(rows)
 
     where = f"{args.photos} ({len(rows)} photos)" if args.photos else f"the builtin held-out photos {', '.join(names)}"
-    print(f"\n{where} at {args.size} px; both scored with "
-          f"{'the checkpoint' if args.loss == 'checkpoint' else 'texnet/resources/loss/default.yaml'}'s loss weights")
+    print(
+        f"\n{where} at {args.size} px; both scored with "
+        f"{'the checkpoint' if args.loss == 'checkpoint' else 'texnet/resources/loss/default.yaml'}'s loss weights"
+    )
     if ckpt and loss_cfg != trained_with:
         changed = sorted(k for k in {*loss_cfg, *trained_with} if loss_cfg.get(k) != trained_with.get(k))
-        print(f"the network was trained with other loss settings: {', '.join(f'{k}={trained_with.get(k)}' for k in changed)}")
+        print(
+            f"the network was trained with other loss settings: {', '.join(f'{k}={trained_with.get(k)}' for k in changed)}"
+        )
     keys = ["content", "style", *(f"style/{layer}" for layer in layers)]
     print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys))
     gatys_mean = {k: mean(lambda r, k=k: r["gatys"]["terms"][k]) for k in keys}
@@ -162,18 +213,40 @@ def main() -> None:
     print(f"{'network / Gatys':18}" + "".join(f"{ratio[k]:11.2f}" for k in keys))
     worst = max(layers, key=lambda layer: ratio[f"style/{layer}"])
     seconds = mean(lambda r: r["gatys"]["seconds"]) / mean(lambda r: r["net_s"])
-    print(f"network {mean(lambda r: r['net_s']):.3f} s per photo, {seconds:.0f}x faster than Gatys"
-          + (f" (Gatys seconds of {cached} photo(s) come from an earlier run)" if cached else ""))
-    met = (ratio["style"] <= TARGET_STYLE and ratio["content"] <= TARGET_CONTENT
-           and ratio[f"style/{worst}"] <= TARGET_LAYER)
-    print(f"quality target (style <= {TARGET_STYLE:g}x, content <= {TARGET_CONTENT:g}x, every style layer <= "
-          f"{TARGET_LAYER:g}x Gatys x{args.iterations}): {'met' if met else 'not met'} (style {ratio['style']:.2f}x, "
-          f"content {ratio['content']:.2f}x, worst layer {worst} {ratio[f'style/{worst}']:.2f}x)")
+    print(
+        f"network {mean(lambda r: r['net_s']):.3f} s per photo, {seconds:.0f}x faster than Gatys"
+        + (f" (Gatys seconds of {cached} photo(s) come from an earlier run)" if cached else "")
+    )
+    met = (
+        ratio["style"] <= TARGET_STYLE
+        and ratio["content"] <= TARGET_CONTENT
+        and ratio[f"style/{worst}"] <= TARGET_LAYER
+    )
+    print(
+        f"quality target (style <= {TARGET_STYLE:g}x, content <= {TARGET_CONTENT:g}x, every style layer <= "
+        f"{TARGET_LAYER:g}x Gatys x{args.iterations}): {'met' if met else 'not met'} (style {ratio['style']:.2f}x, "
+        f"content {ratio['content']:.2f}x, worst layer {worst} {ratio[f'style/{worst}']:.2f}x)"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"photos": names, "size": args.size, "iterations": args.iterations,
-                                               "network": net_mean, "gatys": gatys_mean, "ratio": ratio, "target_met": met},
-                                              indent=2))
-    out = Path(args.picture) if args.picture else CACHE_DIR.parent / f"quality_{Path(args.checkpoint).parent.parent.name}.png"
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "photos": names,
+                    "size": args.size,
+                    "iterations": args.iterations,
+                    "network": net_mean,
+                    "gatys": gatys_mean,
+                    "ratio": ratio,
+                    "target_met": met,
+                },
+                indent=2,
+            )
+        )
+    out = (
+        Path(args.picture)
+        if args.picture
+        else CACHE_DIR.parent / f"quality_{Path(args.checkpoint).parent.parent.name}.png"
+    )
     path = save_image(torch.cat(picture, dim=2), out, overwrite=True)
     print(f"picture (photo | network | Gatys, one row per photo): {path}")
 

@@ -14,6 +14,7 @@ For square photos of 256, 512 and 1024 px, in one run (so the ratios share the m
 
     .venv/bin/python bench/stylize_speed.py [--quick] [--threads N] [--arch pyramid|residual]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,7 +92,11 @@ class StopWhenFlat(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, module: GatysModule, outputs, batch, batch_idx: int) -> None:
         self.losses.append(module.last_terms["total"])
         n = len(self.losses)
-        if n > self.window and n % self.window == 0 and self.losses[-1] > (1 - self.tolerance) * self.losses[-1 - self.window]:
+        if (
+            n > self.window
+            and n % self.window == 0
+            and self.losses[-1] > (1 - self.tolerance) * self.losses[-1 - self.window]
+        ):
             self.converged = trainer.should_stop = True
 
 
@@ -100,8 +105,17 @@ def gatys_run(size: int, max_iterations: int, perceptual: nn.Module) -> tuple[fl
     content = photo(size)
     module = GatysModule(perceptual, content, content, optimizer="lbfgs", lr=1.0)
     stopper = StopWhenFlat()
-    trainer = pl.Trainer(max_steps=max_iterations, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[stopper])
+    trainer = pl.Trainer(
+        max_steps=max_iterations,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        callbacks=[stopper],
+    )
     start = time.perf_counter()
     trainer.fit(module)
     return time.perf_counter() - start, len(stopper.losses), stopper.converged
@@ -124,9 +138,13 @@ def subprocess_rss_mb(size: int, backend: str, threads: int, arch: str) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats; Gatys capped at 20 iterations (not converged)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats; Gatys capped at 20 iterations (not converged)"
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch and onnxruntime threads")
-    parser.add_argument("--arch", choices=list(ARCHITECTURES), default="pyramid", help="generator architecture (model.arch)")
+    parser.add_argument(
+        "--arch", choices=list(ARCHITECTURES), default="pyramid", help="generator architecture (model.arch)"
+    )
     parser.add_argument("--rss", nargs=2, metavar=("SIZE", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -136,18 +154,29 @@ def main() -> None:
         return
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    print(f"stylize speed: {os.cpu_count()} CPU cores, {args.threads} threads, load average {os.getloadavg()[0]:.1f} at start"
-          f"{', --quick' if args.quick else ''}")
-    described = "default pyramid (K=6, 8 channels" if args.arch == "pyramid" else "residual net (32-64-128 channels, 5 blocks"
+    print(
+        f"stylize speed: {os.cpu_count()} CPU cores, {args.threads} threads, load average {os.getloadavg()[0]:.1f} at start"
+        f"{', --quick' if args.quick else ''}"
+    )
+    described = (
+        "default pyramid (K=6, 8 channels" if args.arch == "pyramid" else "residual net (32-64-128 channels, 5 blocks"
+    )
     print(f"texture network: {described}, instance norm) with RANDOM weights (speed does not depend on them)")
-    rss = {(size, backend): subprocess_rss_mb(size, backend, args.threads, args.arch) for size in SIZES for backend in BACKENDS}
+    rss = {
+        (size, backend): subprocess_rss_mb(size, backend, args.threads, args.arch)
+        for size in SIZES
+        for backend in BACKENDS
+    }
 
     rows = {}
     for size in SIZES:
         repeats = (3 if args.quick else 7) if size < 1024 else (2 if args.quick else 3)
         rows[size] = texnet_seconds(size, repeats, args.arch)
-        print(f"  {size} px: eager {rows[size]['eager']:.3f} s, onnxruntime {rows[size]['onnxruntime']:.3f} s "
-              f"({rows[size]['eager'] / rows[size]['onnxruntime']:.1f}x)", flush=True)
+        print(
+            f"  {size} px: eager {rows[size]['eager']:.3f} s, onnxruntime {rows[size]['onnxruntime']:.3f} s "
+            f"({rows[size]['eager'] / rows[size]['onnxruntime']:.1f}x)",
+            flush=True,
+        )
 
     loss_cfg = default_loss_config()
     texture = load_texture("mosaic", 256)
@@ -161,15 +190,21 @@ def main() -> None:
     for size, (seconds, note) in gatys.items():
         print(f"  gatys {size} px: {seconds:.1f} s ({note})", flush=True)
     print()
-    print("| size | eager s/img | onnxruntime s/img | speed-up | Gatys L-BFGS s/img | Gatys / onnxruntime | peak RSS eager | peak RSS onnxruntime |")
+    print(
+        "| size | eager s/img | onnxruntime s/img | speed-up | Gatys L-BFGS s/img | Gatys / onnxruntime | peak RSS eager | peak RSS onnxruntime |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for size in SIZES:
         eager, fast = rows[size]["eager"], rows[size]["onnxruntime"]
         seconds, note = gatys[size]
-        print(f"| {size} | {eager:.3f} | {fast:.3f} | {eager / fast:.1f}x | {seconds:.0f} ({note}) | {seconds / fast:,.0f}x "
-              f"| {rss[size, 'eager']:.0f} MB | {rss[size, 'onnxruntime']:.0f} MB |")
-    print(f"\n512 px target <= 0.300 s/img: onnxruntime {rows[512]['onnxruntime']:.3f} s "
-          f"({'met' if rows[512]['onnxruntime'] <= 0.3 else 'NOT met'} at load average {os.getloadavg()[0]:.1f})")
+        print(
+            f"| {size} | {eager:.3f} | {fast:.3f} | {eager / fast:.1f}x | {seconds:.0f} ({note}) | {seconds / fast:,.0f}x "
+            f"| {rss[size, 'eager']:.0f} MB | {rss[size, 'onnxruntime']:.0f} MB |"
+        )
+    print(
+        f"\n512 px target <= 0.300 s/img: onnxruntime {rows[512]['onnxruntime']:.3f} s "
+        f"({'met' if rows[512]['onnxruntime'] <= 0.3 else 'NOT met'} at load average {os.getloadavg()[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ start/end and seconds for both, writing both PNGs side by side with the source t
 
     .venv/bin/python bench/texture_synthesis.py [--texture mosaic] [--size 256] [--iterations 200]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,17 +27,29 @@ def main() -> None:
     parser.add_argument("--texture", default="mosaic")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"],
-                        help="adam is scale-invariant: with random weights the gradients are ~1e-7 and L-BFGS barely moves")
+    parser.add_argument(
+        "--optimizer",
+        default="lbfgs",
+        choices=["lbfgs", "adam"],
+        help="adam is scale-invariant: with random weights the gradients are ~1e-7 and L-BFGS barely moves",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     loss = default_loss_config()
     rows, images = [], []
     for weights in ("auto", "random"):
-        result = synthesize(args.texture, OUT / f"{args.optimizer}_{args.texture}_{weights}", loss={**loss, "weights": weights},
-                            optimizer=args.optimizer,
-                            iterations=args.iterations, size=args.size, texture_size=args.size, save_every=0,
-                            progress=False, overwrite=True)
+        result = synthesize(
+            args.texture,
+            OUT / f"{args.optimizer}_{args.texture}_{weights}",
+            loss={**loss, "weights": weights},
+            optimizer=args.optimizer,
+            iterations=args.iterations,
+            size=args.size,
+            texture_size=args.size,
+            save_every=0,
+            progress=False,
+            overwrite=True,
+        )
         lines = result.log_path.read_text().splitlines()
         start, end = float(lines[1].split(",")[2]), result.final["style"]
         rows.append((weights, start, end, result.seconds))

@@ -8,6 +8,7 @@ reference. Writes a picture: texture | network seeds | Gatys seeds, and with `--
 
     .venv/bin/python bench/texture_vs_gatys.py --checkpoint runs/strokes/<date>/checkpoints/last.ckpt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,9 @@ def diversity(perceptual, images: list[torch.Tensor]) -> float:
     return (sum((a - b).norm() for a, b in pairs) / len(pairs) / norm).item()
 
 
-def gatys_sample(texture: torch.Tensor, loss_cfg: dict, size: int, iterations: int, seed: int, tmp: Path) -> torch.Tensor:
+def gatys_sample(
+    texture: torch.Tensor, loss_cfg: dict, size: int, iterations: int, seed: int, tmp: Path
+) -> torch.Tensor:
     """Gatys synthesis from noise, cached by texture, loss, size, iterations and seed."""
     digest = hashlib.sha1(json.dumps(loss_cfg, sort_keys=True).encode())
     digest.update(texture.contiguous().numpy().tobytes())
@@ -54,8 +57,18 @@ def gatys_sample(texture: torch.Tensor, loss_cfg: dict, size: int, iterations: i
     cached = CACHE_DIR / f"gatys_{digest.hexdigest()[:16]}.png"
     if not cached.is_file():
         texture_file = save_image(texture, tmp / "texture.png", overwrite=True)
-        result = synthesize(texture_file, tmp / f"gatys_{seed}", loss=loss_cfg, iterations=iterations, size=size,
-                            texture_size=max(texture.shape[-2:]), seed=seed, save_every=0, progress=False, overwrite=True)
+        result = synthesize(
+            texture_file,
+            tmp / f"gatys_{seed}",
+            loss=loss_cfg,
+            iterations=iterations,
+            size=size,
+            texture_size=max(texture.shape[-2:]),
+            seed=seed,
+            save_every=0,
+            progress=False,
+            overwrite=True,
+        )
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         save_image(load_image(result.image_path), cached, overwrite=True)
     return load_image(cached)
@@ -94,23 +107,47 @@ def main() -> None:
     net_terms, gatys_terms = mean_terms(net), mean_terms(gatys)
     ratio = {k: net_terms[k] / max(gatys_terms[k], 1e-12) for k in net_terms}
     keys = ["style", *sorted(k for k in net_terms if k != "style")]
-    print(f"{args.size} px, {args.seeds} network seeds, Gatys x{args.iterations} from noise (2 seeds), "
-          "style loss of texnet/resources/loss/default.yaml")
+    print(
+        f"{args.size} px, {args.seeds} network seeds, Gatys x{args.iterations} from noise (2 seeds), "
+        "style loss of texnet/resources/loss/default.yaml"
+    )
     print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys) + f"{'diversity':>11}")
     div = {"network": diversity(perceptual, net), "gatys": diversity(perceptual, gatys)}
     for label, terms, d in (("Gatys", gatys_terms, div["gatys"]), ("texture network", net_terms, div["network"])):
         print(f"{label:18}" + "".join(f"{terms[k]:11.4g}" for k in keys) + f"{d:11.3f}")
-    print(f"{'network / Gatys':18}" + "".join(f"{ratio[k]:11.2f}" for k in keys) + f"{div['network'] / div['gatys']:11.2f}")
+    print(
+        f"{'network / Gatys':18}"
+        + "".join(f"{ratio[k]:11.2f}" for k in keys)
+        + f"{div['network'] / div['gatys']:11.2f}"
+    )
     layers = [k for k in keys if k != "style"]
     worst = max(layers, key=ratio.get)
     met = ratio[worst] <= TARGET_LAYER
-    print(f"every style layer <= {TARGET_LAYER:g}x Gatys: {'met' if met else 'not met'} (worst {worst} {ratio[worst]:.2f}x)")
+    print(
+        f"every style layer <= {TARGET_LAYER:g}x Gatys: {'met' if met else 'not met'} (worst {worst} {ratio[worst]:.2f}x)"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"size": args.size, "seeds": args.seeds, "iterations": args.iterations,
-                                               "network": net_terms, "gatys": gatys_terms, "ratio": ratio,
-                                               "diversity": div, "target_met": met}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "size": args.size,
+                    "seeds": args.seeds,
+                    "iterations": args.iterations,
+                    "network": net_terms,
+                    "gatys": gatys_terms,
+                    "ratio": ratio,
+                    "diversity": div,
+                    "target_met": met,
+                },
+                indent=2,
+            )
+        )
     thumb = F.interpolate(texture, size=(args.size, args.size), mode="bilinear", align_corners=False).clamp(0, 1)
-    out = Path(args.picture) if args.picture else CACHE_DIR.parent / f"texture_{Path(args.checkpoint).parent.parent.name}.png"
+    out = (
+        Path(args.picture)
+        if args.picture
+        else CACHE_DIR.parent / f"texture_{Path(args.checkpoint).parent.parent.name}.png"
+    )
     path = save_image(torch.cat([thumb, *net, *gatys], dim=3), out, overwrite=True)
     print(f"picture (texture | network seeds | Gatys seeds): {path}")
 

@@ -6,6 +6,7 @@ Decodes the photo as ``stylize`` does, runs the statistics passes on a 768 px cr
 memory per tile), then the final pass over the whole photo, which ``timeout`` may stop: the peak RSS that
 ``/usr/bin/time -v`` prints covers decoding, the 8-bit input and output and the tiles in flight.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,16 @@ def main() -> None:
     stylizer = load(args.checkpoint, device="cpu", backend="eager")
     start = time.perf_counter()
     source = torch.from_numpy(np.array(_target_pil(args.photo, None, None)))
-    print(f"decoded {tuple(source.shape)} in {time.perf_counter() - start:.1f} s, peak RSS {peak_mb():.0f} MB", flush=True)
+    print(
+        f"decoded {tuple(source.shape)} in {time.perf_counter() - start:.1f} s, peak RSS {peak_mb():.0f} MB", flush=True
+    )
     tiler = TiledStylizer(stylizer.generator)
     start = time.perf_counter()
     stats = tiler.statistics(source[:768, :768], stylizer.noise_factor, 0)
-    print(f"statistics passes on a 768 px crop: {time.perf_counter() - start:.1f} s, peak RSS {peak_mb():.0f} MB", flush=True)
+    print(
+        f"statistics passes on a 768 px crop: {time.perf_counter() - start:.1f} s, peak RSS {peak_mb():.0f} MB",
+        flush=True,
+    )
     tiler.run(source, stats, stylizer.noise_factor, 0)
     print(f"done, peak RSS {peak_mb():.0f} MB")
 

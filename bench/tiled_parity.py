@@ -6,6 +6,7 @@
 Noise factor 0 (each tile draws its own noise, so with noise the two differ by the noise alone); float outputs
 in [0, 1] are compared, then the 8-bit images. Both run the eager generator on the CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,13 @@ def main() -> None:
     diff = (tiled - whole).abs()
     bytes_diff = (tiled.mul(255).round() - whole.mul(255).round()).abs()
     tiles = len(list(tiler.tiles(height, width)))
-    print(f"{generator.arch} {width}x{height}, {tiles} tiles of {tiler.core} px (+{tiler.margin} px context), {len(tiler.passes)} statistics passes")
-    print(f"float: max abs {diff.max():.2e}, mean abs {diff.mean():.2e}; 8-bit: max {bytes_diff.max():.0f}/255, "
-          f"{(bytes_diff > 0).float().mean() * 100:.3f}% of values differ")
+    print(
+        f"{generator.arch} {width}x{height}, {tiles} tiles of {tiler.core} px (+{tiler.margin} px context), {len(tiler.passes)} statistics passes"
+    )
+    print(
+        f"float: max abs {diff.max():.2e}, mean abs {diff.mean():.2e}; 8-bit: max {bytes_diff.max():.0f}/255, "
+        f"{(bytes_diff > 0).float().mean() * 100:.3f}% of values differ"
+    )
     print(f"time: untiled {whole_s:.1f} s, tiled {tiled_s:.1f} s ({tiled_s / whole_s:.1f}x)")
 
 

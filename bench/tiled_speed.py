@@ -6,6 +6,7 @@
 Each size runs in a fresh process (``--one``), so its peak RSS (ru_maxrss) is its own: decoding the JPEG, the
 statistics passes, the tiles and writing the PNG. The photos (the astronaut scaled to 4:3) are made beforehand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,17 @@ def run_one(args: argparse.Namespace) -> None:
     stylized = time.perf_counter() - start
     image.save(Path(args.one).with_suffix(".out.png"), compress_level=1)
     total = time.perf_counter() - start
-    print(json.dumps({"pixels": image.width * image.height, "size": f"{image.width}x{image.height}", "stylize_s": stylized,
-                      "total_s": total, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "pixels": image.width * image.height,
+                "size": f"{image.width}x{image.height}",
+                "stylize_s": stylized,
+                "total_s": total,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -72,8 +82,11 @@ def main() -> None:
             cmd += [f"--tile-size={args.tile_size}"]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             r = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"| {r['pixels'] / 1e6:.1f} | {r['size']} | {r['stylize_s']:.1f} | {r['stylize_s'] / r['pixels'] * 1e6:.2f} | "
-                  f"{r['total_s']:.1f} | {r['peak_rss_mb']:.0f} |", flush=True)
+            print(
+                f"| {r['pixels'] / 1e6:.1f} | {r['size']} | {r['stylize_s']:.1f} | {r['stylize_s'] / r['pixels'] * 1e6:.2f} | "
+                f"{r['total_s']:.1f} | {r['peak_rss_mb']:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

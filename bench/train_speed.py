@@ -10,6 +10,7 @@ loss of both paths on one fixed batch (their relative difference), and the image
 
     .venv/bin/python bench/train_speed.py [--sizes 128 256] [--steps 12] [--batch 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,15 +31,27 @@ from texnet.textures import resolve_texture_path, texture_name
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # the root scripts' Hydra configs
 
 
-def build(size: int, batch: int, precision: str, overrides: list[str]) -> tuple[TextureNetModule, pl.LightningDataModule]:
+def build(
+    size: int, batch: int, precision: str, overrides: list[str]
+) -> tuple[TextureNetModule, pl.LightningDataModule]:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"data.image_size={size}", f"data.batch_size={batch}",
-                                          f"loss.precision={precision}", *overrides])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"data.image_size={size}",
+                f"data.batch_size={batch}",
+                f"loss.precision={precision}",
+                *overrides,
+            ],
+        )
     image = resolve_texture_path(cfg.texture.image)
     torch.manual_seed(0)
-    module = TextureNetModule(model=OmegaConf.to_container(cfg.model), loss=OmegaConf.to_container(cfg.loss),
-                              optim=OmegaConf.to_container(cfg.optim),
-                              texture={"image": str(image), "size": cfg.texture.size, "name": texture_name(image)})
+    module = TextureNetModule(
+        model=OmegaConf.to_container(cfg.model),
+        loss=OmegaConf.to_container(cfg.loss),
+        optim=OmegaConf.to_container(cfg.optim),
+        texture={"image": str(image), "size": cfg.texture.size, "name": texture_name(image)},
+    )
     module.setup("fit")
     data = instantiate(cfg.data)
     data.setup("fit")
@@ -68,8 +81,11 @@ class BareLoop:
         self.optimizer.step()
         marks.append(time.perf_counter())
         if profile:
-            for name, a, b in zip(("data", "generator forward", "VGG forward (targets + output)", "backward", "optimiser"),
-                                  marks, marks[1:]):
+            for name, a, b in zip(
+                ("data", "generator forward", "VGG forward (targets + output)", "backward", "optimiser"),
+                marks,
+                marks[1:],
+            ):
                 self.parts[name] = self.parts.get(name, 0.0) + b - a
 
 
@@ -88,9 +104,17 @@ class StepTimer(pl.Callback):
 
 def lightning_seconds(module: TextureNetModule, data: pl.LightningDataModule, steps: int, warmup: int) -> float:
     timer = StepTimer(warmup)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=steps + warmup + 1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, callbacks=[timer])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps + warmup + 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
     trainer.fit(module, train_dataloaders=data.train_dataloader())
     return sum(timer.times) / len(timer.times)
 
@@ -115,11 +139,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, batch {args.batch}, {args.steps} steps per path")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, batch {args.batch}, {args.steps} steps per path"
+    )
     for size in args.sizes:
-        paths = {"reference (fp32)": build(size, args.batch, "fp32", args.overrides),
-                 f"fast ({args.precision})": build(size, args.batch, args.precision, args.overrides)}
+        paths = {
+            "reference (fp32)": build(size, args.batch, "fp32", args.overrides),
+            f"fast ({args.precision})": build(size, args.batch, args.precision, args.overrides),
+        }
         loops = {name: BareLoop(*pair) for name, pair in paths.items()}
         for loop in loops.values():  # warm-up: allocator, oneDNN kernels
             for _ in range(2):
@@ -141,8 +169,10 @@ def main() -> None:
         batch = torch.stack([paths[ref_name][1].val_images()[0]] * 2)
         batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear", antialias=True)
         diff = loss_difference(paths[ref_name][0], paths[fast_name][0], batch)
-        print("loss difference fast vs reference on a fixed batch (relative): "
-              + ", ".join(f"{k} {v:.2%}" for k, v in diff.items()))
+        print(
+            "loss difference fast vs reference on a fixed batch (relative): "
+            + ", ".join(f"{k} {v:.2%}" for k, v in diff.items())
+        )
         module, data = paths[fast_name]
         bare = BareLoop(module, data)
         for _ in range(2):
@@ -152,8 +182,10 @@ def main() -> None:
             bare.step()
         bare_s = (time.perf_counter() - start) / args.steps
         lit_s = lightning_seconds(module, data, args.steps, warmup=2)
-        print(f"{fast_name}: bare loop {args.batch / bare_s:.2f} images/s, Lightning Trainer.fit "
-              f"{args.batch / lit_s:.2f} images/s: Lightning/bare {bare_s / lit_s:.2f}")
+        print(
+            f"{fast_name}: bare loop {args.batch / bare_s:.2f} images/s, Lightning Trainer.fit "
+            f"{args.batch / lit_s:.2f} images/s: Lightning/bare {bare_s / lit_s:.2f}"
+        )
 
 
 if __name__ == "__main__":

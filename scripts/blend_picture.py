@@ -6,6 +6,7 @@
 Panels, left to right: the first texture alone, mixes (1 - t, t) for evenly spaced t, the second alone; the same
 noise (seed) in every panel, so only the mix changes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,15 @@ from texnet.image import save_image
 from texnet.inference import Stylizer, load, prepare_image
 
 
-def blend_strip(stylizer: Stylizer, photo: str | Path | Image.Image, first: str, second: str, steps: int = 5,
-                max_size: int = 256, seed: int = 0) -> torch.Tensor:
+def blend_strip(
+    stylizer: Stylizer,
+    photo: str | Path | Image.Image,
+    first: str,
+    second: str,
+    steps: int = 5,
+    max_size: int = 256,
+    seed: int = 0,
+) -> torch.Tensor:
     """(3, H, steps * W): `photo` stylised with mixes from `first` alone to `second` alone."""
     content = prepare_image(photo, max_size)
     panels = []
@@ -31,9 +39,13 @@ def blend_strip(stylizer: Stylizer, photo: str | Path | Image.Image, first: str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a network of several textures (train.py texture.images=[...])")
+    parser.add_argument(
+        "--checkpoint", required=True, help="a network of several textures (train.py texture.images=[...])"
+    )
     parser.add_argument("--photo", required=True)
-    parser.add_argument("--textures", nargs=2, required=True, metavar=("FIRST", "SECOND"), help="the two textures to blend")
+    parser.add_argument(
+        "--textures", nargs=2, required=True, metavar=("FIRST", "SECOND"), help="the two textures to blend"
+    )
     parser.add_argument("--steps", type=int, default=5, help="panels, both ends included")
     parser.add_argument("--max-size", type=int, default=256)
     parser.add_argument("--out", default="docs/blend.png")

@@ -8,6 +8,7 @@ It also draws three textures that no default was tuned on, for measuring how the
 to new textures (bench/textures/: stained glass with thick leading, curved brush strokes, a woven
 pattern); they are not built-in textures.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,9 +33,21 @@ def voronoi(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, n
 
 
 def mosaic(rng: np.random.Generator) -> np.ndarray:
-    palette = np.array(
-        [[214, 64, 42], [240, 160, 40], [250, 214, 80], [40, 120, 170], [30, 160, 150], [120, 60, 140], [230, 230, 220], [90, 170, 70]]
-    ) / 255.0
+    palette = (
+        np.array(
+            [
+                [214, 64, 42],
+                [240, 160, 40],
+                [250, 214, 80],
+                [40, 120, 170],
+                [30, 160, 150],
+                [120, 60, 140],
+                [230, 230, 220],
+                [90, 170, 70],
+            ]
+        )
+        / 255.0
+    )
     cell, d1, d2 = voronoi(rng, 260)
     colours = palette[rng.integers(0, len(palette), cell.max() + 1)]
     colours *= rng.uniform(0.8, 1.15, size=(len(colours), 1))
@@ -86,7 +99,9 @@ def pebbles(rng: np.random.Generator) -> np.ndarray:
 
 def stained(rng: np.random.Generator) -> np.ndarray:
     """Large glass cells in jewel colours with thick dark leading lines."""
-    palette = np.array([[180, 20, 40], [20, 60, 170], [230, 180, 20], [20, 140, 60], [140, 30, 150], [240, 110, 20]]) / 255.0
+    palette = (
+        np.array([[180, 20, 40], [20, 60, 170], [230, 180, 20], [20, 140, 60], [140, 30, 150], [240, 110, 20]]) / 255.0
+    )
     cell, d1, d2 = voronoi(rng, 70)
     colours = palette[rng.integers(0, len(palette), cell.max() + 1)] * rng.uniform(0.75, 1.1, size=(cell.max() + 1, 1))
     streak = gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), (1, 12), mode="wrap")[..., None] * 0.08

@@ -9,6 +9,7 @@ photos, or of `bench/texture_vs_gatys.py --json` for a texture-mode model) and s
     python scripts/ship_model.py --checkpoint runs/models/mosaic/checkpoints/last.ckpt --name mosaic \\
         --command "python train.py texture=mosaic" --quality runs/models/mosaic/quality.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,11 @@ def seconds_per_image(checkpoint: Path, side: int = 512, repeats: int = 5) -> fl
     """Median seconds to stylise a side x side photo (or, in texture mode, to generate a side x side texture)."""
     stylizer = load(checkpoint, device="cpu")
     photo = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
-    run = (lambda: stylizer.generate(side, seed=0)) if stylizer.mode == "texture" else (lambda: stylizer.stylize(photo, seed=0))
+    run = (
+        (lambda: stylizer.generate(side, seed=0))
+        if stylizer.mode == "texture"
+        else (lambda: stylizer.stylize(photo, seed=0))
+    )
     run()  # warm-up
     times = []
     for _ in range(repeats):
@@ -60,11 +65,15 @@ def seconds_per_image(checkpoint: Path, side: int = 512, repeats: int = 5) -> fl
 
 def quality_fields(quality: dict) -> dict:
     """The card's quality figures from a bench JSON: stylise mode (held-out photos) or texture mode (diversity)."""
-    fields = {"content_vs_gatys": round(quality["ratio"]["content"], 2) if "content" in quality["ratio"] else None,
-              "style_vs_gatys": round(quality["ratio"]["style"], 2),
-              "style_layers_vs_gatys": {k.removeprefix("style/"): round(v, 2) for k, v in quality["ratio"].items()
-                                        if k.startswith("style/")},
-              "held_out_photos": quality.get("photos"), "quality_target_met": quality["target_met"]}
+    fields = {
+        "content_vs_gatys": round(quality["ratio"]["content"], 2) if "content" in quality["ratio"] else None,
+        "style_vs_gatys": round(quality["ratio"]["style"], 2),
+        "style_layers_vs_gatys": {
+            k.removeprefix("style/"): round(v, 2) for k, v in quality["ratio"].items() if k.startswith("style/")
+        },
+        "held_out_photos": quality.get("photos"),
+        "quality_target_met": quality["target_met"],
+    }
     if "diversity" in quality:
         fields["diversity_vs_gatys"] = round(quality["diversity"]["network"] / quality["diversity"]["gatys"], 2)
     return fields
@@ -75,19 +84,34 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--name", required=True)
     parser.add_argument("--command", required=True, help="the command that trained it, as a user would type it")
-    parser.add_argument("--quality", required=True, type=Path,
-                        help="bench/quality_vs_gatys.py --json output (bench/texture_vs_gatys.py's for texture mode)")
-    parser.add_argument("--trained-on", default=f"{os.cpu_count()} CPU cores",
-                        help="the machine the training minutes were measured on (default: this one's cores)")
+    parser.add_argument(
+        "--quality",
+        required=True,
+        type=Path,
+        help="bench/quality_vs_gatys.py --json output (bench/texture_vs_gatys.py's for texture mode)",
+    )
+    parser.add_argument(
+        "--trained-on",
+        default=f"{os.cpu_count()} CPU cores",
+        help="the machine the training minutes were measured on (default: this one's cores)",
+    )
     args = parser.parse_args()
     ckpt = read_checkpoint(args.checkpoint)
     run = args.checkpoint.resolve().parent.parent
     minutes = (args.checkpoint.stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
     quality = json.loads(args.quality.read_text())
     about = describe_checkpoint(ckpt)
-    card = {"texture": about["texture"], "mode": about["mode"], "arch": about["arch"], "steps": int(about["steps"]),
-            "minutes": round(minutes, 1), "trained_on": args.trained_on, "command": args.command,
-            **quality_fields(quality), "seconds_512px": round(seconds_per_image(args.checkpoint), 3)}
+    card = {
+        "texture": about["texture"],
+        "mode": about["mode"],
+        "arch": about["arch"],
+        "steps": int(about["steps"]),
+        "minutes": round(minutes, 1),
+        "trained_on": args.trained_on,
+        "command": args.command,
+        **quality_fields(quality),
+        "seconds_512px": round(seconds_per_image(args.checkpoint), 3),
+    }
     path = ship(args.checkpoint, args.name, card)
     print(f"shipped {args.name}: {path} ({path.stat().st_size / 1e6:.2f} MB)\n{json.dumps(card, indent=2)}")
 

@@ -1,4 +1,5 @@
 """Shared fixtures: the real (offline) VGG, small photos, the shipped textures; tiny photo folders and COCO layouts."""
+
 from __future__ import annotations
 
 import json
@@ -89,17 +90,34 @@ def coco_root(tmp_path_factory) -> Path:
         arr = ((base + 0.3 * torch.rand(3, 80, 96, generator=gen)).clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
         Image.fromarray(arr).save(root / "train2014" / name)
         images.append({"id": i, "file_name": name, "width": 96, "height": 80})
-    (root / "annotations" / "instances_train2014.json").write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+    (root / "annotations" / "instances_train2014.json").write_text(
+        json.dumps({"images": images, "annotations": [], "categories": []})
+    )
     return root
 
 
 def tiny_cfg(tmp_path: Path, coco_root: Path, *overrides: str):
     """train.py's config shrunk to a few 64 px steps on CPU on the `coco_root` set, into run folder `tmp_path`."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[
-            f"run_dir={tmp_path}", "data=coco", f"data.root={coco_root}", "data.image_size=64", "data.val_size=64",
-            "data.batch_size=2", "data.num_workers=0", "data.num_val=2", "trainer.max_steps=8", "trainer.val_check_interval=4",
-            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-            "checkpoint_every=4", "sample_every=4",
-            *([] if any(o.startswith("model=") for o in overrides) else ["model.scales=3"]), *overrides,
-        ])
+        return compose(
+            "train",
+            overrides=[
+                f"run_dir={tmp_path}",
+                "data=coco",
+                f"data.root={coco_root}",
+                "data.image_size=64",
+                "data.val_size=64",
+                "data.batch_size=2",
+                "data.num_workers=0",
+                "data.num_val=2",
+                "trainer.max_steps=8",
+                "trainer.val_check_interval=4",
+                "trainer.accelerator=cpu",
+                "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false",
+                "checkpoint_every=4",
+                "sample_every=4",
+                *([] if any(o.startswith("model=") for o in overrides) else ["model.scales=3"]),
+                *overrides,
+            ],
+        )

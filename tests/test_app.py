@@ -1,4 +1,5 @@
 """The web app (texnet/app.py) served on 127.0.0.1 and driven through gradio_client, with a tiny checkpoint made here."""
+
 from __future__ import annotations
 
 import socket
@@ -6,18 +7,25 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CONFIG_DIR
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from conftest import CONFIG_DIR
 from texnet import app
 from train import train
 
 # Overrides that make train.py finish in seconds, for the fixture and for the app's Train tab.
-TINY = ["data.val_size=64", "data.batch_size=1", "data.num_val=1", "data.builtin_length=4", "model.scales=3",
-        "trainer.enable_model_summary=false", "trainer.accelerator=cpu"]
+TINY = [
+    "data.val_size=64",
+    "data.batch_size=1",
+    "data.num_val=1",
+    "data.builtin_length=4",
+    "model.scales=3",
+    "trainer.enable_model_summary=false",
+    "trainer.accelerator=cpu",
+]
 
 
 def free_port() -> int:
@@ -31,8 +39,16 @@ def runs_dir(tmp_path_factory) -> Path:
     """A runs folder holding one tiny trained model at x/checkpoints/last.ckpt."""
     runs = tmp_path_factory.mktemp("runs")
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"run_dir={runs / 'x'}", "data.image_size=64", "trainer.max_steps=2",
-                                          "trainer.enable_progress_bar=false", *TINY])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"run_dir={runs / 'x'}",
+                "data.image_size=64",
+                "trainer.max_steps=2",
+                "trainer.enable_progress_bar=false",
+                *TINY,
+            ],
+        )
     train(cfg)
     return runs
 
@@ -64,8 +80,16 @@ def client(runs_dir) -> Client:
 
 def stylize(client: Client, photos: list[Path], checkpoint: str, **options) -> tuple[list, list[str], str]:
     args = {"noise_factor": 0.05, "preserve_color": False, "max_size": 1024, "seed": 0, **options}
-    return client.predict([handle_file(str(p)) for p in photos], checkpoint, None, args["noise_factor"], args["preserve_color"],
-                          args["max_size"], args["seed"], api_name="/stylize")
+    return client.predict(
+        [handle_file(str(p)) for p in photos],
+        checkpoint,
+        None,
+        args["noise_factor"],
+        args["preserve_color"],
+        args["max_size"],
+        args["seed"],
+        api_name="/stylize",
+    )
 
 
 def test_lists_models_found_under_the_runs_folder(client, runs_dir):
@@ -74,7 +98,7 @@ def test_lists_models_found_under_the_runs_folder(client, runs_dir):
     models = client.predict(api_name="/list_models")
     shipped = sorted(cards())  # the shipped models come first, by name, then the runs
     assert [m["checkpoint"] for m in models] == [*shipped, str(runs_dir / "x" / "checkpoints" / "last.ckpt")]
-    assert [m["label"] for m in models[:len(shipped)]] == [f"{name} · shipped" for name in shipped]
+    assert [m["label"] for m in models[: len(shipped)]] == [f"{name} · shipped" for name in shipped]
     assert models[-1]["texture"] == "mosaic" and models[-1]["label"] == "mosaic · x · last"
 
 
@@ -99,12 +123,23 @@ def test_bad_upload_is_a_readable_error_and_the_app_keeps_answering(client, runs
     fake_checkpoint = bad_upload.with_suffix(".ckpt")
     fake_checkpoint.write_bytes(bad_upload.read_bytes())
     with pytest.raises(AppError, match="'notes.ckpt' is not a PyTorch checkpoint"):
-        client.predict([handle_file(str(photo))], None, handle_file(str(fake_checkpoint)), 0.05, False, 1024, 0, api_name="/stylize")
+        client.predict(
+            [handle_file(str(photo))],
+            None,
+            handle_file(str(fake_checkpoint)),
+            0.05,
+            False,
+            1024,
+            0,
+            api_name="/stylize",
+        )
 
 
 def test_compare_with_gatys_times_both_methods(client, runs_dir, photo):
     checkpoint = str(runs_dir / "x" / "checkpoints" / "last.ckpt")
-    network, gatys, report = client.predict([handle_file(str(photo))], checkpoint, None, 0.05, 0, 10, api_name="/compare_gatys")
+    network, gatys, report = client.predict(
+        [handle_file(str(photo))], checkpoint, None, 0.05, 0, 10, api_name="/compare_gatys"
+    )
     for path in (network, gatys):
         with Image.open(path) as image:
             assert image.size == (96, 72)
@@ -141,24 +176,61 @@ def test_train_command_quotes_paths_and_adds_visdom(tmp_path):
     photos = tmp_path / "my photos, 2024"
     photos.mkdir()
     Image.new("RGB", (64, 64)).save(photos / "a.png")
-    command, run_dir, steps, link = app.train_command(tmp_path / "runs", "http://127.0.0.1:8097", "starry", None, "folder",
-                                                      str(photos), 96, 10, 2.0, 0.1, "residual", "optim.optimizer.lr=0.01")
-    assert command[1:3] == ["train.py", "texture=starry"] and run_dir.parent == tmp_path / "runs" / "app" and steps == 10
-    assert f"data.root='{photos}'" in command and "loss.style_scale=2.0" in command and command[-1] == "optim.optimizer.lr=0.01"
-    assert "logger=visdom" in command and link == f"http://127.0.0.1:8097/env/{run_dir.name}" and "model=residual" in command
+    command, run_dir, steps, link = app.train_command(
+        tmp_path / "runs",
+        "http://127.0.0.1:8097",
+        "starry",
+        None,
+        "folder",
+        str(photos),
+        96,
+        10,
+        2.0,
+        0.1,
+        "residual",
+        "optim.optimizer.lr=0.01",
+    )
+    assert (
+        command[1:3] == ["train.py", "texture=starry"] and run_dir.parent == tmp_path / "runs" / "app" and steps == 10
+    )
+    assert (
+        f"data.root='{photos}'" in command
+        and "loss.style_scale=2.0" in command
+        and command[-1] == "optim.optimizer.lr=0.01"
+    )
+    assert (
+        "logger=visdom" in command
+        and link == f"http://127.0.0.1:8097/env/{run_dir.name}"
+        and "model=residual" in command
+    )
     with pytest.raises(app.TexnetError, match="generator 'unet' is unknown: use one of pyramid, residual"):
         app.train_command(tmp_path / "runs", None, "starry", None, "builtin", "", 96, 10, 1.0, 0.05, "unet", "")
     with pytest.raises(app.TexnetError, match="not a key=value override"):
-        app.train_command(tmp_path / "runs", None, "starry", None, "builtin", "", 96, 10, 1.0, 0.05, "pyramid", "run_dir=/elsewhere")
+        app.train_command(
+            tmp_path / "runs", None, "starry", None, "builtin", "", 96, 10, 1.0, 0.05, "pyramid", "run_dir=/elsewhere"
+        )
 
 
 def test_training_from_the_app_adds_a_model(client, runs_dir):
     """train.py as the app's subprocess (2 tiny steps); its checkpoint then shows up in the model list; Stop ends a run."""
     throughput = ["trainer.log_every_n_steps=1", "callbacks.throughput.window_size=2"]  # images/s from step 2
-    report = client.predict("pebbles", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", " ".join([*TINY, *throughput]),
-                            api_name="/train_start")
+    report = client.predict(
+        "pebbles",
+        None,
+        "builtin",
+        "",
+        64,
+        2,
+        1.0,
+        0.05,
+        "pyramid",
+        " ".join([*TINY, *throughput]),
+        api_name="/train_start",
+    )
     assert "Running" in report and "/ 2" in report
-    assert "already running" in client.predict("mosaic", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", "", api_name="/train_start")
+    assert "already running" in client.predict(
+        "mosaic", None, "builtin", "", 64, 2, 1.0, 0.05, "pyramid", "", api_name="/train_start"
+    )
     deadline = time.monotonic() + 120
     while "Running" in (status := client.predict(api_name="/train_status"))[0] and time.monotonic() < deadline:
         time.sleep(1)
@@ -168,7 +240,9 @@ def test_training_from_the_app_adds_a_model(client, runs_dir):
     labels = [m["label"] for m in client.predict(api_name="/list_models")]
     assert any(label.startswith("pebbles · app/pebbles_") and label.endswith("· last") for label in labels), labels
 
-    assert "Running" in client.predict("mosaic", None, "builtin", "", 64, 1000, 1.0, 0.05, "pyramid", "", api_name="/train_start")
+    assert "Running" in client.predict(
+        "mosaic", None, "builtin", "", 64, 1000, 1.0, 0.05, "pyramid", "", api_name="/train_start"
+    )
     assert "Stopped" in client.predict(api_name="/train_stop")
     assert "No training is running" in client.predict(api_name="/train_stop")
 

@@ -1,4 +1,5 @@
 """texnet.batch: the photo loop stylize.py and the app share (batching, names, failures)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-
 from test_stylize import write_photo
+
 from texnet.batch import check_failures, stylize_files
 from texnet.errors import TexnetError
 from texnet.generator import build_generator
@@ -23,8 +24,10 @@ def stylizer() -> Stylizer:
 
 
 def test_photos_are_batched_by_size_and_failures_do_not_stop_the_others(tmp_path, stylizer, monkeypatch):
-    photos = [write_photo(tmp_path / "in" / f"{name}.png", *size) for name, size in
-              [("a", (40, 30)), ("b", (40, 30)), ("c", (50, 30)), ("d", (40, 30))]]
+    photos = [
+        write_photo(tmp_path / "in" / f"{name}.png", *size)
+        for name, size in [("a", (40, 30)), ("b", (40, 30)), ("c", (50, 30)), ("d", (40, 30))]
+    ]
     broken = tmp_path / "in" / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     batches = []
@@ -43,8 +46,16 @@ def test_photos_are_batched_by_size_and_failures_do_not_stop_the_others(tmp_path
 
 def test_the_same_photos_seed_and_batch_size_give_the_same_images(tmp_path, stylizer):
     photo = write_photo(tmp_path / "p.png", 40, 30)
-    runs = [stylize_files(stylizer, [(photo, Path(f"{run}a.png")), (photo, Path(f"{run}b.png"))], lambda name: tmp_path / name,
-                          seed=3, batch_size=2) for run in (1, 2)]
+    runs = [
+        stylize_files(
+            stylizer,
+            [(photo, Path(f"{run}a.png")), (photo, Path(f"{run}b.png"))],
+            lambda name: tmp_path / name,
+            seed=3,
+            batch_size=2,
+        )
+        for run in (1, 2)
+    ]
     first, second = ([torch.tensor(list(Image.open(item.output).getdata())) for item in run.done] for run in runs)
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert not torch.equal(*first)  # the two images of a batch get different noise

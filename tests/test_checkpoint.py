@@ -1,14 +1,21 @@
 """texnet.checkpoint: the format train.py writes, read back, checked with one-line errors, and rebuilt."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import torch
-
 from test_stylize import train_checkpoint
-from texnet.checkpoint import (KIND, checkpoint_generator, checkpoint_texture, checkpoint_texture_name, describe_checkpoint,
-                               read_checkpoint)
+
+from texnet.checkpoint import (
+    KIND,
+    checkpoint_generator,
+    checkpoint_texture,
+    checkpoint_texture_name,
+    describe_checkpoint,
+    read_checkpoint,
+)
 from texnet.errors import TexnetError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
@@ -22,7 +29,13 @@ def ckpt_path(tmp_path_factory) -> Path:
 def test_train_writes_the_texnet_entry_and_it_reads_back(ckpt_path):
     ckpt = read_checkpoint(ckpt_path)
     assert ckpt["texnet"] == {"kind": KIND, "texture_name": "mosaic"}
-    assert describe_checkpoint(ckpt) == {"texture": "mosaic", "mode": "stylize", "arch": "pyramid", "steps": 2, "noise_factor": 0.05}
+    assert describe_checkpoint(ckpt) == {
+        "texture": "mosaic",
+        "mode": "stylize",
+        "arch": "pyramid",
+        "steps": 2,
+        "noise_factor": 0.05,
+    }
     assert checkpoint_texture(ckpt, ckpt_path).shape[:2] == (1, 3)
 
 
@@ -47,18 +60,26 @@ def test_settings_that_do_not_match_the_weights_are_one_line_errors(ckpt_path, t
 
 
 def test_texture_name_falls_back_to_the_training_config():
-    assert checkpoint_texture_name({"texnet": {"kind": KIND, "texture_name": "a"}, "hyper_parameters": {"texture": {"name": "b"}}}) == "a"
+    assert (
+        checkpoint_texture_name(
+            {"texnet": {"kind": KIND, "texture_name": "a"}, "hyper_parameters": {"texture": {"name": "b"}}}
+        )
+        == "a"
+    )
     assert checkpoint_texture_name({"texnet": {"kind": KIND}, "hyper_parameters": {"texture": {"name": "b"}}}) == "b"
     assert checkpoint_texture_name({"texnet": {"kind": KIND}}) == "texture"
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "does not exist"),
-    (b"not a checkpoint\n", "is not a PyTorch checkpoint"),
-    ({"state_dict": {}}, "is not a texnet checkpoint"),
-    ({"texnet": {"kind": "other"}}, "its texnet.kind is 'other'"),
-    ({"texnet": {"kind": KIND}, "path": Path("x")}, "holds Python objects"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "does not exist"),
+        (b"not a checkpoint\n", "is not a PyTorch checkpoint"),
+        ({"state_dict": {}}, "is not a texnet checkpoint"),
+        ({"texnet": {"kind": "other"}}, "its texnet.kind is 'other'"),
+        ({"texnet": {"kind": KIND}, "path": Path("x")}, "holds Python objects"),
+    ],
+)
 def test_files_that_are_not_texnet_checkpoints_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "model.ckpt"
     if isinstance(content, bytes):

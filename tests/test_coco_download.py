@@ -1,4 +1,5 @@
 """texnet.coco_download against a local mirror: fresh download, resumed .part files, one-line network errors."""
+
 from __future__ import annotations
 
 import functools
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import epoch
 from PIL import Image
 
-from conftest import epoch
 from texnet import coco_download
 from texnet.data import ContentDataModule
 from texnet.errors import TexnetError
+
 
 class RangeHandler(SimpleHTTPRequestHandler):
     """Static files with single-range `Range: bytes=N-` support; records each request's Range header."""
@@ -65,8 +67,11 @@ def coco_server(tmp_path: Path):
             buf = io.BytesIO()
             Image.fromarray(np.full((40, 40, 3), 60 * i, np.uint8)).save(buf, "JPEG")
             zf.writestr(f"train2014/COCO_train2014_{i:012d}.jpg", buf.getvalue())
-    ann = {"images": [{"id": i, "file_name": f"COCO_train2014_{i:012d}.jpg"} for i in range(3)],
-           "annotations": [], "categories": []}
+    ann = {
+        "images": [{"id": i, "file_name": f"COCO_train2014_{i:012d}.jpg"} for i in range(3)],
+        "annotations": [],
+        "categories": [],
+    }
     with zipfile.ZipFile(served / "annotations" / "annotations_trainval2014.zip", "w") as zf:
         zf.writestr("annotations/instances_train2014.json", json.dumps(ann))
         zf.writestr("annotations/instances_val2014.json", json.dumps(ann))

@@ -1,16 +1,18 @@
 """conf/: typed options (a wrong type is one line naming the key, before anything runs); the trainer group's shared keys
 live once, in trainer/default.yaml."""
+
 import os
 import subprocess
 import sys
 
 import pytest
-from omegaconf import OmegaConf
+from conftest import CONFIG_DIR
+from conftest import ROOT as PROJECT_ROOT
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from texnet.config import STYLIZE_SCHEMAS, TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError
-from conftest import CONFIG_DIR, ROOT as PROJECT_ROOT
 
 
 def composed(name: str, *overrides: str):
@@ -18,23 +20,44 @@ def composed(name: str, *overrides: str):
         return compose(name, overrides=list(overrides))
 
 
-@pytest.mark.parametrize("override, message", [
-    ("trainer.max_steps=abc", "trainer.max_steps=abc has the wrong type: pass an integer"),
-    ("model.scales=2.5", "model.scales=2.5 has the wrong type: pass an integer"),
-    ("optim.optimizer.lr=fast", "optim.optimizer.lr=fast has the wrong type: pass a number"),
-    ("trainer.enable_progress_bar=maybe", "trainer.enable_progress_bar=maybe has the wrong type: pass true or false"),
-    ("data.image_size=null", "data.image_size=null has the wrong type: pass an integer"),
-    ("noise_multiples=[a,1]", 'noise_multiples=["a", 1] has the wrong type: pass a list of numbers such as [1, 2]'),
-    ("trainer.val_check_interval=often", "trainer.val_check_interval=often has the wrong type: pass a number or null"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.max_steps=abc", "trainer.max_steps=abc has the wrong type: pass an integer"),
+        ("model.scales=2.5", "model.scales=2.5 has the wrong type: pass an integer"),
+        ("optim.optimizer.lr=fast", "optim.optimizer.lr=fast has the wrong type: pass a number"),
+        (
+            "trainer.enable_progress_bar=maybe",
+            "trainer.enable_progress_bar=maybe has the wrong type: pass true or false",
+        ),
+        ("data.image_size=null", "data.image_size=null has the wrong type: pass an integer"),
+        ("noise_multiples=[a,1]", 'noise_multiples=["a", 1] has the wrong type: pass a list of numbers such as [1, 2]'),
+        (
+            "trainer.val_check_interval=often",
+            "trainer.val_check_interval=often has the wrong type: pass a number or null",
+        ),
+    ],
+)
 def test_wrong_type_names_the_key_and_the_type(override, message):
     with pytest.raises(TexnetError) as err:
         validate(composed("train", override), TRAIN_SCHEMAS)
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("overrides", [[], ["experiment=paper"], ["trainer=ddp"], ["trainer=gpu"], ["model=residual"], ["data=folder"],
-                                       ["trainer.val_check_interval=0.5"], ["trainer.val_check_interval=100"], ["optim.optimizer.lr=1"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["experiment=paper"],
+        ["trainer=ddp"],
+        ["trainer=gpu"],
+        ["model=residual"],
+        ["data=folder"],
+        ["trainer.val_check_interval=0.5"],
+        ["trainer.val_check_interval=100"],
+        ["optim.optimizer.lr=1"],
+    ],
+)
 def test_shipped_configs_and_right_types_pass(overrides):
     validate(composed("train", *overrides), TRAIN_SCHEMAS)
 
@@ -49,15 +72,31 @@ def test_stylize_options_are_typed():
 
 def test_command_line_wrong_type_is_one_line_and_leaves_no_folder(tmp_path):
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "train.py", "trainer.max_steps=abc", f"hydra.run.dir={run}"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "TEXNET_OFFLINE": "1"})
+    done = subprocess.run(
+        [sys.executable, "train.py", "trainer.max_steps=abc", f"hydra.run.dir={run}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TEXNET_OFFLINE": "1"},
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["error: trainer.max_steps=abc has the wrong type: pass an integer"]
     assert not run.exists()
 
-OWN = {"cpu": {"accelerator": "auto", "max_steps": 1000, "val_check_interval": 100},
-       "gpu": {"accelerator": "gpu", "precision": "16-mixed", "max_steps": 3000, "val_check_interval": 250},
-       "ddp": {"accelerator": "auto", "devices": "auto", "num_nodes": 1, "strategy": "ddp", "max_steps": 3000, "val_check_interval": 250}}
+
+OWN = {
+    "cpu": {"accelerator": "auto", "max_steps": 1000, "val_check_interval": 100},
+    "gpu": {"accelerator": "gpu", "precision": "16-mixed", "max_steps": 3000, "val_check_interval": 250},
+    "ddp": {
+        "accelerator": "auto",
+        "devices": "auto",
+        "num_nodes": 1,
+        "strategy": "ddp",
+        "max_steps": 3000,
+        "val_check_interval": 250,
+    },
+}
 
 
 @pytest.mark.parametrize("trainer", list(OWN))

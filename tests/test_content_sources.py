@@ -1,4 +1,5 @@
 """texnet.content_sources: listing photo folders, the hash-ranked held-out order, layout checks, skipping bad files."""
+
 from __future__ import annotations
 
 import logging
@@ -6,16 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_coco, write_photo
 from PIL import Image
 
-from conftest import make_coco, write_photo
 from texnet.content_sources import ImageFiles, check_root, coco_images, held_out_order, list_images, shrink
 from texnet.errors import TexnetError
 from texnet.image import pil_to_tensor
 
 
 def test_list_images_is_recursive_case_insensitive_and_sorted(tmp_path: Path) -> None:
-    files = [write_photo(tmp_path / "b" / "one.JPG", (8, 8), 1), write_photo(tmp_path / "a" / "c" / "two.png", (8, 8), 2)]
+    files = [
+        write_photo(tmp_path / "b" / "one.JPG", (8, 8), 1),
+        write_photo(tmp_path / "a" / "c" / "two.png", (8, 8), 2),
+    ]
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "folder.jpg").mkdir()  # a folder named like an image is no image
     assert list_images(tmp_path) == sorted(files)
@@ -45,7 +49,10 @@ def test_coco_images_keeps_only_listed_files_on_disk(tmp_path: Path, caplog: pyt
     names = make_coco(tmp_path)
     (tmp_path / "train2014" / names[1]).unlink()
     with caplog.at_level(logging.WARNING, logger="texnet.content_sources"):
-        assert coco_images(tmp_path, "train2014") == [tmp_path / "train2014" / names[0], tmp_path / "train2014" / names[2]]
+        assert coco_images(tmp_path, "train2014") == [
+            tmp_path / "train2014" / names[0],
+            tmp_path / "train2014" / names[2],
+        ]
     assert "1 of 3 images" in caplog.text
 
 

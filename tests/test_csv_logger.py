@@ -1,8 +1,10 @@
 """texnet.csv_logger: a run resumed in its own folder keeps its metrics.csv rows, each step once."""
+
 import csv
 from pathlib import Path
 
 from conftest import tiny_cfg
+
 from train import train
 
 
@@ -24,7 +26,7 @@ def test_resume_in_its_own_folder_keeps_the_metrics_rows(tmp_path, coco_root):
     result = train(tiny_cfg(run, coco_root, "trainer.max_steps=10", *steps, f"ckpt_path={ckpt4}"))
     assert result["global_step"] == 10
     again = metric_steps(run)
-    assert again[:first.index(4)] == first[:first.index(4)]  # the rows before the resumed step, untouched
+    assert again[: first.index(4)] == first[: first.index(4)]  # the rows before the resumed step, untouched
     assert sorted(set(again)) == list(range(10)) and again.count(5) == first.count(5)  # steps 4-7 once, not twice
     val_steps = [int(r["step"]) for r in csv.DictReader((run / "csv" / "metrics.csv").open()) if r.get("val/total")]
     assert val_steps == [3, 7]  # validations after steps 4 and 8 (logged at steps 3 and 7), each once

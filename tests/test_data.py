@@ -1,4 +1,5 @@
 """ContentDataModule: builtin/coco/folder sources, held-out validation photos, corrupt-file skipping, errors."""
+
 from __future__ import annotations
 
 import logging
@@ -6,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import epoch, make_coco, write_photo
+
 from texnet.data import ContentDataModule
 from texnet.errors import TexnetError
-
 
 # ---------------------------------------------------------------- builtin
 
@@ -123,7 +123,9 @@ def test_corrupt_image_with_worker_processes(tmp_path: Path) -> None:
     (tmp_path / "zz_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
     for i in range(5):
         write_photo(tmp_path / f"photo{i}.png", (30, 30), i)
-    dm = ContentDataModule(source="folder", root=str(tmp_path), image_size=16, batch_size=2, num_workers=1)  # 2 held out
+    dm = ContentDataModule(
+        source="folder", root=str(tmp_path), image_size=16, batch_size=2, num_workers=1
+    )  # 2 held out
     assert sum(len(b) for b in epoch(dm)) == 4
 
 
@@ -202,7 +204,14 @@ def test_lightning_fit_uses_datamodule() -> None:
 
     probe = Probe()
     dm = ContentDataModule(image_size=32, batch_size=2, builtin_length=4, num_val=2, val_size=32)
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+    )
     trainer.fit(probe, dm)
     assert probe.shapes == [("train", (2, 3, 32, 32))] * 2 + [("val", (2, 3, 32, 32))]

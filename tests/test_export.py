@@ -1,4 +1,5 @@
 """ONNX / TorchScript exports and the onnxruntime fast path reproduce the eager generators."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,10 +10,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from test_stylize import stylize_cfg, train_checkpoint
 from torch import nn
 
 from stylize import stylize
-from test_stylize import stylize_cfg, train_checkpoint
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, export_onnx, export_torchscript, ort_session
 from texnet.generator import NoiseGenerator, build_generator
@@ -39,7 +40,9 @@ def seeded_noise(generator: NoiseGenerator, height: int, width: int, seed: int, 
     return generator.draw_noise(batch, height, width, rng=torch.Generator().manual_seed(seed))
 
 
-def eager_output(generator: NoiseGenerator, height: int, width: int, seed: int, content: torch.Tensor | None = None) -> torch.Tensor:
+def eager_output(
+    generator: NoiseGenerator, height: int, width: int, seed: int, content: torch.Tensor | None = None
+) -> torch.Tensor:
     with torch.no_grad():
         if content is None:
             return generator(size=(height, width), rng=torch.Generator().manual_seed(seed))
@@ -116,7 +119,9 @@ def test_stylize_cli_exports_with_free_names(tmp_path, ckpts, monkeypatch):
     args = (f"checkpoint={ckpts['stylize']}", "export=onnx")
     assert stylize(stylize_cfg(*args)) == [Path("runs/exported/mosaic.onnx")]
     assert stylize(stylize_cfg(*args)) == [Path("runs/exported/mosaic-2.onnx")]
-    assert stylize(stylize_cfg(f"checkpoint={ckpts['texture']}", "export=torchscript", "output=models/")) == [Path("models/mosaic.pt")]
+    assert stylize(stylize_cfg(f"checkpoint={ckpts['texture']}", "export=torchscript", "output=models/")) == [
+        Path("models/mosaic.pt")
+    ]
     with pytest.raises(TexnetError, match="onnx or torchscript"):
         stylize(stylize_cfg(*args[:1], "export=tflite"))
 
@@ -132,8 +137,15 @@ def test_onnxruntime_fast_path_matches_eager(ckpts):
         assert a.size == (50, 30) and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1
 
 
-@pytest.mark.parametrize("arch,norm,padding", [("pyramid", "instance", "reflect"), ("pyramid", "batch", "circular"),
-                                               ("residual", "instance", "reflect"), ("residual", "batch", "replicate")])
+@pytest.mark.parametrize(
+    "arch,norm,padding",
+    [
+        ("pyramid", "instance", "reflect"),
+        ("pyramid", "batch", "circular"),
+        ("residual", "instance", "reflect"),
+        ("residual", "batch", "replicate"),
+    ],
+)
 def test_fast_path_matches_eager_for_both_architectures(arch, norm, padding):
     """The default sizes (pyramid: K = 6, 8 channels; residual: 32 channels, 5 blocks) with non-trivial norm affines
     (a fresh network has weight 1, bias 0)."""

@@ -1,10 +1,10 @@
 """The Gatys baseline on 64 px images: losses fall, outputs are written, bad input is a clear error."""
+
 import csv
 import subprocess
 import sys
 
 import pytest
-import torch
 from PIL import Image
 
 from texnet.errors import TexnetError
@@ -21,8 +21,16 @@ def rows(path):
 
 @pytest.mark.parametrize("optimizer,iterations,factor", [("lbfgs", 30, 4.0), ("adam", 60, 3.0)])
 def test_stylisation_loss_falls(tmp_path, photo_path, optimizer, iterations, factor):
-    result = stylize(photo_path, "mosaic", tmp_path / "out", optimizer=optimizer, iterations=iterations,
-                     init="noise", save_every=10, **FAST)
+    result = stylize(
+        photo_path,
+        "mosaic",
+        tmp_path / "out",
+        optimizer=optimizer,
+        iterations=iterations,
+        init="noise",
+        save_every=10,
+        **FAST,
+    )
     log = rows(result.log_path)
     assert [int(r["iteration"]) for r in log] == list(range(iterations + 1))
     start, end = float(log[0]["total"]), float(log[-1]["total"])
@@ -30,7 +38,9 @@ def test_stylisation_loss_falls(tmp_path, photo_path, optimizer, iterations, fac
     assert float(log[-1]["content"]) > 0 and float(log[-1]["seconds"]) > 0
     img = Image.open(result.image_path)
     assert img.size == (64, 64) and img.mode == "RGB"
-    assert sorted(p.name for p in result.out_dir.glob("iter_*.png")) == [f"iter_{i:05d}.png" for i in range(10, iterations + 1, 10)]
+    assert sorted(p.name for p in result.out_dir.glob("iter_*.png")) == [
+        f"iter_{i:05d}.png" for i in range(10, iterations + 1, 10)
+    ]
 
 
 def test_texture_synthesis_has_no_content_term(tmp_path):
@@ -50,8 +60,16 @@ def test_second_run_never_overwrites(tmp_path, photo_path):
 
 
 def test_coarse_to_fine_and_style_init(tmp_path, photo_path):
-    result = run_gatys("mosaic", tmp_path / "c2f", content=photo_path, iterations=4, coarse_to_fine=True, init="style",
-                       save_every=0, **FAST)
+    result = run_gatys(
+        "mosaic",
+        tmp_path / "c2f",
+        content=photo_path,
+        iterations=4,
+        coarse_to_fine=True,
+        init="style",
+        save_every=0,
+        **FAST,
+    )
     log = rows(result.log_path)
     assert len(log) == 5 and Image.open(result.image_path).size == (64, 64)
 
@@ -78,8 +96,18 @@ def test_bad_inputs_are_one_line_errors(tmp_path, photo_path):
 def test_a_run_shows_no_lightning_adverts_or_eval_mode_warnings(tmp_path, photo_path, caplog, recwarn):
     """The frozen VGG is kept out of the module tree (no "modules in eval mode" warning); texnet drops Lightning's tip."""
     with caplog.at_level("INFO"):
-        run_gatys("mosaic", tmp_path / "g", content=photo_path, loss={**LOSS, "weights": "random", "vgg": "vgg16"}, iterations=1,
-                  max_size=32, texture_size=32, save_every=0, progress=False, accelerator="cpu")
+        run_gatys(
+            "mosaic",
+            tmp_path / "g",
+            content=photo_path,
+            loss={**LOSS, "weights": "random", "vgg": "vgg16"},
+            iterations=1,
+            max_size=32,
+            texture_size=32,
+            save_every=0,
+            progress=False,
+            accelerator="cpu",
+        )
     messages = [r.getMessage() for r in caplog.records] + [str(w.message) for w in recwarn]
     assert not [m for m in messages if "eval mode" in m or "litlogger" in m], messages
 
@@ -89,6 +117,10 @@ def test_importing_texnet_silences_the_leafspec_notice_lightning_triggers():
     script = "import texnet\nfrom torch.utils._pytree import LeafSpec\nLeafSpec()\nprint('ok')"
     proc = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "ok" and "LeafSpec" not in proc.stderr, proc.stderr
-    unfiltered = subprocess.run([sys.executable, "-W", "default", "-c", script.replace("import texnet\n", "")], capture_output=True,
-                                text=True, timeout=120)
+    unfiltered = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script.replace("import texnet\n", "")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "LeafSpec" in unfiltered.stderr  # the notice this test is about still exists

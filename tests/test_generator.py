@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.generator import ResidualGenerator, PyramidGenerator, build_generator
+from texnet.generator import PyramidGenerator, ResidualGenerator, build_generator
 
 
 @pytest.mark.parametrize("scales", [1, 3, 6])
@@ -28,7 +28,9 @@ def test_residual_architecture_size():
 
 
 def test_architecture_choice_and_checkpoints_without_it():
-    assert isinstance(build_generator(mode="stylize", channels=8, noise_factor=0.05), PyramidGenerator)  # pre-`arch` checkpoints
+    assert isinstance(
+        build_generator(mode="stylize", channels=8, noise_factor=0.05), PyramidGenerator
+    )  # pre-`arch` checkpoints
     assert isinstance(build_generator(arch="residual"), ResidualGenerator)
     with pytest.raises(TexnetError, match="model.arch='unet' is unknown: use one of pyramid, residual"):
         build_generator(arch="unet")
@@ -88,10 +90,122 @@ def test_bad_options_are_clear_errors():
 # Outputs of the generators at commit b6e84ba (before export traced them, issue 15): out[0, :, ::6, ::10] of
 # `reference_output`. A change to a forward pass that alters what a trained checkpoint produces fails here.
 REFERENCE_OUTPUTS = {
-    ("pyramid", "stylize"): [0.356242, 0.541895, 0.492415, 0.411656, 0.382882, 0.607549, 0.495736, 0.315888, 0.618357, 0.558918, 0.456623, 0.390858, 0.478916, 0.207992, 0.46606, 0.532012, 0.252109, 0.476077, 0.464129, 0.715672, 0.490695, 0.452118, 0.394854, 0.541417, 0.474292, 0.524816, 0.553502],
-    ("pyramid", "texture"): [0.555661, 0.532895, 0.66012, 0.636067, 0.379998, 0.679116, 0.505262, 0.523594, 0.672734, 0.566922, 0.487821, 0.404072, 0.385502, 0.488621, 0.382816, 0.481178, 0.53394, 0.363132, 0.456435, 0.459441, 0.299756, 0.364709, 0.357392, 0.224967, 0.38679, 0.364959, 0.30912],
-    ("residual", "stylize"): [0.540853, 0.52582, 0.503341, 0.403477, 0.558226, 0.49603, 0.535211, 0.582174, 0.585159, 0.570573, 0.528239, 0.518479, 0.464867, 0.483413, 0.496872, 0.464584, 0.540432, 0.458557, 0.366518, 0.49128, 0.517196, 0.469224, 0.468204, 0.516529, 0.396577, 0.486039, 0.511473],
-    ("residual", "texture"): [0.531798, 0.585661, 0.523296, 0.537918, 0.530736, 0.616035, 0.531363, 0.507237, 0.589652, 0.478723, 0.491885, 0.44158, 0.444804, 0.545732, 0.536987, 0.413665, 0.500358, 0.483114, 0.637774, 0.690593, 0.623282, 0.767912, 0.731328, 0.718202, 0.681551, 0.628233, 0.643209],
+    ("pyramid", "stylize"): [
+        0.356242,
+        0.541895,
+        0.492415,
+        0.411656,
+        0.382882,
+        0.607549,
+        0.495736,
+        0.315888,
+        0.618357,
+        0.558918,
+        0.456623,
+        0.390858,
+        0.478916,
+        0.207992,
+        0.46606,
+        0.532012,
+        0.252109,
+        0.476077,
+        0.464129,
+        0.715672,
+        0.490695,
+        0.452118,
+        0.394854,
+        0.541417,
+        0.474292,
+        0.524816,
+        0.553502,
+    ],
+    ("pyramid", "texture"): [
+        0.555661,
+        0.532895,
+        0.66012,
+        0.636067,
+        0.379998,
+        0.679116,
+        0.505262,
+        0.523594,
+        0.672734,
+        0.566922,
+        0.487821,
+        0.404072,
+        0.385502,
+        0.488621,
+        0.382816,
+        0.481178,
+        0.53394,
+        0.363132,
+        0.456435,
+        0.459441,
+        0.299756,
+        0.364709,
+        0.357392,
+        0.224967,
+        0.38679,
+        0.364959,
+        0.30912,
+    ],
+    ("residual", "stylize"): [
+        0.540853,
+        0.52582,
+        0.503341,
+        0.403477,
+        0.558226,
+        0.49603,
+        0.535211,
+        0.582174,
+        0.585159,
+        0.570573,
+        0.528239,
+        0.518479,
+        0.464867,
+        0.483413,
+        0.496872,
+        0.464584,
+        0.540432,
+        0.458557,
+        0.366518,
+        0.49128,
+        0.517196,
+        0.469224,
+        0.468204,
+        0.516529,
+        0.396577,
+        0.486039,
+        0.511473,
+    ],
+    ("residual", "texture"): [
+        0.531798,
+        0.585661,
+        0.523296,
+        0.537918,
+        0.530736,
+        0.616035,
+        0.531363,
+        0.507237,
+        0.589652,
+        0.478723,
+        0.491885,
+        0.44158,
+        0.444804,
+        0.545732,
+        0.536987,
+        0.413665,
+        0.500358,
+        0.483114,
+        0.637774,
+        0.690593,
+        0.623282,
+        0.767912,
+        0.731328,
+        0.718202,
+        0.681551,
+        0.628233,
+        0.643209,
+    ],
 }
 
 
@@ -116,7 +230,9 @@ def reference_output(arch: str, mode: str) -> torch.Tensor:
 def test_outputs_are_those_of_the_reference_commit(arch, mode):
     out = reference_output(arch, mode)
     assert out.shape == (1, 3, 13, 22)
-    torch.testing.assert_close(out[0, :, ::6, ::10].flatten(), torch.tensor(REFERENCE_OUTPUTS[arch, mode]), atol=2e-6, rtol=0)
+    torch.testing.assert_close(
+        out[0, :, ::6, ::10].flatten(), torch.tensor(REFERENCE_OUTPUTS[arch, mode]), atol=2e-6, rtol=0
+    )
 
 
 @pytest.mark.parametrize("arch", ["pyramid", "residual"])
@@ -143,6 +259,8 @@ def test_skip_starts_at_the_photo_and_needs_stylize_mode(arch):
     photo = torch.rand(2, 3, 20, 28).clamp(0.01, 0.99)
     with torch.no_grad():
         assert torch.allclose(generator(photo), photo, atol=1e-5)
-        assert not torch.allclose(build_generator(arch, **options)(photo), photo, atol=0.05)  # without skip: not the photo
+        assert not torch.allclose(
+            build_generator(arch, **options)(photo), photo, atol=0.05
+        )  # without skip: not the photo
     with pytest.raises(TexnetError, match="model.skip"):
         build_generator(arch, mode="texture", skip=True, **options)

@@ -1,15 +1,15 @@
 """texnet.image on the files real photo folders hold, end to end through stylize.py and Stylizer."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+from test_stylize import stylize_cfg, train_checkpoint, write_photo
 
 from stylize import stylize
-from test_stylize import stylize_cfg, train_checkpoint, write_photo
 from texnet.errors import TexnetError
 from texnet.image import load_image, next_free_dir, open_rgb, pil_to_tensor, save_image, tensor_to_pil
 from texnet.inference import load
@@ -25,8 +25,13 @@ def odd_images(tmp_path_factory) -> dict[str, Path]:
     """Grayscale, RGBA, palette with transparency, 16-bit grayscale PNG and an EXIF-rotated JPEG (60x40 stored, 40x60 upright)."""
     root = tmp_path_factory.mktemp("odd")
     rgb = np.asarray(Image.open(write_photo(root / "src.png", 60, 40)))
-    paths = {"gray": root / "gray.png", "rgba": root / "rgba.png", "palette": root / "palette.png", "sixteen": root / "sixteen.png",
-             "rotated": root / "rotated.jpg"}
+    paths = {
+        "gray": root / "gray.png",
+        "rgba": root / "rgba.png",
+        "palette": root / "palette.png",
+        "sixteen": root / "sixteen.png",
+        "rotated": root / "rotated.jpg",
+    }
     Image.fromarray(rgb).convert("L").save(paths["gray"])
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
     rgba[:, :30, 3] = 0  # left half fully transparent
@@ -54,13 +59,22 @@ def test_open_rgb_normalises_every_mode(odd_images):
 
 def test_odd_inputs_are_stylised_at_their_upright_size(tmp_path, odd_images):
     ckpt = train_checkpoint(tmp_path / "net")
-    written = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={odd_images['gray'].parent}", f"output={tmp_path / 'out'}"))
-    assert {p.stem: Image.open(p).size for p in written} == {"gray": (60, 40), "rgba": (60, 40), "palette": (60, 40),
-                                                           "sixteen": (60, 40), "rotated": (40, 60)}
+    written = stylize(
+        stylize_cfg(f"checkpoint={ckpt}", f"input={odd_images['gray'].parent}", f"output={tmp_path / 'out'}")
+    )
+    assert {p.stem: Image.open(p).size for p in written} == {
+        "gray": (60, 40),
+        "rgba": (60, 40),
+        "palette": (60, 40),
+        "sixteen": (60, 40),
+        "rotated": (40, 60),
+    }
     stylizer = load(ckpt)
     transparent = Image.new("RGBA", (48, 48), (10, 200, 30, 0))
     white = Image.new("RGB", (48, 48), (255, 255, 255))
-    assert np.array_equal(np.asarray(stylizer.stylize(transparent, noise_factor=0)), np.asarray(stylizer.stylize(white, noise_factor=0)))
+    assert np.array_equal(
+        np.asarray(stylizer.stylize(transparent, noise_factor=0)), np.asarray(stylizer.stylize(white, noise_factor=0))
+    )
     sideways = Image.open(odd_images["rotated"])  # a PIL image keeps its EXIF tag: stylize applies it too
     assert sideways.size == (60, 40) and stylizer.stylize(sideways).size == (40, 60)
 
@@ -108,7 +122,10 @@ def test_one_list_of_formats_from_pillow():
 def test_other_pillow_formats_are_refused_by_name(tmp_path):
     icon = tmp_path / "icon.ico"
     Image.new("RGB", (48, 48), (200, 10, 10)).save(icon)
-    with pytest.raises(TexnetError, match=r"'.*icon.ico' is a ICO file, which texnet does not read: convert it to one of JPEG, PNG, GIF"):
+    with pytest.raises(
+        TexnetError,
+        match=r"'.*icon.ico' is a ICO file, which texnet does not read: convert it to one of JPEG, PNG, GIF",
+    ):
         open_rgb(icon)
 
 
@@ -122,13 +139,18 @@ def test_large_images_decode_quietly_up_to_the_documented_limit(tmp_path, monkey
 
     path = tmp_path / "wide.png"
     Image.new("RGB", (400, 300), (0, 90, 200)).save(path)
-    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 50_000)  # Pillow would warn from 50,000 px and refuse from 100,000
+    monkeypatch.setattr(
+        PILImage, "MAX_IMAGE_PIXELS", 50_000
+    )  # Pillow would warn from 50,000 px and refuse from 100,000
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert open_rgb(path).size == (400, 300)
     assert PILImage.MAX_IMAGE_PIXELS == 50_000  # restored
     monkeypatch.setattr(image, "MAX_PIXELS", 100_000)
-    with pytest.raises(TexnetError, match=r"is 400x300 px \(0 MP\), above texnet's limit of 0 MP \(texnet.image.MAX_PIXELS\): downscale it"):
+    with pytest.raises(
+        TexnetError,
+        match=r"is 400x300 px \(0 MP\), above texnet's limit of 0 MP \(texnet.image.MAX_PIXELS\): downscale it",
+    ):
         open_rgb(path)
 
 
@@ -136,7 +158,9 @@ def test_check_output_refuses_unwritable_targets_before_any_work(tmp_path):
     from texnet.image import check_output
 
     (tmp_path / "file.txt").write_text("x")
-    with pytest.raises(TexnetError, match=r"output '.*file.txt/x.png' cannot be created: '.*file.txt' is a file, not a folder"):
+    with pytest.raises(
+        TexnetError, match=r"output '.*file.txt/x.png' cannot be created: '.*file.txt' is a file, not a folder"
+    ):
         check_output(tmp_path / "file.txt" / "x.png", folder=False)
     with pytest.raises(TexnetError, match=r"output '.*file.txt' exists and is not a folder"):
         check_output(tmp_path / "file.txt")

@@ -1,4 +1,5 @@
 """texnet.inference stays light: no Lightning, no training code, and no import cycle anywhere in texnet/."""
+
 from __future__ import annotations
 
 import ast
@@ -9,13 +10,23 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING = ("pytorch_lightning", "lightning", "texnet.module", "texnet.losses", "texnet.vgg", "texnet.data", "texnet.callbacks")
+TRAINING = (
+    "pytorch_lightning",
+    "lightning",
+    "texnet.module",
+    "texnet.losses",
+    "texnet.vgg",
+    "texnet.data",
+    "texnet.callbacks",
+)
 
 
 def test_import_inference_loads_no_lightning_and_no_training_code():
     script = f"import json, sys, texnet.inference; print(json.dumps([m for m in {TRAINING!r} if m in sys.modules]))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
 
@@ -48,7 +59,7 @@ def test_no_import_cycle_in_texnet():
     done: set[str] = set()
 
     def visit(name: str, stack: list[str]) -> None:
-        assert name not in stack, f"import cycle: {' -> '.join(stack[stack.index(name):] + [name])}"
+        assert name not in stack, f"import cycle: {' -> '.join(stack[stack.index(name) :] + [name])}"
         if name in done:
             return
         for dep in sorted(graph[name]):

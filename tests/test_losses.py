@@ -48,7 +48,9 @@ def test_diversity_is_lower_for_spread_samples_and_scale_free():
 def test_diversity_term_only_in_texture_batches(mosaic_path):
     vgg = VGGFeatures(["relu1_1", "relu2_1", "relu2_2"], arch="vgg16", weights="random")
     texture = load_image(mosaic_path, max_size=64)
-    loss = PerceptualLoss(vgg, texture, ["relu2_2"], [1.0], ["relu1_1"], [1.0], diversity_weight=0.5, diversity_layer="relu2_1")
+    loss = PerceptualLoss(
+        vgg, texture, ["relu2_2"], [1.0], ["relu1_1"], [1.0], diversity_weight=0.5, diversity_layer="relu2_1"
+    )
     batch = torch.rand(3, 3, 32, 32)
     terms = loss(batch)
     assert terms["diversity"].item() == pytest.approx(0.5 * diversity(vgg(batch)["relu2_1"]).mean().item(), rel=1e-4)
@@ -67,7 +69,9 @@ def test_mismatched_weights_are_a_clear_error():
 def test_perceptual_loss_terms_batch_and_cached_targets(mosaic_path):
     vgg = VGGFeatures(["relu1_1", "relu2_1", "relu2_2"], arch="vgg16", weights="random")
     texture = load_image(mosaic_path, max_size=64)
-    loss = PerceptualLoss(vgg, texture, ["relu2_2"], [1.0], ["relu1_1", "relu2_1"], [1.0, 2.0], style_scale=3.0, tv_weight=0.5)
+    loss = PerceptualLoss(
+        vgg, texture, ["relu2_2"], [1.0], ["relu1_1", "relu2_1"], [1.0, 2.0], style_scale=3.0, tv_weight=0.5
+    )
     batch = torch.rand(4, 3, 48, 48)
     terms = loss(batch, loss.content_targets(torch.rand(4, 3, 48, 48)))
     assert {"content", "style", "tv", "total", "style/relu1_1", "style/relu2_1"} <= set(terms)
@@ -81,8 +85,14 @@ def test_perceptual_loss_terms_batch_and_cached_targets(mosaic_path):
 
 def test_style_only_optimisation_with_offline_weights_drops_100x(vgg, mosaic_path):
     """The converted HED weights are real: a 64 px style-only L-BFGS run lowers the style loss >= 100x."""
-    loss = PerceptualLoss(vgg, load_image(mosaic_path, max_size=64), [], [], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
-                          [1, 1, 1e2, 1e5, 1e7])
+    loss = PerceptualLoss(
+        vgg,
+        load_image(mosaic_path, max_size=64),
+        [],
+        [],
+        ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
+        [1, 1, 1e2, 1e5, 1e7],
+    )
     torch.manual_seed(0)
     image = (0.5 + 0.05 * torch.randn(1, 3, 64, 64)).requires_grad_(True)
     optimizer = torch.optim.LBFGS([image], max_iter=40, line_search_fn="strong_wolfe")
@@ -123,13 +133,22 @@ def test_bf16_path_matches_fp32_reference(mosaic_path, photo_path):
     gradients pointing the same way (cosine > 0.99), on the real weights and a real photo."""
     texture = load_image(mosaic_path, max_size=96)
     photo = load_image(photo_path, max_size=96)
-    layers = dict(content_layers=["relu4_2"], content_weights=[1.0], style_normalize="target",
-                  style_layers=["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], style_weights=[1.0] * 5)
+    layers = dict(
+        content_layers=["relu4_2"],
+        content_weights=[1.0],
+        style_normalize="target",
+        style_layers=["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
+        style_weights=[1.0] * 5,
+    )
     terms, grads = {}, {}
     for precision in ("fp32", "bf16"):
-        vgg = VGGFeatures(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1", "relu4_2"], arch="vgg16", precision=precision)
+        vgg = VGGFeatures(
+            ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1", "relu4_2"], arch="vgg16", precision=precision
+        )
         loss = PerceptualLoss(vgg, texture, **layers)
-        image = (0.7 * photo + 0.3 * torch.rand_like(photo, generator=torch.Generator().manual_seed(0))).requires_grad_(True)
+        image = (0.7 * photo + 0.3 * torch.rand_like(photo, generator=torch.Generator().manual_seed(0))).requires_grad_(
+            True
+        )
         out = loss(image, loss.content_targets(photo))
         out["total"].backward()
         terms[precision], grads[precision] = {k: v.item() for k, v in out.items()}, image.grad.flatten()

@@ -1,4 +1,5 @@
 """Shipped models: loaded by name wherever a checkpoint goes, never written, a one-line error for unknown names."""
+
 import hashlib
 
 import pytest
@@ -45,17 +46,32 @@ def test_unknown_name_lists_the_shipped_models(tmp_path):
 
 
 def test_init_from_a_shipped_model(tmp_path, one_thread):
+    from conftest import CONFIG_DIR
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONFIG_DIR
     from train import train
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            f"run_dir={tmp_path / 'run'}", "init_from=mosaic", "data.image_size=64", "data.val_size=64", "data.batch_size=1",
-            "data.num_val=1", "data.builtin_length=4", "data.schedule=null", "trainer.max_steps=2", "trainer.val_check_interval=2",
-            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-            "checkpoint_every=2", "sample_every=0"])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"run_dir={tmp_path / 'run'}",
+                "init_from=mosaic",
+                "data.image_size=64",
+                "data.val_size=64",
+                "data.batch_size=1",
+                "data.num_val=1",
+                "data.builtin_length=4",
+                "data.schedule=null",
+                "trainer.max_steps=2",
+                "trainer.val_check_interval=2",
+                "trainer.accelerator=cpu",
+                "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false",
+                "checkpoint_every=2",
+                "sample_every=0",
+            ],
+        )
     result = train(cfg)
     assert result["global_step"] == 2
     shipped = read_checkpoint("mosaic")["state_dict"]
@@ -68,10 +84,54 @@ def test_init_from_a_shipped_model(tmp_path, one_thread):
 # texnet.load("mosaic").stylize of a seeded 24x40 photo with seed 0 at main 6dfad01: out[0, :, ::6, ::10]. The shipped
 # checkpoint must keep giving this image whatever changes in the training code, the checkpoint reader or the generator.
 MOSAIC_REFERENCE = [
-    0.682252, 0.342028, 0.236454, 0.047256, 0.209826, 0.1816, 0.078898, 0.953524, 0.57453, 0.446774, 0.070794, 0.921643,
-    0.290173, 0.84109, 0.759936, 0.071393, 0.54332, 0.172007, 0.143406, 0.393749, 0.123029, 0.136922, 0.098119, 0.892964,
-    0.499802, 0.258432, 0.146152, 0.860926, 0.132162, 0.713335, 0.775906, 0.129762, 0.216856, 0.096986, 0.302796, 0.343458,
-    0.051506, 0.084351, 0.054865, 0.313013, 0.245257, 0.116838, 0.110993, 0.379224, 0.048197, 0.37006, 0.549712, 0.064819,
+    0.682252,
+    0.342028,
+    0.236454,
+    0.047256,
+    0.209826,
+    0.1816,
+    0.078898,
+    0.953524,
+    0.57453,
+    0.446774,
+    0.070794,
+    0.921643,
+    0.290173,
+    0.84109,
+    0.759936,
+    0.071393,
+    0.54332,
+    0.172007,
+    0.143406,
+    0.393749,
+    0.123029,
+    0.136922,
+    0.098119,
+    0.892964,
+    0.499802,
+    0.258432,
+    0.146152,
+    0.860926,
+    0.132162,
+    0.713335,
+    0.775906,
+    0.129762,
+    0.216856,
+    0.096986,
+    0.302796,
+    0.343458,
+    0.051506,
+    0.084351,
+    0.054865,
+    0.313013,
+    0.245257,
+    0.116838,
+    0.110993,
+    0.379224,
+    0.048197,
+    0.37006,
+    0.549712,
+    0.064819,
 ]
 
 

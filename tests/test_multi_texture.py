@@ -1,4 +1,5 @@
 """Several textures in one network (conditional instance norm): picking, blending, adding a texture, export, errors."""
+
 from __future__ import annotations
 
 import copy
@@ -56,12 +57,16 @@ def test_textures_differ_and_a_pure_mix_is_that_texture(arch):
     with torch.no_grad():
         outs = [g(photo, rng=torch.Generator().manual_seed(1), texture=i) for i in range(3)]
         pure = g(photo, rng=torch.Generator().manual_seed(1), texture=mix_weights(NAMES, {"starry": 1.0}))
-        blend = g(photo, rng=torch.Generator().manual_seed(1), texture=mix_weights(NAMES, {"mosaic": 0.5, "starry": 0.5}))
+        blend = g(
+            photo, rng=torch.Generator().manual_seed(1), texture=mix_weights(NAMES, {"mosaic": 0.5, "starry": 0.5})
+        )
     assert (outs[0] - outs[1]).abs().mean() > 1e-3 and (outs[1] - outs[2]).abs().mean() > 1e-3
     assert torch.equal(pure, outs[1])
     assert not torch.equal(blend, outs[0]) and not torch.equal(blend, outs[1])
     norms = [m for m in g.modules() if isinstance(m, ConditionalInstanceNorm)]
-    assert norms and all(len(m.weights) == 3 and m.texture == 0 for m in norms)  # the selection is restored after a call
+    assert norms and all(
+        len(m.weights) == 3 and m.texture == 0 for m in norms
+    )  # the selection is restored after a call
 
 
 def test_texture_mode_generates_each_texture_on_both_backends():
@@ -113,13 +118,22 @@ def test_a_single_texture_network_becomes_texture_0_bit_exact():
     assert torch.equal(ref, out)
 
 
-@pytest.mark.parametrize("mix, message", [
-    ({"mosaic": 0.5, "nope": 0.5}, r"^texture_mix: 'nope' is not a texture of this network: use mosaic, starry, pebbles$"),
-    ({"mosaic": 1.2, "starry": -0.2}, r"^texture_mix: the weight of 'starry' is -0.2; mix weights must be >= 0"),
-    ({"mosaic": 0.5, "starry": 0.2}, r"^texture_mix: the weights sum to 0.7; they must sum to 1 \(textures: mosaic, starry, pebbles\)$"),
-    ("nope", r"^texture_mix: 'nope' is not a texture"),
-    (["mosaic"], r"^texture_mix=\['mosaic'\] is not a texture name nor a mix"),
-])
+@pytest.mark.parametrize(
+    "mix, message",
+    [
+        (
+            {"mosaic": 0.5, "nope": 0.5},
+            r"^texture_mix: 'nope' is not a texture of this network: use mosaic, starry, pebbles$",
+        ),
+        ({"mosaic": 1.2, "starry": -0.2}, r"^texture_mix: the weight of 'starry' is -0.2; mix weights must be >= 0"),
+        (
+            {"mosaic": 0.5, "starry": 0.2},
+            r"^texture_mix: the weights sum to 0.7; they must sum to 1 \(textures: mosaic, starry, pebbles\)$",
+        ),
+        ("nope", r"^texture_mix: 'nope' is not a texture"),
+        (["mosaic"], r"^texture_mix=\['mosaic'\] is not a texture name nor a mix"),
+    ],
+)
 def test_a_bad_mix_is_a_one_line_error(mix, message):
     with pytest.raises(TexnetError, match=message) as err:
         mix_weights(NAMES, mix, "texture_mix")
@@ -138,36 +152,73 @@ def test_train_py_writes_a_checkpoint_that_texnet_load_blends(multi, tmp_path):
     assert torch.equal(first, stylizer.stylize(photo, seed=1, mix="mosaic"))
     blend = stylizer.stylize(photo, seed=1, mix={"mosaic": 0.7, "starry": 0.3})
     eager = load(multi, device="cpu", backend="eager")
-    torch.testing.assert_close(blend, eager.stylize(photo, seed=1, mix={"mosaic": 0.7, "starry": 0.3}), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        blend, eager.stylize(photo, seed=1, mix={"mosaic": 0.7, "starry": 0.3}), atol=1e-4, rtol=0
+    )
     whole = eager.stylize(photo, noise_factor=0, mix={"mosaic": 0.7, "starry": 0.3})
-    tiled = eager.stylize(photo, noise_factor=0, mix={"mosaic": 0.7, "starry": 0.3}, tile_size=8)  # texnet.tiling, same mix
+    tiled = eager.stylize(
+        photo, noise_factor=0, mix={"mosaic": 0.7, "starry": 0.3}, tile_size=8
+    )  # texnet.tiling, same mix
     torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)
     assert (whole - eager.stylize(photo, noise_factor=0)).abs().mean() > 1e-4
-    with pytest.raises(TexnetError, match=r"^mix: 'nope' is not a texture of this network: use mosaic, starry, pebbles$"):
+    with pytest.raises(
+        TexnetError, match=r"^mix: 'nope' is not a texture of this network: use mosaic, starry, pebbles$"
+    ):
         stylizer.stylize(photo, mix={"nope": 1.0})
 
 
 def test_stylize_py_takes_a_texture_mix(multi, tmp_path):
     photo = write_photo(tmp_path / "in" / "photo.png", 48, 40)
-    [mixed] = stylize(stylize_cfg(f"checkpoint={multi}", f"input={photo}", f"output={tmp_path / 'mix.png'}", "seed=0",
-                                  "texture_mix={mosaic: 0.7, starry: 0.3}"))
-    [starry] = stylize(stylize_cfg(f"checkpoint={multi}", f"input={photo}", f"output={tmp_path / 'starry.png'}", "seed=0",
-                                   "texture_mix=starry"))
+    [mixed] = stylize(
+        stylize_cfg(
+            f"checkpoint={multi}",
+            f"input={photo}",
+            f"output={tmp_path / 'mix.png'}",
+            "seed=0",
+            "texture_mix={mosaic: 0.7, starry: 0.3}",
+        )
+    )
+    [starry] = stylize(
+        stylize_cfg(
+            f"checkpoint={multi}", f"input={photo}", f"output={tmp_path / 'starry.png'}", "seed=0", "texture_mix=starry"
+        )
+    )
     assert not np.array_equal(np.asarray(Image_open(mixed)), np.asarray(Image_open(starry)))
     with pytest.raises(TexnetError, match=r"^texture_mix: the weights sum to 0.5;"):
-        stylize(stylize_cfg(f"checkpoint={multi}", f"input={photo}", f"output={tmp_path / 'x.png'}", "texture_mix={mosaic: 0.5}"))
+        stylize(
+            stylize_cfg(
+                f"checkpoint={multi}", f"input={photo}", f"output={tmp_path / 'x.png'}", "texture_mix={mosaic: 0.5}"
+            )
+        )
 
 
 def test_stylize_py_command_line_texture_picks_one(multi, tmp_path):
     """`texture=pebbles` on the command line is texture_mix=pebbles for a trained network; an unknown one is one line."""
     photo = write_photo(tmp_path / "photo.png", 48, 40)
-    run = [sys.executable, str(ROOT / "stylize.py"), f"checkpoint={multi}", f"input={photo}", "seed=0", "progress=false"]
+    run = [
+        sys.executable,
+        str(ROOT / "stylize.py"),
+        f"checkpoint={multi}",
+        f"input={photo}",
+        "seed=0",
+        "progress=false",
+    ]
     env = {"PYTHONPATH": str(ROOT), "TEXNET_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    ok = subprocess.run([*run, "texture=pebbles", f"output={tmp_path / 'p.png'}"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    ok = subprocess.run(
+        [*run, "texture=pebbles", f"output={tmp_path / 'p.png'}"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     assert ok.returncode == 0, ok.stderr
-    single = subprocess.run([*run, "checkpoint=mosaic", "texture=starry", f"output={tmp_path / 's.png'}"], capture_output=True,
-                            text=True, env=env, cwd=tmp_path)
-    assert single.returncode == 1 and single.stderr.strip() == "error: texture_mix: 'starry' is not a texture of this network: use mosaic"
+    single = subprocess.run(
+        [*run, "checkpoint=mosaic", "texture=starry", f"output={tmp_path / 's.png'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert (
+        single.returncode == 1
+        and single.stderr.strip() == "error: texture_mix: 'starry' is not a texture of this network: use mosaic"
+    )
 
 
 def Image_open(path: Path):
@@ -178,7 +229,9 @@ def Image_open(path: Path):
 
 def test_export_takes_the_mix_as_an_input(multi, tmp_path):
     eager = load(multi, device="cpu", backend="eager").generator
-    session = ort.InferenceSession(str(export_onnx(multi, tmp_path / "m.onnx", noise_inputs=True)), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(export_onnx(multi, tmp_path / "m.onnx", noise_inputs=True)), providers=["CPUExecutionProvider"]
+    )
     assert [i.name for i in session.get_inputs()][-1] == "mix"
     scripted = torch.jit.load(str(export_torchscript(multi, tmp_path / "m.pt", noise_inputs=True)))
     photo = torch.rand(1, 3, 37, 45)
@@ -188,13 +241,19 @@ def test_export_takes_the_mix_as_an_input(multi, tmp_path):
         with torch.no_grad():
             ref = eager(photo, noise=noise, texture=weights)
             traced = scripted(photo, *noise, weights)
-        feed = {"content": photo.numpy(), **{f"noise_{i}": n.numpy() for i, n in enumerate(noise)}, "mix": weights.numpy()}
+        feed = {
+            "content": photo.numpy(),
+            **{f"noise_{i}": n.numpy() for i, n in enumerate(noise)},
+            "mix": weights.numpy(),
+        }
         np.testing.assert_allclose(session.run(None, feed)[0], ref.numpy(), atol=1e-4)
         torch.testing.assert_close(traced, ref, atol=1e-5, rtol=0)
     plain = ort.InferenceSession(str(export_onnx(multi, tmp_path / "plain.onnx")), providers=["CPUExecutionProvider"])
     assert [i.name for i in plain.get_inputs()] == ["content", "noise_factor", "mix"]
     weights = mix_weights(NAMES, {"mosaic": 0.5, "pebbles": 0.5})
-    out = plain.run(None, {"content": photo.numpy(), "noise_factor": np.zeros(1, np.float32), "mix": weights.numpy()})[0]
+    out = plain.run(None, {"content": photo.numpy(), "noise_factor": np.zeros(1, np.float32), "mix": weights.numpy()})[
+        0
+    ]
     with torch.no_grad():
         np.testing.assert_allclose(out, eager(photo, noise_factor=0.0, texture=weights).numpy(), atol=1e-4)
 
@@ -205,7 +264,11 @@ def test_texture_add_through_train_py_keeps_the_old_textures(multi, tmp_path, ph
     assert new.textures == [*NAMES, "astronaut"]
     old_state, new_state = old.generator.state_dict(), new.generator.state_dict()
     assert all(torch.equal(v, new_state[k]) for k, v in old_state.items())  # shared weights and old textures untouched
-    assert any(not torch.equal(new_state[k.removesuffix("0") + "3"], v) for k, v in old_state.items() if k.endswith("weights.0"))  # it trained
+    assert any(
+        not torch.equal(new_state[k.removesuffix("0") + "3"], v)
+        for k, v in old_state.items()
+        if k.endswith("weights.0")
+    )  # it trained
     photo = torch.rand(1, 3, 40, 52)
     for name in NAMES:
         assert torch.equal(old.stylize(photo, seed=5, mix=name), new.stylize(photo, seed=5, mix=name))
@@ -214,7 +277,9 @@ def test_texture_add_through_train_py_keeps_the_old_textures(multi, tmp_path, ph
 
 
 def test_texture_options_are_checked(multi, tmp_path, photo_path):
-    with pytest.raises(TexnetError, match=r"^texture.add=.* adds a texture to a trained network: pass init_from=<its checkpoint>$"):
+    with pytest.raises(
+        TexnetError, match=r"^texture.add=.* adds a texture to a trained network: pass init_from=<its checkpoint>$"
+    ):
         train_checkpoint(tmp_path / "a", "stylize", f"texture.add={photo_path}")
     with pytest.raises(TexnetError, match="two textures are named 'mosaic'"):
         train_checkpoint(tmp_path / "b", "stylize", "texture.images=[mosaic,mosaic]")

@@ -2,6 +2,7 @@
 
 Slow (a wheel build and a fresh virtual environment, ~1 min): ``pytest -m slow tests/test_package.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 from test_stylize import train_checkpoint
 
@@ -44,24 +44,45 @@ def test_a_non_editable_install_works_from_another_folder(tmp_path, photo_path):
     ...) but not its texnet; the script then runs from an empty folder with no repository on its path."""
     ckpt = train_checkpoint(tmp_path / "net")
     source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "__pycache__", "*.egg-info", "build", "runs", "tests", "bench",
-                                                                "docs", "outputs"))
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".*", "__pycache__", "*.egg-info", "build", "runs", "tests", "bench", "docs", "outputs"
+        ),
+    )
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=True)
     python = env_dir / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # this environment's packages as plain paths: their .pth files (e.g. an editable texnet) are not run
     (Path(purelib) / "reuse_test_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    pip = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
-                         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    pip = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
     assert pip.returncode == 0, pip.stderr[-2000:]
     shutil.rmtree(source)  # nothing of the repository is left to read
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run = subprocess.run([python, "-c", SCRIPT, str(ckpt), str(photo_path), str(elsewhere)], capture_output=True, text=True,
-                         timeout=600, env={**env, "TEXNET_OFFLINE": "1"}, cwd=elsewhere)
+    run = subprocess.run(
+        [python, "-c", SCRIPT, str(ckpt), str(photo_path), str(elsewhere)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "TEXNET_OFFLINE": "1"},
+        cwd=elsewhere,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert Path(report["texnet"]).is_relative_to(env_dir) and not Path(report["texnet"]).is_relative_to(ROOT)

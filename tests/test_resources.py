@@ -1,14 +1,15 @@
 """What ships in texnet/resources: the built-in textures and the default loss, found without the repository."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from conftest import CONFIG_DIR
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import texnet
-from conftest import CONFIG_DIR
 from texnet.errors import TexnetError
 from texnet.losses import default_loss_config
 from texnet.textures import available_textures, resolve_texture_path, texture_name, texture_path
@@ -30,7 +31,10 @@ def test_paths_from_before_the_textures_were_packaged_still_resolve(tmp_path, mo
     own.parent.mkdir(parents=True)
     own.write_bytes(texture_path("mosaic").read_bytes())
     assert resolve_texture_path("data/textures/pebbles.jpg") == Path("data/textures/pebbles.jpg")
-    with pytest.raises(TexnetError, match="texture image 'wood' does not exist: pass texture=<name> with one of mosaic, pebbles, starry"):
+    with pytest.raises(
+        TexnetError,
+        match="texture image 'wood' does not exist: pass texture=<name> with one of mosaic, pebbles, starry",
+    ):
         resolve_texture_path("wood")
 
 

@@ -1,10 +1,11 @@
 """texnet.run_folder through train(): a used run folder is refused before anything is written, a failed start
 leaves no folder behind (through train() and through train.py)."""
+
 import os
 
 import pytest
-
 from conftest import tiny_cfg
+
 from texnet.errors import TexnetError
 from train import train
 
@@ -14,8 +15,11 @@ def test_second_run_into_a_used_folder_is_refused(tmp_path, coco_root):
     run = tmp_path / "run"
     train(tiny_cfg(run, coco_root, "trainer.max_steps=2", "trainer.val_check_interval=2"))
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    with pytest.raises(TexnetError, match=r"run folder '.*run' already holds a run \(checkpoints, config.yaml, csv, samples\): "
-                                          r"pass a new hydra.run.dir=, or resume that run with ckpt_path=.*last.ckpt") as err:
+    with pytest.raises(
+        TexnetError,
+        match=r"run folder '.*run' already holds a run \(checkpoints, config.yaml, csv, samples\): "
+        r"pass a new hydra.run.dir=, or resume that run with ckpt_path=.*last.ckpt",
+    ) as err:
         train(tiny_cfg(run, coco_root, "trainer.max_steps=2", "trainer.val_check_interval=2"))
     assert "\n" not in str(err.value)
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
@@ -24,7 +28,9 @@ def test_second_run_into_a_used_folder_is_refused(tmp_path, coco_root):
 def test_failed_start_leaves_no_run_folder(tmp_path, coco_root):
     """A start that fails removes the folder it created, never one that existed (here: with a file of the user's)."""
     new = tmp_path / "new"
-    with pytest.raises(TexnetError, match="COCO image folder .* does not exist"):  # found in fit, after config.yaml was written
+    with pytest.raises(
+        TexnetError, match="COCO image folder .* does not exist"
+    ):  # found in fit, after config.yaml was written
         train(tiny_cfg(new, tmp_path / "no_coco"))
     assert not new.exists()
     mine = tmp_path / "mine"
@@ -46,14 +52,28 @@ def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_faile
     (used / ".hydra").mkdir(parents=True)
     (used / ".hydra" / "config.yaml").write_text("earlier run\n")
     env = {**os.environ, "TEXNET_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={used}"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "train.py", f"hydra.run.dir={used}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: run folder '{used}' already holds a run (.hydra)")
-    assert (used / ".hydra" / "config.yaml").read_text() == "earlier run\n" and sorted(used.iterdir()) == [used / ".hydra"]
+    assert (used / ".hydra" / "config.yaml").read_text() == "earlier run\n" and sorted(used.iterdir()) == [
+        used / ".hydra"
+    ]
 
     fresh = tmp_path / "fresh"
-    done = subprocess.run([sys.executable, "train.py", f"texture.image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={fresh}"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "train.py", f"texture.image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={fresh}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 1 and "missing.jpg" in done.stderr.strip().splitlines()[-1]
     assert not fresh.exists()

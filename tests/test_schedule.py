@@ -1,14 +1,15 @@
 """The training schedule: crop size and style scale change at the configured steps, and survive a resume."""
+
 import csv
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONFIG_DIR
 from hydra import compose, initialize_config_dir
 
 from texnet.errors import TexnetError
 from texnet.schedule import check_schedule, settings_at
-from conftest import CONFIG_DIR
 from train import train
 
 SCHEDULE = "data.schedule=[{step:0,image_size:48},{step:3,image_size:64,batch_size:1,style_scale:2.5}]"
@@ -16,12 +17,26 @@ SCHEDULE = "data.schedule=[{step:0,image_size:48},{step:3,image_size:64,batch_si
 
 def builtin_cfg(run: Path, *overrides: str):
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[
-            f"run_dir={run}", "data.image_size=32", "data.val_size=48", "data.batch_size=2", "data.num_val=1",
-            "data.builtin_length=64", "model.scales=3", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1", "trainer.val_check_interval=3",
-            "checkpoint_every=3", "sample_every=0", *overrides,
-        ])
+        return compose(
+            "train",
+            overrides=[
+                f"run_dir={run}",
+                "data.image_size=32",
+                "data.val_size=48",
+                "data.batch_size=2",
+                "data.num_val=1",
+                "data.builtin_length=64",
+                "model.scales=3",
+                "trainer.accelerator=cpu",
+                "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false",
+                "trainer.log_every_n_steps=1",
+                "trainer.val_check_interval=3",
+                "checkpoint_every=3",
+                "sample_every=0",
+                *overrides,
+            ],
+        )
 
 
 def logged(run: Path, key: str) -> list[tuple[int, float]]:
@@ -34,9 +49,12 @@ def test_settings_follow_the_stages():
     defaults = {"image_size": 128, "batch_size": 4, "style_scale": 1.0}
     assert settings_at(stages, 0, defaults) == {"image_size": 128, "batch_size": 4, "style_scale": 2.0}
     assert settings_at(stages, 10, defaults) == {"image_size": 256, "batch_size": 1, "style_scale": 2.0}
-    for bad, message in (([{"image_size": 64}], "needs 'step'"), ([{"step": 0, "lr": 1}], "unknown: lr"),
-                         ([{"step": 0, "image_size": 0}], "image_size=0 must be"),
-                         ([{"step": 1}, {"step": 1}], "same step")):
+    for bad, message in (
+        ([{"image_size": 64}], "needs 'step'"),
+        ([{"step": 0, "lr": 1}], "unknown: lr"),
+        ([{"step": 0, "image_size": 0}], "image_size=0 must be"),
+        ([{"step": 1}, {"step": 1}], "same step"),
+    ):
         with pytest.raises(TexnetError, match=message):
             check_schedule(bad)
 

@@ -1,4 +1,5 @@
 """stylize.py through Hydra's compose API, and texnet.load / Stylizer, on tiny checkpoints trained here."""
+
 from __future__ import annotations
 
 import logging
@@ -9,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CONFIG_DIR, ROOT
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from stylize import stylize
-from conftest import CONFIG_DIR, ROOT
 import texnet.batch
+from stylize import stylize
 from texnet import inference
 from texnet.errors import TexnetError
 from texnet.inference import load, transfer_luminance
@@ -24,12 +25,30 @@ from train import train
 def train_checkpoint(root: Path, mode: str = "stylize", *overrides: str) -> Path:
     """A 3-scale network trained for 2 steps on the built-in photos (random VGG weights: seconds, not minutes)."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            f"run_dir={root}", "data=builtin", "data.image_size=64", "data.val_size=64", "data.batch_size=1", "data.num_val=1",
-            "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false", "checkpoint_every=2", "sample_every=100", "logger={}", "loss.weights=random",
-            "texture.size=64", "model.scales=3", f"model.mode={mode}", *overrides,
-        ])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"run_dir={root}",
+                "data=builtin",
+                "data.image_size=64",
+                "data.val_size=64",
+                "data.batch_size=1",
+                "data.num_val=1",
+                "trainer.max_steps=2",
+                "trainer.val_check_interval=2",
+                "trainer.accelerator=cpu",
+                "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false",
+                "checkpoint_every=2",
+                "sample_every=100",
+                "logger={}",
+                "loss.weights=random",
+                "texture.size=64",
+                "model.scales=3",
+                f"model.mode={mode}",
+                *overrides,
+            ],
+        )
     return train(cfg)["last"]
 
 
@@ -76,7 +95,9 @@ def sizes(paths) -> dict[str, tuple[int, int]]:
 
 
 def test_file_folder_and_glob_inputs_keep_each_photos_size(tmp_path, ckpt, photos, caplog):
-    one = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photos / 'a.jpg'}", f"output={tmp_path / 'one' / 'out.jpg'}"))
+    one = stylize(
+        stylize_cfg(f"checkpoint={ckpt}", f"input={photos / 'a.jpg'}", f"output={tmp_path / 'one' / 'out.jpg'}")
+    )
     assert one == [tmp_path / "one" / "out.jpg"] and Image.open(one[0]).size == (48, 40)
 
     with caplog.at_level(logging.WARNING):
@@ -123,20 +144,35 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path, photos, make):
     elif make == "state_dict":
         torch.save(torch.nn.Linear(2, 2).state_dict(), path)
     elif make == "lightning":  # what any other LightningModule writes
-        torch.save({"epoch": 0, "global_step": 1, "pytorch-lightning_version": "2.6.0", "state_dict": {"w": torch.zeros(1)},
-                    "hyper_parameters": {"lr": 0.1}}, path)
+        torch.save(
+            {
+                "epoch": 0,
+                "global_step": 1,
+                "pytorch-lightning_version": "2.6.0",
+                "state_dict": {"w": torch.zeros(1)},
+                "hyper_parameters": {"lr": 0.1},
+            },
+            path,
+        )
     with pytest.raises(TexnetError) as err:
         stylize(stylize_cfg(f"checkpoint={path}", f"input={photos / 'a.jpg'}"))
     assert str(path) in str(err.value) and "train.py" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_cli_prints_one_line_error_and_exits_1(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "stylize.py"), f"checkpoint={tmp_path / 'nope.ckpt'}", "input=x.jpg"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stylize.py"), f"checkpoint={tmp_path / 'nope.ckpt'}", "input=x.jpg"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"error: checkpoint '{tmp_path / 'nope.ckpt'}' does not exist: "
-                                                "expected a texture-network checkpoint written by train.py "
-                                                "(runs/<texture>/<date>/checkpoints/last.ckpt)"]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: checkpoint '{tmp_path / 'nope.ckpt'}' does not exist: "
+        "expected a texture-network checkpoint written by train.py "
+        "(runs/<texture>/<date>/checkpoints/last.ckpt)"
+    ]
 
 
 def test_missing_input_is_an_error(tmp_path, ckpt):
@@ -149,12 +185,24 @@ def test_missing_input_is_an_error(tmp_path, ckpt):
 def test_size_max_size_and_batches(tmp_path, ckpt, photos):
     out = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photos / 'b.png'}", f"output={tmp_path / 's'}", "size=35"))
     assert Image.open(out[0]).size == (35, 26)
-    out = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photos / 'b.png'}", f"output={tmp_path / 'm'}", "max_size=100"))
+    out = stylize(
+        stylize_cfg(f"checkpoint={ckpt}", f"input={photos / 'b.png'}", f"output={tmp_path / 'm'}", "max_size=100")
+    )
     assert Image.open(out[0]).size == (70, 52)  # never upscaled
     for i in range(3):
         write_photo(tmp_path / "same" / f"{i}.png", 40, 32, i)
-    batched = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'same'}", f"output={tmp_path / 'b2'}", "batch_size=2", "noise_factor=0"))
-    single = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'same'}", f"output={tmp_path / 'b1'}", "noise_factor=0"))
+    batched = stylize(
+        stylize_cfg(
+            f"checkpoint={ckpt}",
+            f"input={tmp_path / 'same'}",
+            f"output={tmp_path / 'b2'}",
+            "batch_size=2",
+            "noise_factor=0",
+        )
+    )
+    single = stylize(
+        stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'same'}", f"output={tmp_path / 'b1'}", "noise_factor=0")
+    )
     for a, b in zip(batched, single):
         assert np.abs(np.asarray(Image.open(a), int) - np.asarray(Image.open(b), int)).max() <= 1
 
@@ -167,7 +215,14 @@ def test_preserve_color_keeps_the_photos_chroma(ckpt, photo_path):
 
     def ycbcr(x: torch.Tensor) -> torch.Tensor:
         r, g, b = x.unbind(1)
-        return torch.stack([0.299 * r + 0.587 * g + 0.114 * b, -0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b], 1)
+        return torch.stack(
+            [
+                0.299 * r + 0.587 * g + 0.114 * b,
+                -0.168736 * r - 0.331264 * g + 0.5 * b,
+                0.5 * r - 0.418688 * g - 0.081312 * b,
+            ],
+            1,
+        )
 
     assert (ycbcr(plain)[:, 1:] - ycbcr(photo)[:, 1:]).abs().mean() > 0.02  # the network changes colours ...
     assert (ycbcr(kept)[:, 1:] - ycbcr(photo)[:, 1:]).abs().mean() < 0.005  # ... preserve_color keeps them
@@ -209,8 +264,20 @@ def test_images_too_large_for_memory_are_refused_with_the_limit(ckpt, monkeypatc
 
 
 def test_gatys_method_writes_its_result(tmp_path, photo_path):
-    out = stylize(stylize_cfg("method=gatys", f"input={photo_path}", "texture=mosaic", f"output={tmp_path}", "loss.weights=random",
-                              "texture.size=64", "gatys.max_size=64", "gatys.iterations=3", "gatys.save_every=0", "device=cpu"))
+    out = stylize(
+        stylize_cfg(
+            "method=gatys",
+            f"input={photo_path}",
+            "texture=mosaic",
+            f"output={tmp_path}",
+            "loss.weights=random",
+            "texture.size=64",
+            "gatys.max_size=64",
+            "gatys.iterations=3",
+            "gatys.save_every=0",
+            "device=cpu",
+        )
+    )
     assert out == [tmp_path / "astronaut" / "result.png"]
     assert Image.open(out[0]).size == (64, 64) and (tmp_path / "astronaut" / "losses.csv").is_file()
 
@@ -220,7 +287,9 @@ def test_gif_in_a_folder_is_stylised_like_a_single_gif(tmp_path, ckpt):
     Image.open(write_photo(tmp_path / "in" / "a.png", 40, 36)).convert("P").save(tmp_path / "in" / "anim.gif")
     folder = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}"))
     assert sorted(p.name for p in folder) == ["a.png", "anim.png"]
-    single = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'in' / 'anim.gif'}", f"output={tmp_path / 'one'}"))
+    single = stylize(
+        stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'in' / 'anim.gif'}", f"output={tmp_path / 'one'}")
+    )
     assert [p.name for p in single] == ["anim.png"]
 
 
@@ -239,7 +308,9 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, ckpt, photos, c
             output = tmp_path / "locked"
             output.mkdir(mode=0o555)
         message = r"cannot be written \(.*\): choose another output= or make that folder writable"
-    monkeypatch.setattr(texnet.batch, "prepare_image", lambda *a, **k: pytest.fail("stylised before checking the output"))
+    monkeypatch.setattr(
+        texnet.batch, "prepare_image", lambda *a, **k: pytest.fail("stylised before checking the output")
+    )
     with pytest.raises(TexnetError, match=message) as err:
         stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photos}", f"output={output}"))
     assert "\n" not in str(err.value)
@@ -248,7 +319,13 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, ckpt, photos, c
 def test_tile_size_option_gives_the_untiled_result(tmp_path, ckpt):
     """stylize.py tile_size=: tiles with the whole photo's statistics, the same image as untiled (to 8-bit rounding)."""
     src = write_photo(tmp_path / "p.png", 150, 110)
-    whole = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / 'whole.png'}", "noise_factor=0"))
-    tiled = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / 'tiled.png'}", "noise_factor=0", "tile_size=32"))
+    whole = stylize(
+        stylize_cfg(f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / 'whole.png'}", "noise_factor=0")
+    )
+    tiled = stylize(
+        stylize_cfg(
+            f"checkpoint={ckpt}", f"input={src}", f"output={tmp_path / 'tiled.png'}", "noise_factor=0", "tile_size=32"
+        )
+    )
     a, b = (np.asarray(Image.open(p[0])).astype(int) for p in (whole, tiled))
     assert a.shape == b.shape == (110, 150, 3) and np.abs(a - b).max() <= 1

@@ -1,4 +1,5 @@
 """Tiled stylisation (texnet.tiling, texnet.norm_stats): tiles with whole-image statistics gathered tile by tile match the untiled network."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,7 +50,10 @@ def test_tiles_match_the_untiled_image(arch):
 
 def test_schedule_measures_each_layer_once_after_its_inputs():
     """The residual net is one chain of norm layers (one per pass); the pyramid's branches are measured side by side."""
-    for arch, depth in (("residual", 7), ("pyramid", 11)):  # residual: 3 + 2 per block + 2; pyramid: 3 + (1 + 3) per join
+    for arch, depth in (
+        ("residual", 7),
+        ("pyramid", 11),
+    ):  # residual: 3 + 2 per block + 2; pyramid: 3 + (1 + 3) per join
         g = generator(arch)
         passes = schedule(g)
         assert sorted(id(layer) for group in passes for layer in group) == sorted(map(id, norm_layers(g)))
@@ -106,7 +110,9 @@ def test_stylizer_tiles_photos_too_large_for_memory(tmp_path, monkeypatch):
     path = tmp_path / "photo.png"
     Image.fromarray((image[0].permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
     whole = np.asarray(stylizer.stylize(path, noise_factor=0))
-    monkeypatch.setattr(inference, "available_memory", lambda device: 3.5 * 2**20)  # whole (~4.1 MB): refused; an 88 px tile (~2.6 MB) fits
+    monkeypatch.setattr(
+        inference, "available_memory", lambda device: 3.5 * 2**20
+    )  # whole (~4.1 MB): refused; an 88 px tile (~2.6 MB) fits
     assert tiling.needs_tiles(stylizer, path, None, None)
     monkeypatch.setattr(tiling, "TILE_SIZE", 24)
     tiled = np.asarray(stylizer.stylize(path, noise_factor=0))

@@ -1,14 +1,15 @@
 """train.py through Hydra's compose API on a tiny COCO-format set (conftest.coco_root)."""
+
 import csv
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONFIG_DIR, ROOT, tiny_cfg
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 
-from conftest import CONFIG_DIR, ROOT, tiny_cfg
 from texnet.errors import TexnetError
 from texnet.textures import texture_path
 from train import train
@@ -16,11 +17,20 @@ from train import train
 
 def val_totals(run_dir: Path) -> list[float]:
     """The validation totals a run logged to its metrics.csv, in order."""
-    return [float(r["val/total"]) for r in csv.DictReader((run_dir / "csv" / "metrics.csv").open()) if r.get("val/total")]
+    return [
+        float(r["val/total"]) for r in csv.DictReader((run_dir / "csv" / "metrics.csv").open()) if r.get("val/total")
+    ]
 
 
 def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root):
-    cfg = tiny_cfg(tmp_path / "run", coco_root, "optim.optimizer.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=8", "trainer.log_every_n_steps=1")
+    cfg = tiny_cfg(
+        tmp_path / "run",
+        coco_root,
+        "optim.optimizer.lr=0.05",
+        "trainer.max_steps=16",
+        "trainer.val_check_interval=8",
+        "trainer.log_every_n_steps=1",
+    )
     result = train(cfg)
     run = tmp_path / "run"
     assert result["global_step"] == 16
@@ -36,7 +46,11 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
     assert ckpt["texnet"]["kind"] == "texnet.TextureNetModule"
     assert "texture" in ckpt["state_dict"] and not any(k.startswith("_perceptual") for k in ckpt["state_dict"])
 
-    resumed = train(tiny_cfg(tmp_path / "resumed", coco_root, "trainer.max_steps=20", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"))
+    resumed = train(
+        tiny_cfg(
+            tmp_path / "resumed", coco_root, "trainer.max_steps=20", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"
+        )
+    )
     assert resumed["global_step"] == 20  # continued from step 16, not from 0
 
 
@@ -45,16 +59,43 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     from texnet.module import TextureNetModule
     from train import init_generator
 
-    first = train(tiny_cfg(tmp_path / "first", coco_root, "optim.optimizer.lr=0.05", "trainer.max_steps=16", "trainer.val_check_interval=16"))
-    tuned = train(tiny_cfg(tmp_path / "tuned", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4",
-                           f"init_from={first['last']}"))
-    fresh = train(tiny_cfg(tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"))
+    first = train(
+        tiny_cfg(
+            tmp_path / "first",
+            coco_root,
+            "optim.optimizer.lr=0.05",
+            "trainer.max_steps=16",
+            "trainer.val_check_interval=16",
+        )
+    )
+    tuned = train(
+        tiny_cfg(
+            tmp_path / "tuned",
+            coco_root,
+            "loss.style_scale=2",
+            "trainer.max_steps=4",
+            "trainer.val_check_interval=4",
+            f"init_from={first['last']}",
+        )
+    )
+    fresh = train(
+        tiny_cfg(
+            tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"
+        )
+    )
     assert tuned["global_step"] == 4  # a new run, not a resume at step 16
-    assert torch.load(tuned["last"], map_location="cpu", weights_only=False)["hyper_parameters"]["loss"]["style_scale"] == 2
+    assert (
+        torch.load(tuned["last"], map_location="cpu", weights_only=False)["hyper_parameters"]["loss"]["style_scale"]
+        == 2
+    )
     assert val_totals(tuned["run_dir"])[-1] < val_totals(fresh["run_dir"])[-1]  # it started from the trained weights
 
-    module = TextureNetModule(model={"arch": "pyramid", "scales": 3, "channels": 4}, loss={}, optim={},
-                              texture={"image": str(texture_path("mosaic"))})
+    module = TextureNetModule(
+        model={"arch": "pyramid", "scales": 3, "channels": 4},
+        loss={},
+        optim={},
+        texture={"image": str(texture_path("mosaic"))},
+    )
     cfg = tiny_cfg(tmp_path / "x", coco_root, f"init_from={first['last']}")
     with pytest.raises(TexnetError, match=r"init_from=.*layers differ from this run's model \(pyramid\)"):
         init_generator(module, cfg)
@@ -64,7 +105,9 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
 
 
 def test_texture_mode_trains(tmp_path, coco_root):
-    result = train(tiny_cfg(tmp_path, coco_root, "model.mode=texture", "trainer.max_steps=2", "trainer.val_check_interval=2"))
+    result = train(
+        tiny_cfg(tmp_path, coco_root, "model.mode=texture", "trainer.max_steps=2", "trainer.val_check_interval=2")
+    )
     assert result["global_step"] == 2 and result["metrics"]["val/content"] == 0.0
 
 
@@ -73,8 +116,16 @@ def test_residual_generator_trains_and_its_checkpoint_stylizes(tmp_path, coco_ro
     from texnet.generator import ResidualGenerator
     from texnet.inference import load
 
-    cfg = tiny_cfg(tmp_path, coco_root, "model=residual", "model.channels=8", "model.residual_blocks=2", "optim.optimizer.lr=0.01",
-                   "trainer.max_steps=16", "trainer.val_check_interval=8")
+    cfg = tiny_cfg(
+        tmp_path,
+        coco_root,
+        "model=residual",
+        "model.channels=8",
+        "model.residual_blocks=2",
+        "optim.optimizer.lr=0.01",
+        "trainer.max_steps=16",
+        "trainer.val_check_interval=8",
+    )
     result = train(cfg)
     val = val_totals(tmp_path)
     assert len(val) == 2 and val[-1] < val[0], val
@@ -107,8 +158,17 @@ def test_any_image_file_is_a_texture(tmp_path, coco_root, photo_path):
 
 def test_every_config_group_composes():
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        for override in ["experiment=paper", "trainer=ddp", "model=residual", "trainer=gpu", "logger=visdom", "data=folder", "texture=starry",
-                         "texture=pebbles", "loss.style_scale=10"]:
+        for override in [
+            "experiment=paper",
+            "trainer=ddp",
+            "model=residual",
+            "trainer=gpu",
+            "logger=visdom",
+            "data=folder",
+            "texture=starry",
+            "texture=pebbles",
+            "loss.style_scale=10",
+        ]:
             cfg = compose("train", overrides=[override])
             assert cfg.model.arch == ("residual" if override == "model=residual" else "pyramid")
         paper = compose("train", overrides=["experiment=paper"])
@@ -121,14 +181,30 @@ def test_ddp_two_cpu_processes(tmp_path):
     import subprocess
     import sys
 
-
-    cmd = [sys.executable, "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=3",
-           "trainer.val_check_interval=3", "trainer.enable_progress_bar=false", "data.image_size=64", "data.val_size=64",
-           "data.num_val=2", "data.batch_size=2", "data.builtin_length=16", "model.scales=3", f"run_dir={tmp_path}",
-           f"hydra.run.dir={tmp_path}"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_steps=3",
+        "trainer.val_check_interval=3",
+        "trainer.enable_progress_bar=false",
+        "data.image_size=64",
+        "data.val_size=64",
+        "data.num_val=2",
+        "data.batch_size=2",
+        "data.builtin_length=16",
+        "model.scales=3",
+        f"run_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path}",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "distributed_backend=gloo" in done.stderr + done.stdout and "All distributed processes registered" in done.stderr + done.stdout
+    assert (
+        "distributed_backend=gloo" in done.stderr + done.stdout
+        and "All distributed processes registered" in done.stderr + done.stdout
+    )
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 3
 
@@ -138,11 +214,14 @@ def test_run_dir_apart_from_hydra_folder_is_refused(tmp_path):
     import subprocess
     import sys
 
-
     cmd = [sys.executable, "train.py", f"run_dir={tmp_path / 'mine'}", f"hydra.run.dir={tmp_path / 'hydra'}"]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "TEXNET_OFFLINE": "1"})
+    done = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "TEXNET_OFFLINE": "1"}
+    )
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (f"error: run_dir={tmp_path / 'mine'} is not Hydra's run folder {tmp_path / 'hydra'}: "
-                                                    f"choose the folder with hydra.run.dir={tmp_path / 'mine'} (hydra.sweep.dir= for -m sweeps) "
-                                                    "and leave run_dir alone")
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: run_dir={tmp_path / 'mine'} is not Hydra's run folder {tmp_path / 'hydra'}: "
+        f"choose the folder with hydra.run.dir={tmp_path / 'mine'} (hydra.sweep.dir= for -m sweeps) "
+        "and leave run_dir alone"
+    )
     assert not (tmp_path / "mine").exists()

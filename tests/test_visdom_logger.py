@@ -1,4 +1,5 @@
 """VisdomLogger in real Lightning runs: against a real Visdom server started by texnet.viz (offline), and without one."""
+
 from __future__ import annotations
 
 import json
@@ -142,7 +143,9 @@ def test_port_taken_is_a_one_line_error(server: tuple[int, Path]) -> None:
 
     cli = subprocess.run(
         [sys.executable, "-m", "texnet.viz", "serve", "--port", str(port), "--no-install"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert cli.returncode == 2
     assert cli.stderr.strip().splitlines() == [cli.stderr.strip()]
@@ -167,29 +170,59 @@ def test_metric_keys_are_grouped_into_windows(key: str, win: str, trace: str) ->
 
 
 def test_epoch_key_and_throughput_counters_are_not_plotted() -> None:
-    for key in ("epoch", "train/time", "train/samples", "train/batches", "validate/time", "train/device/batches_per_sec"):
+    for key in (
+        "epoch",
+        "train/time",
+        "train/samples",
+        "train/batches",
+        "validate/time",
+        "train/device/batches_per_sec",
+    ):
         assert route(key) is None, key
 
 
 def test_train_py_with_logger_visdom(server: tuple[int, Path], tmp_path: Path) -> None:
     """`python train.py logger=visdom`: losses, samples, noise-factor panel and config reach the dashboard."""
+    from conftest import CONFIG_DIR
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONFIG_DIR
     from train import train
 
     port, env_path = server
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            f"run_dir={tmp_path}", "logger=visdom", f"logger.visdom.port={port}", "logger.visdom.env=texnet_test_train",
-            "data.image_size=64", "data.val_size=64", "data.num_val=2", "data.batch_size=2", "model.scales=3",
-            "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1", "sample_every=2",
-            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "callbacks.throughput.window_size=2",
-        ])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"run_dir={tmp_path}",
+                "logger=visdom",
+                f"logger.visdom.port={port}",
+                "logger.visdom.env=texnet_test_train",
+                "data.image_size=64",
+                "data.val_size=64",
+                "data.num_val=2",
+                "data.batch_size=2",
+                "model.scales=3",
+                "trainer.max_steps=4",
+                "trainer.val_check_interval=2",
+                "trainer.log_every_n_steps=1",
+                "sample_every=2",
+                "trainer.enable_progress_bar=false",
+                "trainer.accelerator=cpu",
+                "callbacks.throughput.window_size=2",
+            ],
+        )
     train(cfg)
     client = visdom.Visdom(port=port, env="texnet_test_train", use_incoming_socket=False, raise_exceptions=True)
-    for win in ("train_losses", "train_style_layers", "val_losses", "lr", "throughput", "images_samples",
-                "images_texture", "images_noise_factors"):
+    for win in (
+        "train_losses",
+        "train_style_layers",
+        "val_losses",
+        "lr",
+        "throughput",
+        "images_samples",
+        "images_texture",
+        "images_noise_factors",
+    ):
         assert client.win_exists(win, env="texnet_test_train"), win
     assert len(traces(client, "train_losses", "texnet_test_train")["total"]) == 4
     assert (tmp_path / "csv" / "metrics.csv").is_file()  # the CSV logger still runs beside Visdom
@@ -203,8 +236,19 @@ def test_gatys_iterations_reach_the_dashboard(server: tuple[int, Path], tmp_path
     port, _ = server
     logger = VisdomLogger(env="texnet_test_gatys", port=port)
     loss = {**default_loss_config(), "vgg": "vgg16"}
-    stylize(photo_path, "mosaic", tmp_path / "g", loss=loss, iterations=4, save_every=2, max_size=64, texture_size=64,
-            progress=False, accelerator="cpu", loggers=[logger])
+    stylize(
+        photo_path,
+        "mosaic",
+        tmp_path / "g",
+        loss=loss,
+        iterations=4,
+        save_every=2,
+        max_size=64,
+        texture_size=64,
+        progress=False,
+        accelerator="cpu",
+        loggers=[logger],
+    )
     client = visdom.Visdom(port=port, env="texnet_test_gatys", use_incoming_socket=False, raise_exceptions=True)
     assert set(traces(client, "gatys_losses", "texnet_test_gatys")) == LOSS_TERMS
     assert len(traces(client, "gatys_losses", "texnet_test_gatys")["total"]) == 5  # iterations 0..4

@@ -1,4 +1,5 @@
 """texnet: feed-forward texture networks (Ulyanov et al. 2016) and the Gatys et al. baseline on one perceptual loss."""
+
 import logging
 import warnings
 

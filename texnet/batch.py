@@ -4,6 +4,7 @@ Photos are read one by one; consecutive photos of the same (resized) size go thr
 up to ``batch_size``. A photo that cannot be read or stylised is recorded with its one-line reason and the
 others go on; :func:`check_failures` turns "nothing at all could be done" into an error and lists the rest.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,10 +42,21 @@ class BatchResult:
     failures: list[tuple[Path, str]] = field(default_factory=list)  # (photo, one-line reason)
 
 
-def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], target: Callable[[Path], Path], *,
-                  noise_factor: float | None = None, seed: int | None = None, max_size: int | None = None,
-                  size: int | None = None, preserve_color: bool = False, batch_size: int = 1,
-                  progress: bool = False, tile_size: int | None = None, mix: str | dict[str, float] | None = None) -> BatchResult:
+def stylize_files(
+    stylizer: Stylizer,
+    inputs: Sequence[tuple[Path, Path]],
+    target: Callable[[Path], Path],
+    *,
+    noise_factor: float | None = None,
+    seed: int | None = None,
+    max_size: int | None = None,
+    size: int | None = None,
+    preserve_color: bool = False,
+    batch_size: int = 1,
+    progress: bool = False,
+    tile_size: int | None = None,
+    mix: str | dict[str, float] | None = None,
+) -> BatchResult:
     """Stylise every (photo, name) of `inputs` and save each result as the PNG ``target(name)`` (a free path).
 
     `noise_factor`, `seed`, `max_size`, `size`, `preserve_color` and `mix` are :meth:`Stylizer.stylize`'s; `seed` seeds
@@ -58,8 +70,13 @@ def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], targe
     def flush() -> None:
         start = time.perf_counter()
         try:
-            out = stylizer.stylize(torch.cat([t for _, _, t in batch]), noise_factor=noise_factor, seed=seed,
-                                   preserve_color=preserve_color, mix=mix)
+            out = stylizer.stylize(
+                torch.cat([t for _, _, t in batch]),
+                noise_factor=noise_factor,
+                seed=seed,
+                preserve_color=preserve_color,
+                mix=mix,
+            )
         except TexnetError as err:
             result.failures.extend((src, str(err)) for src, _, _ in batch)
         else:
@@ -74,8 +91,16 @@ def stylize_files(stylizer: Stylizer, inputs: Sequence[tuple[Path, Path]], targe
             try:
                 if tile_size or needs_tiles(stylizer, src, max_size, size):
                     start = time.perf_counter()
-                    image = stylizer.stylize(src, noise_factor=noise_factor, seed=seed, max_size=max_size, size=size,
-                                             preserve_color=preserve_color, tile_size=tile_size, mix=mix)
+                    image = stylizer.stylize(
+                        src,
+                        noise_factor=noise_factor,
+                        seed=seed,
+                        max_size=max_size,
+                        size=size,
+                        preserve_color=preserve_color,
+                        tile_size=tile_size,
+                        mix=mix,
+                    )
                     path = save_image(image, target(name), overwrite=True)
                     result.done.append(Stylized(src, path, image.width, image.height, time.perf_counter() - start))
                     continue

@@ -3,6 +3,7 @@
 train.py builds the callbacks from the ``callbacks`` config group (conf/callbacks/), so any Lightning callback can
 be added from the command line (``'callbacks=[default,early_stopping]'``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid
 
 from texnet.image import save_image
@@ -63,7 +64,12 @@ class SampleGrid(pl.Callback):
     one photo at several noise factors side by side (how strongly the style is applied), given as
     multiples of the factor the model trains with. A network of several textures shows a row per texture."""
 
-    def __init__(self, out_dir: str | Path, every_n_steps: int = 100, noise_multiples: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0)) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        every_n_steps: int = 100,
+        noise_multiples: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0),
+    ) -> None:
         self.out_dir, self.every_n_steps, self.noise_multiples = Path(out_dir), every_n_steps, list(noise_multiples)
         self.last_written: Path | None = None
 
@@ -81,7 +87,12 @@ class SampleGrid(pl.Callback):
                 factors = torch.cat([module(photos[:1], noise_factor=m * base, rng=rng) for m in self.noise_multiples])
                 grid = make_grid(torch.cat([photos, outputs]), nrow=len(photos), padding=2)
             else:
-                outputs = torch.cat([module(size=tuple(photos.shape[-2:]), batch_size=len(photos), rng=rng, texture=t) for t in textures])
+                outputs = torch.cat(
+                    [
+                        module(size=tuple(photos.shape[-2:]), batch_size=len(photos), rng=rng, texture=t)
+                        for t in textures
+                    ]
+                )
                 factors = outputs[:0]
                 grid = make_grid(outputs, nrow=len(photos), padding=2)
         finally:
@@ -95,8 +106,12 @@ class SampleGrid(pl.Callback):
         self.last_written = save_image(images["grid"], self.out_dir / f"step_{step:06d}.png", overwrite=True)
         for logger in trainer.loggers:
             if hasattr(logger, "log_images"):
-                logger.log_images("samples", torch.cat([images["photos"], images["outputs"]]),
-                                  caption=f"step {step}: photos (top) and stylised ({module.texture_name})", nrow=len(images["photos"]))
+                logger.log_images(
+                    "samples",
+                    torch.cat([images["photos"], images["outputs"]]),
+                    caption=f"step {step}: photos (top) and stylised ({module.texture_name})",
+                    nrow=len(images["photos"]),
+                )
                 if len(images["factors"]):
                     factors = [m * module.generator.noise_factor for m in self.noise_multiples]
                     caption = "noise factor " + " | ".join(f"{f:g}" for f in factors)
@@ -108,9 +123,13 @@ class SampleGrid(pl.Callback):
         for logger in trainer.loggers:
             if hasattr(logger, "log_images"):
                 for image, name in zip(module.textures, module.generator.textures or [module.texture_name]):
-                    logger.log_images("texture" if len(module.textures) == 1 else f"texture/{name}", image, caption=name)
+                    logger.log_images(
+                        "texture" if len(module.textures) == 1 else f"texture/{name}", image, caption=name
+                    )
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             self.write(trainer, module)
 

@@ -12,6 +12,7 @@ joined by "+" as its ``texture_name``; single-texture checkpoints are unchanged.
 Files are read with ``torch.load(weights_only=True)``: a checkpoint holds only tensors and plain data, so
 reading one can never run code. This module needs neither Lightning nor the training code.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,12 +42,18 @@ def read_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a non-checkpoint makes the unpickler fail in arbitrary ways
         if "Unsupported global" in str(err):  # a pickle with objects other than tensors and plain data
-            raise TexnetError(f"checkpoint '{path}' holds Python objects, which texnet does not unpickle (they could run code): {EXPECTED}") from None
-        raise TexnetError(f"checkpoint '{path}' is not a PyTorch checkpoint ({type(err).__name__}): {EXPECTED}") from None
+            raise TexnetError(
+                f"checkpoint '{path}' holds Python objects, which texnet does not unpickle (they could run code): {EXPECTED}"
+            ) from None
+        raise TexnetError(
+            f"checkpoint '{path}' is not a PyTorch checkpoint ({type(err).__name__}): {EXPECTED}"
+        ) from None
     entry = ckpt.get("texnet") if isinstance(ckpt, dict) else None
     kind = entry.get("kind") if isinstance(entry, dict) else None
     if kind != KIND:
-        raise TexnetError(f"checkpoint '{path}' is not a texnet checkpoint (its texnet.kind is {kind!r}, not '{KIND}'): {EXPECTED}")
+        raise TexnetError(
+            f"checkpoint '{path}' is not a texnet checkpoint (its texnet.kind is {kind!r}, not '{KIND}'): {EXPECTED}"
+        )
     return ckpt
 
 
@@ -55,10 +62,14 @@ def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:
     try:
         generator = build_generator(**ckpt.get("hyper_parameters", {})["model"])
         state = ckpt["state_dict"]
-        generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")})
+        generator.load_state_dict(
+            {k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")}
+        )
     except (KeyError, TypeError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise TexnetError(f"checkpoint '{path}' is incomplete or does not match its model settings ({reason}): re-export it with train.py") from None
+        raise TexnetError(
+            f"checkpoint '{path}' is incomplete or does not match its model settings ({reason}): re-export it with train.py"
+        ) from None
     return generator
 
 
@@ -81,11 +92,20 @@ def checkpoint_textures(ckpt: dict, path: str | Path) -> list[torch.Tensor]:
 def checkpoint_texture_name(ckpt: dict) -> str:
     """The texture's name: the texnet entry's, else the training config's (checkpoints from before the entry had it)."""
     texture = ckpt.get("hyper_parameters", {}).get("texture", {})
-    return ckpt.get("texnet", {}).get("texture_name") or (texture.get("name") if isinstance(texture, dict) else None) or "texture"
+    return (
+        ckpt.get("texnet", {}).get("texture_name")
+        or (texture.get("name") if isinstance(texture, dict) else None)
+        or "texture"
+    )
 
 
 def describe_checkpoint(ckpt: dict) -> dict:
     """What a person choosing a model wants to know: texture, mode, architecture, training steps, noise factor."""
     model = ckpt.get("hyper_parameters", {}).get("model", {})
-    return {"texture": checkpoint_texture_name(ckpt), "mode": model.get("mode", "stylize"), "arch": model.get("arch", "pyramid"),
-            "steps": ckpt.get("global_step", "?"), "noise_factor": model.get("noise_factor")}
+    return {
+        "texture": checkpoint_texture_name(ckpt),
+        "mode": model.get("mode", "stylize"),
+        "arch": model.get("arch", "pyramid"),
+        "steps": ckpt.get("global_step", "?"),
+        "noise_factor": model.get("noise_factor"),
+    }

@@ -7,6 +7,7 @@ over if the server ignores Range). Finished steps are skipped: a complete zip is
 again, and an extracted zip leaves a ``.<name>.extracted`` marker in ``root``. Only the stdlib
 (urllib) is used, so this works wherever texnet installs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,20 +82,32 @@ def download(url: str, dest: Path, progress: bool = True) -> Path:
                 log.warning("server ignored the Range request for %s: downloading it from the start", url)
                 offset = 0
             total = _total_size(response, offset)
-            with open(part, "ab" if offset else "wb") as out, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=dest.name, disable=not progress,
-            ) as bar:
+            with (
+                open(part, "ab" if offset else "wb") as out,
+                tqdm(
+                    total=total,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=dest.name,
+                    disable=not progress,
+                ) as bar,
+            ):
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as err:
-        raise TexnetError(f"downloading {url} failed: HTTP {err.code} {err.reason}: check --base-url / --split") from None
+        raise TexnetError(
+            f"downloading {url} failed: HTTP {err.code} {err.reason}: check --base-url / --split"
+        ) from None
     except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException) as err:
         reason = str(getattr(err, "reason", None) or err) or type(err).__name__
         raise TexnetError(f"downloading {url} failed ({reason}): {NETWORK_HINT}") from None
     except OSError as err:  # local disk: full, not writable
-        raise TexnetError(f"writing '{part}' failed ({err.strerror or err}): free disk space or choose another --root") from None
+        raise TexnetError(
+            f"writing '{part}' failed ({err.strerror or err}): free disk space or choose another --root"
+        ) from None
     size = part.stat().st_size
     if total is not None and size != total:
         raise TexnetError(f"downloading {url} stopped at {size} of {total} bytes: {NETWORK_HINT}")
@@ -114,14 +127,17 @@ def extract(archive: Path, root: Path, expected: Path, progress: bool = True) ->
                 zf.extract(member, root)
     except zipfile.BadZipFile:
         archive.unlink()
-        raise TexnetError(f"'{archive}' is not a valid zip (corrupt download): it was deleted; rerun to download it again") from None
+        raise TexnetError(
+            f"'{archive}' is not a valid zip (corrupt download): it was deleted; rerun to download it again"
+        ) from None
     if not expected.exists():
         raise TexnetError(f"'{archive}' did not contain '{expected.relative_to(root)}': check --split / --base-url")
     marker.touch()
 
 
-def download_coco(root: str | Path, split: str = "train2014", base_url: str = BASE_URL,
-                  keep_zips: bool = False, progress: bool = True) -> Path:
+def download_coco(
+    root: str | Path, split: str = "train2014", base_url: str = BASE_URL, keep_zips: bool = False, progress: bool = True
+) -> Path:
     """Fetch and extract the images and annotations of `split` into `root`; returns `root`."""
     root = Path(root)
     images_url, annotations_url = coco_urls(split, base_url)

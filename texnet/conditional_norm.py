@@ -13,6 +13,7 @@ so the generators' code, their forward passes and the single-texture state_dict 
 forward pass uses is set on the layers for the length of the call (:func:`selected`), which also lets texnet.tiling
 run tiles of a chosen mix through the unchanged generator; one generator object thus runs one mix at a time.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -78,8 +79,10 @@ def make_conditional(generator: nn.Module, names: Sequence[str]) -> nn.Module:
     layer's current affine parameters; sets ``generator.textures``. Returns the (modified) generator."""
     names = check_names(names)
     if any(isinstance(m, nn.BatchNorm2d) for m in generator.modules()):
-        raise TexnetError("model.norm=batch has no per-texture parameters: train several textures with model.norm=instance "
-                          "(conditional instance norm, Dumoulin et al. 2017)")
+        raise TexnetError(
+            "model.norm=batch has no per-texture parameters: train several textures with model.norm=instance "
+            "(conditional instance norm, Dumoulin et al. 2017)"
+        )
     for parent in list(generator.modules()):
         for key, child in parent.named_children():
             if isinstance(child, nn.InstanceNorm2d):
@@ -107,7 +110,9 @@ def selected(generator: nn.Module, texture: Texture | None) -> Iterator[None]:
     """Run `generator` with `texture` (an index or mix weights) for the length of the block; None keeps the current one."""
     layers = conditional_norms(generator) if texture is not None else []
     if layers and isinstance(texture, int) and not 0 <= texture < len(layers[0].weights):
-        raise TexnetError(f"texture index {texture} is out of range: this network holds {len(layers[0].weights)} textures")
+        raise TexnetError(
+            f"texture index {texture} is out of range: this network holds {len(layers[0].weights)} textures"
+        )
     before = [layer.texture for layer in layers]
     for layer in layers:
         layer.texture = texture
@@ -136,7 +141,9 @@ def mix_weights(names: Sequence[str], mix: str | Mapping[str, float] | None, opt
     elif isinstance(mix, str):
         mix = {mix: 1.0}
     if not isinstance(mix, Mapping) or not mix:
-        raise TexnetError(f"{option}={mix!r} is not a texture name nor a mix such as {{{names[0]}: 1.0}}: textures are {valid}")
+        raise TexnetError(
+            f"{option}={mix!r} is not a texture name nor a mix such as {{{names[0]}: 1.0}}: textures are {valid}"
+        )
     weights = torch.zeros(len(names))
     for name, weight in mix.items():
         if str(name) not in names:
@@ -146,7 +153,9 @@ def mix_weights(names: Sequence[str], mix: str | Mapping[str, float] | None, opt
         except (TypeError, ValueError):
             raise TexnetError(f"{option}: the weight of '{name}' is {weight!r}, not a number") from None
         if not weight >= 0:  # also NaN
-            raise TexnetError(f"{option}: the weight of '{name}' is {weight:g}; mix weights must be >= 0 (textures: {valid})")
+            raise TexnetError(
+                f"{option}: the weight of '{name}' is {weight:g}; mix weights must be >= 0 (textures: {valid})"
+            )
         weights[names.index(str(name))] = weight
     total = float(weights.sum())
     if abs(total - 1) > 1e-3:

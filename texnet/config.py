@@ -8,6 +8,7 @@ then refuse a wrong type itself, at compose time, with a multi-line error that t
 Numbers that may be int or float (``val_check_interval``) are declared float: OmegaConf has no Union type, and
 the merged copy is only used for checking, so an int keeps its meaning.
 """
+
 from __future__ import annotations
 
 import json
@@ -105,8 +106,15 @@ class StylizeSchema:
     progress: bool = MISSING
 
 
-TRAIN_SCHEMAS = {"": TrainSchema, "trainer": TrainerSchema, "data": DataSchema, "optim.optimizer": OptimizerSchema,
-                 "optim.scheduler": SchedulerSchema, "model": ModelSchema, "texture": TextureSchema}
+TRAIN_SCHEMAS = {
+    "": TrainSchema,
+    "trainer": TrainerSchema,
+    "data": DataSchema,
+    "optim.optimizer": OptimizerSchema,
+    "optim.scheduler": SchedulerSchema,
+    "model": ModelSchema,
+    "texture": TextureSchema,
+}
 STYLIZE_SCHEMAS = {"": StylizeSchema, "texture": TextureSchema}
 
 EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -138,6 +146,7 @@ def validate(cfg: DictConfig, schemas: dict[str, type]) -> None:
                 OmegaConf.merge(OmegaConf.structured(schema), {f.name: value})
             except OmegaConfBaseException:
                 key = f"{node_path}.{f.name}" if node_path else f.name
-                shown = value if isinstance(value, str) else json.dumps(value)  # null, true, [1, 2] as on the command line
+                shown = (
+                    value if isinstance(value, str) else json.dumps(value)
+                )  # null, true, [1, 2] as on the command line
                 raise TexnetError(f"{key}={shown} has the wrong type: pass {describe(hints[f.name])}") from None
-

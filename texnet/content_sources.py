@@ -8,6 +8,7 @@ Validation photos of ``coco`` and ``folder`` without a separate split are those 
 (:func:`held_out_order`). An unreadable image never stops an epoch: :class:`ImageFiles` logs it once, records it in
 its ``skipped`` set and returns the next readable image instead.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,15 @@ log = logging.getLogger(__name__)
 # scenes first; motorcycle_right is the stereo twin of motorcycle_left, so it only trains).
 # The other colour files there (color.png, chessboard_RGB.png, phantom.png) are synthetic charts.
 BUILTIN_PHOTOS = (
-    "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
-    "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "motorcycle_right.png",
+    "astronaut.png",
+    "coffee.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "retina.jpg",
+    "motorcycle_right.png",
 )
 # Held out from training: the only portrait (a face must stay recognisable) and an object close up.
 BUILTIN_VAL_PHOTOS = ("astronaut.png", "coffee.png")
@@ -65,8 +73,10 @@ def check_root(source: str, root: Path, split: str = "train2014") -> None:
     if source == "coco":
         image_dir = root / split
         if not image_dir.is_dir():
-            raise TexnetError(f"COCO image folder '{image_dir}' does not exist: download MSCOCO with "
-                              f"`{DOWNLOAD_HINT.format(root=root)}`")
+            raise TexnetError(
+                f"COCO image folder '{image_dir}' does not exist: download MSCOCO with "
+                f"`{DOWNLOAD_HINT.format(root=root)}`"
+            )
     elif source == "folder":
         if not root.is_dir():
             raise TexnetError(f"image folder '{root}' does not exist: check data.root")
@@ -88,8 +98,12 @@ def coco_images(root: Path, split: str) -> list[Path]:
     ann_file = root / "annotations" / f"instances_{split}.json"
     hint = DOWNLOAD_HINT.format(root=root)
     if not ann_file.is_file():
-        log.warning("COCO annotation file '%s' is missing: using every image in '%s' (get it with `%s`)",
-                    ann_file, image_dir, hint)
+        log.warning(
+            "COCO annotation file '%s' is missing: using every image in '%s' (get it with `%s`)",
+            ann_file,
+            image_dir,
+            hint,
+        )
         return list_images(image_dir)
     from pycocotools.coco import COCO
 
@@ -104,15 +118,24 @@ def coco_images(root: Path, split: str) -> list[Path]:
     on_disk = set(os.listdir(image_dir))
     paths = [image_dir / name for name in names if name in on_disk]
     if len(paths) < len(names):
-        log.warning("%d of %d images listed in '%s' are missing from '%s' (incomplete extraction? rerun `%s`)",
-                    len(names) - len(paths), len(names), ann_file, image_dir, hint)
+        log.warning(
+            "%d of %d images listed in '%s' are missing from '%s' (incomplete extraction? rerun `%s`)",
+            len(names) - len(paths),
+            len(names),
+            ann_file,
+            image_dir,
+            hint,
+        )
     if not paths:
-        raise TexnetError(f"COCO image folder '{image_dir}' has none of the images listed in '{ann_file}': rerun `{hint}`")
+        raise TexnetError(
+            f"COCO image folder '{image_dir}' has none of the images listed in '{ann_file}': rerun `{hint}`"
+        )
     return paths
 
 
 def held_out_order(paths: list[Path], root: Path) -> list[Path]:
     """`paths` ranked by the SHA-1 of their path below `root`: the validation photos are taken from the front."""
+
     def rank(path: Path) -> str:
         return hashlib.sha1(path.relative_to(root).as_posix().encode()).hexdigest()
 
@@ -134,8 +157,9 @@ class ImageFiles(Dataset):
     duplicate sample instead of a crashed epoch. `skipped` is the set of paths found unreadable.
     """
 
-    def __init__(self, paths: list[Path], transform: Callable[[Image.Image], Image.Image],
-                 skipped: set[str] | None = None) -> None:
+    def __init__(
+        self, paths: list[Path], transform: Callable[[Image.Image], Image.Image], skipped: set[str] | None = None
+    ) -> None:
         self.paths = paths
         self.transform = transform
         self.skipped: set[str] = skipped if skipped is not None else set()

@@ -5,6 +5,7 @@ be deleted"), so resuming a run in its own folder (``ckpt_path=<run>/checkpoints
 the resumed step; it has no option to append, hence this subclass. Rows logged after the checkpoint by the
 interrupted process (from a step the resumed run logs again) are dropped, so each step appears once.
 """
+
 from __future__ import annotations
 
 import csv

@@ -21,6 +21,7 @@ per file and process), records the path in a set shared with the DataModule (``C
 returns the next readable image instead. Worker processes (``num_workers > 0``) each count their own skips; the
 log lines name every skipped file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,9 +34,20 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from texnet.content_sources import (BUILTIN_MAX_SCALE, BUILTIN_PHOTOS, BUILTIN_TRAIN_PHOTOS, BUILTIN_VAL_PHOTOS, BuiltinPhotos,
-                                    ImageFiles, builtin_photo_dir, check_root, coco_images, held_out_order, list_images,
-                                    shrink)
+from texnet.content_sources import (
+    BUILTIN_MAX_SCALE,
+    BUILTIN_PHOTOS,
+    BUILTIN_TRAIN_PHOTOS,
+    BUILTIN_VAL_PHOTOS,
+    BuiltinPhotos,
+    ImageFiles,
+    builtin_photo_dir,
+    check_root,
+    coco_images,
+    held_out_order,
+    list_images,
+    shrink,
+)
 from texnet.errors import TexnetError
 from texnet.image import open_rgb, pil_to_tensor
 from texnet.schedule import check_schedule, settings_at
@@ -67,16 +79,25 @@ class ContentDataModule(pl.LightningDataModule):
         if source not in SOURCES:
             raise TexnetError(f"data.source='{source}' is unknown: use one of {', '.join(SOURCES)}")
         if source != "builtin" and not root:
-            raise TexnetError(f"data.source={source} needs data.root=/path/to/{'coco' if source == 'coco' else 'images'}")
-        for name, value in (("image_size", image_size), ("batch_size", batch_size), ("num_val", num_val),
-                            ("val_size", val_size), ("builtin_length", builtin_length)):
+            raise TexnetError(
+                f"data.source={source} needs data.root=/path/to/{'coco' if source == 'coco' else 'images'}"
+            )
+        for name, value in (
+            ("image_size", image_size),
+            ("batch_size", batch_size),
+            ("num_val", num_val),
+            ("val_size", val_size),
+            ("builtin_length", builtin_length),
+        ):
             if value < 1:
                 raise TexnetError(f"data.{name}={value} must be at least 1")
         if num_workers < 0:
             raise TexnetError(f"data.num_workers={num_workers} must be 0 or more")
         if source == "builtin" and num_val > len(BUILTIN_VAL_PHOTOS):
-            raise TexnetError(f"data.num_val={num_val}: the builtin set holds out {len(BUILTIN_VAL_PHOTOS)} validation photos "
-                              f"({', '.join(BUILTIN_VAL_PHOTOS)}); use data.num_val={len(BUILTIN_VAL_PHOTOS)} or fewer")
+            raise TexnetError(
+                f"data.num_val={num_val}: the builtin set holds out {len(BUILTIN_VAL_PHOTOS)} validation photos "
+                f"({', '.join(BUILTIN_VAL_PHOTOS)}); use data.num_val={len(BUILTIN_VAL_PHOTOS)} or fewer"
+            )
         self.source, self.root, self.split, self.val_split = source, Path(root) if root else None, split, val_split
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.num_val, self.val_size, self.builtin_length, self.seed = num_val, val_size, builtin_length, seed
@@ -85,7 +106,7 @@ class ContentDataModule(pl.LightningDataModule):
         self._train: Dataset | None = None
         self._val: torch.Tensor | None = None
         self.train_files: list[str] = []  # what training draws from (names for builtin, paths otherwise)
-        self.val_files: list[str] = []    # the validation photos, disjoint from train_files
+        self.val_files: list[str] = []  # the validation photos, disjoint from train_files
 
     @property
     def skipped(self) -> int:
@@ -119,8 +140,10 @@ class ContentDataModule(pl.LightningDataModule):
             held = set(val_paths)
             train_paths = [path for path in paths if path not in held]
             if not train_paths:
-                raise TexnetError(f"'{self.root}' has {len(paths)} images and data.num_val={self.num_val} of them are held "
-                                  "out for validation: add photos or lower data.num_val")
+                raise TexnetError(
+                    f"'{self.root}' has {len(paths)} images and data.num_val={self.num_val} of them are held "
+                    "out for validation: add photos or lower data.num_val"
+                )
             self._train = ImageFiles(train_paths, train_tf, self._skipped)
             self.train_files, self.val_files = [str(p) for p in train_paths], [str(p) for p in val_paths]
         self._val = torch.stack(val)
@@ -143,12 +166,17 @@ class ContentDataModule(pl.LightningDataModule):
         paths = coco_images(self.root, self.split)
         if self.val_split and self.val_split != self.split and (self.root / self.val_split).is_dir():
             return paths, coco_images(self.root, self.val_split)
-        log.info("no '%s' folder in '%s': validation photos are held out of '%s' by file name", self.val_split,
-                 self.root, self.split)
+        log.info(
+            "no '%s' folder in '%s': validation photos are held out of '%s' by file name",
+            self.val_split,
+            self.root,
+            self.split,
+        )
         return paths, held_out_order(paths, self.root)
 
-    def _first_readable(self, dataset: ImageFiles, transform: Callable[[Image.Image], Image.Image]
-                        ) -> tuple[list[torch.Tensor], list[Path]]:
+    def _first_readable(
+        self, dataset: ImageFiles, transform: Callable[[Image.Image], Image.Image]
+    ) -> tuple[list[torch.Tensor], list[Path]]:
         """Centre crops of the first `num_val` readable images of `dataset`, and their paths."""
         val: list[torch.Tensor] = []
         paths: list[Path] = []

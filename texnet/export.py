@@ -20,6 +20,7 @@ Inputs and output of an exported model (float32, images in [0, 1]):
     output: ``output`` (B, 3, H, W).
 Batch-norm networks normalise over the batch, as eager does (texnet.inference feeds them one image at a time).
 """
+
 from __future__ import annotations
 
 import copy
@@ -83,8 +84,11 @@ class GraphInputs(nn.Module):
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         """Batch and image size stay symbolic; a stylised output has the content's size."""
-        axes = {name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in self.input_names
-                if name not in ("noise_factor", "mix")}
+        axes = {
+            name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"}
+            for name in self.input_names
+            if name not in ("noise_factor", "mix")
+        }
         axes["output"] = {0: "batch", 2: "height", 3: "width"}
         if "content" in axes:
             axes["content"] = axes["output"]
@@ -108,9 +112,19 @@ def onnx_bytes(module: GraphInputs, opset: int = OPSET) -> bytes:
     """
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice and TracerWarnings (traces are tested)
-        torch.onnx.export(module, module.example_inputs(), buffer, dynamo=False, input_names=module.input_names,
-                          output_names=["output"], dynamic_axes=module.dynamic_axes, opset_version=opset)
+        warnings.simplefilter(
+            "ignore"
+        )  # the legacy exporter's deprecation notice and TracerWarnings (traces are tested)
+        torch.onnx.export(
+            module,
+            module.example_inputs(),
+            buffer,
+            dynamo=False,
+            input_names=module.input_names,
+            output_names=["output"],
+            dynamic_axes=module.dynamic_axes,
+            opset_version=opset,
+        )
     return buffer.getvalue()
 
 
@@ -127,7 +141,9 @@ def ort_session(model: GraphInputs | bytes | str | Path, threads: int | None = N
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     source = onnx_bytes(model) if isinstance(model, GraphInputs) else model
-    return ort.InferenceSession(source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def _graph(model: str | Path | HasGenerator, noise_inputs: bool) -> GraphInputs:
@@ -147,7 +163,14 @@ def _target(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
-def export_onnx(checkpoint: str | Path | HasGenerator, path: str | Path, *, noise_inputs: bool = False, opset: int = OPSET, overwrite: bool = False) -> Path:
+def export_onnx(
+    checkpoint: str | Path | HasGenerator,
+    path: str | Path,
+    *,
+    noise_inputs: bool = False,
+    opset: int = OPSET,
+    overwrite: bool = False,
+) -> Path:
     """Write the generator of `checkpoint` (a .ckpt path or a Stylizer) as an ONNX model (see the module doc for its inputs).
 
     Run it with onnxruntime: ``session.run(None, {"content": x, "noise_factor": np.array([1.0], np.float32)})``
@@ -160,7 +183,9 @@ def export_onnx(checkpoint: str | Path | HasGenerator, path: str | Path, *, nois
     return path
 
 
-def export_torchscript(checkpoint: str | Path | HasGenerator, path: str | Path, *, noise_inputs: bool = False, overwrite: bool = False) -> Path:
+def export_torchscript(
+    checkpoint: str | Path | HasGenerator, path: str | Path, *, noise_inputs: bool = False, overwrite: bool = False
+) -> Path:
     """Write the generator of `checkpoint` as a traced TorchScript module: ``torch.jit.load(path)(content, noise_factor)``.
 
     The trace keeps the image size symbolic (checked by tests/test_export.py at sizes other than the traced one).

@@ -5,6 +5,7 @@ texture network trains with. It is a LightningModule (manual optimisation, so L-
 and one training step is one optimiser iteration) so that the progress bar, the device handling and
 the Visdom dashboard of the texture network serve it unchanged.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,14 @@ LOG_COLUMNS = ("iteration", "content", "style", "tv", "total", "seconds")
 class GatysModule(pl.LightningModule):
     """Optimises one image (a parameter) against a PerceptualLoss; each training step is one iteration."""
 
-    def __init__(self, loss: PerceptualLoss, init: torch.Tensor, content: torch.Tensor | None = None,
-                 optimizer: str = "lbfgs", lr: float = 1.0) -> None:
+    def __init__(
+        self,
+        loss: PerceptualLoss,
+        init: torch.Tensor,
+        content: torch.Tensor | None = None,
+        optimizer: str = "lbfgs",
+        lr: float = 1.0,
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         # Kept out of the module tree, as in TextureNetModule: the loss is not optimised, and its frozen VGG stays in
@@ -59,8 +66,16 @@ class GatysModule(pl.LightningModule):
         if self.optimizer_name == "lbfgs":
             # one L-BFGS iteration per step; its history lives in the optimiser state across steps. No tolerance
             # stop: the caller asked for N iterations, and loss scales vary by orders of magnitude with the weights.
-            return torch.optim.LBFGS([self.image], lr=self.lr, max_iter=1, max_eval=20, history_size=100,
-                                     tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+            return torch.optim.LBFGS(
+                [self.image],
+                lr=self.lr,
+                max_iter=1,
+                max_eval=20,
+                history_size=100,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+                line_search_fn="strong_wolfe",
+            )
         return torch.optim.Adam([self.image], lr=self.lr)
 
     def evaluate(self) -> dict[str, torch.Tensor]:
@@ -93,8 +108,14 @@ class GatysModule(pl.LightningModule):
 class GatysRecorder(pl.Callback):
     """Writes the loss log (CSV), intermediate images every `save_every` iterations, and feeds loggers."""
 
-    def __init__(self, out_dir: Path, save_every: int, loggers: Sequence[Logger] = (), offset: int = 0,
-                 clock_start: float | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        save_every: int,
+        loggers: Sequence[Logger] = (),
+        offset: int = 0,
+        clock_start: float | None = None,
+    ) -> None:
         self.out_dir, self.save_every, self.loggers, self.offset = out_dir, save_every, list(loggers), offset
         self.start = time.perf_counter() if clock_start is None else clock_start
         self.log_path = out_dir / "losses.csv"
@@ -111,7 +132,9 @@ class GatysRecorder(pl.Callback):
         for logger in self.loggers:
             logger.log_metrics(metrics, step=iteration)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: GatysModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: GatysModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         iteration = self.offset + trainer.global_step
         self.write_row(iteration - 1, module.last_terms)
         if self.save_every and iteration % self.save_every == 0:
@@ -134,8 +157,9 @@ class GatysResult:
     final: dict[str, float] = field(default_factory=dict)
 
 
-def initial_image(init: str, content: torch.Tensor | None, texture: torch.Tensor, size: tuple[int, int],
-                  rng: torch.Generator) -> torch.Tensor:
+def initial_image(
+    init: str, content: torch.Tensor | None, texture: torch.Tensor, size: tuple[int, int], rng: torch.Generator
+) -> torch.Tensor:
     """content: the photo; style: the texture resized to the output size; noise: 0.5 + 0.05 * N(0, 1).
 
     Small noise around mid-grey rather than full-range noise: the VGG loss does not see pixel-level
@@ -210,8 +234,17 @@ def run_gatys(
         stages = [(half, iterations // 2), (full, iterations - iterations // 2)]
 
     for logger in loggers:
-        logger.log_hyperparams({"texture": str(texture), "content": str(content), "optimizer": optimizer, "lr": lr, "init": init,
-                                "iterations": iterations, "loss": loss_cfg})
+        logger.log_hyperparams(
+            {
+                "texture": str(texture),
+                "content": str(content),
+                "optimizer": optimizer,
+                "lr": lr,
+                "init": init,
+                "iterations": iterations,
+                "loss": loss_cfg,
+            }
+        )
         if hasattr(logger, "log_images"):
             logger.log_images("texture", style_image, caption=str(texture))
     start, done, image, module = time.perf_counter(), 0, None, None
@@ -224,8 +257,15 @@ def run_gatys(
         module = GatysModule(perceptual, image, stage_content, optimizer, lr)
         recorder = GatysRecorder(out_dir, save_every, loggers, offset=done, clock_start=start)
         trainer = pl.Trainer(
-            max_steps=stage_iters, accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-            enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=[recorder, *callbacks],
+            max_steps=stage_iters,
+            accelerator=accelerator,
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            num_sanity_val_steps=0,
+            callbacks=[recorder, *callbacks],
         )
         trainer.fit(module)
         done += stage_iters
@@ -239,7 +279,9 @@ def run_gatys(
         if hasattr(logger, "log_images"):
             logger.log_images("gatys/current", image, caption=f"result after {done} iterations")
         logger.finalize("success")
-    log.info("Gatys %s: %d iterations in %.1f s, total loss %.4g -> %s", optimizer, done, seconds, final["total"], image_path)
+    log.info(
+        "Gatys %s: %d iterations in %.1f s, total loss %.4g -> %s", optimizer, done, seconds, final["total"], image_path
+    )
     return GatysResult(image_path, out_dir, out_dir / "losses.csv", seconds, done, final)
 
 

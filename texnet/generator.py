@@ -18,6 +18,7 @@ freeze at the example size) and the noise is drawn by :meth:`NoiseGenerator.draw
 Either network can hold several textures (``textures=[names]``: conditional instance norm, texnet.conditional_norm);
 ``texture=`` of a forward pass picks one by index or blends them by mix weights.
 """
+
 from __future__ import annotations
 
 import torch
@@ -65,7 +66,10 @@ def conv_norm(c_in: int, c_out: int, kernel: int, norm: str, padding: str, strid
     through an empty ``F.pad`` first (the weights, and so checkpoints, are the same either way).
     """
     mode = padding if kernel > 1 else "zeros"
-    return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, padding_mode=mode), norm_layer(norm, c_out)]
+    return [
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, padding_mode=mode),
+        norm_layer(norm, c_out),
+    ]
 
 
 def at_least(a, b):
@@ -82,10 +86,20 @@ class NoiseGenerator(nn.Module):
     arch: str
     multiple: int
     noise_ratios: list[int]
-    textures: tuple[str, ...] | list[str] = ()  # names of the textures of a conditional network (make_conditional); () for one
+    textures: (
+        tuple[str, ...] | list[str]
+    ) = ()  # names of the textures of a conditional network (make_conditional); () for one
 
-    def __init__(self, mode: str, channels: int, noise_channels: int, noise_factor: float, norm: str, padding: str,
-                 skip: bool = False) -> None:
+    def __init__(
+        self,
+        mode: str,
+        channels: int,
+        noise_channels: int,
+        noise_factor: float,
+        norm: str,
+        padding: str,
+        skip: bool = False,
+    ) -> None:
         super().__init__()
         if mode not in ("stylize", "texture"):
             raise TexnetError(f"model.mode='{mode}' is unknown: use stylize or texture")
@@ -97,7 +111,12 @@ class NoiseGenerator(nn.Module):
             raise TexnetError("model.channels (and model.noise_channels in texture mode) must be >= 1")
         if skip and mode != "stylize":
             raise TexnetError("model.skip=true adds the photo to the output: it needs model.mode=stylize")
-        self.mode, self.noise_channels, self.noise_factor, self.skip = mode, noise_channels, float(noise_factor), bool(skip)
+        self.mode, self.noise_channels, self.noise_factor, self.skip = (
+            mode,
+            noise_channels,
+            float(noise_factor),
+            bool(skip),
+        )
         self.in_channels = noise_channels + (3 if mode == "stylize" else 0)
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
@@ -110,8 +129,14 @@ class NoiseGenerator(nn.Module):
         """Shapes of the noise maps at padded size (full_h, full_w), in the order forward uses them (coarsest first)."""
         return [(batch_size, self.noise_channels, full_h // r, full_w // r) for r in self.noise_ratios]
 
-    def draw_noise(self, batch_size: int, height: int, width: int, noise_factor: float | torch.Tensor | None = None,
-                   rng: torch.Generator | None = None) -> list[torch.Tensor]:
+    def draw_noise(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        noise_factor: float | torch.Tensor | None = None,
+        rng: torch.Generator | None = None,
+    ) -> list[torch.Tensor]:
         """The noise input for (height, width) images: uniform [0, 1) maps times the noise factor (default: the
         trained one), one per scale (:meth:`noise_shapes` of the padded size), on the network's device and dtype.
 
@@ -123,18 +148,29 @@ class NoiseGenerator(nn.Module):
         shapes = self.noise_shapes(batch_size, *self.padded_size(height, width))
         return [torch.rand(shape, device=ref.device, dtype=ref.dtype, generator=rng) * factor for shape in shapes]
 
-    def prepare_input(self, content: torch.Tensor | None, size: tuple[int, int] | None, batch_size: int,
-                      noise: list[torch.Tensor] | None) -> tuple[torch.Tensor | None, int, tuple[int, int]]:
+    def prepare_input(
+        self,
+        content: torch.Tensor | None,
+        size: tuple[int, int] | None,
+        batch_size: int,
+        noise: list[torch.Tensor] | None,
+    ) -> tuple[torch.Tensor | None, int, tuple[int, int]]:
         """(content padded to :meth:`padded_size`, batch size, output size) of a forward call.
 
         Without content the output size is `size` (default 256 x 256) or, when `noise` is given, its padded size.
         """
         if self.mode == "stylize":
             if content is None:
-                raise TexnetError("this generator stylises photos: pass a content image (it was trained with model.mode=stylize)")
+                raise TexnetError(
+                    "this generator stylises photos: pass a content image (it was trained with model.mode=stylize)"
+                )
             batch_size, height, width = content.shape[0], content.shape[-2], content.shape[-1]
         elif size is None and noise is not None:
-            batch_size, height, width = noise[-1].shape[0], noise[-1].shape[-2], noise[-1].shape[-1]  # finest scale: ratio 1
+            batch_size, height, width = (
+                noise[-1].shape[0],
+                noise[-1].shape[-2],
+                noise[-1].shape[-1],
+            )  # finest scale: ratio 1
         else:
             height, width = size if size is not None else (256, 256)
         if content is not None:
@@ -145,13 +181,21 @@ class NoiseGenerator(nn.Module):
             content = F.pad(content, (0, pad_w, 0, pad_h), mode="replicate" if tiny else "reflect")
         return content, batch_size, (height, width)
 
-    def inputs(self, content: torch.Tensor | None, noise_factor: float | torch.Tensor | None, size: tuple[int, int] | None,
-               batch_size: int, rng: torch.Generator | None, noise: list[torch.Tensor] | None
-               ) -> tuple[list[torch.Tensor], tuple[int, int]]:
+    def inputs(
+        self,
+        content: torch.Tensor | None,
+        noise_factor: float | torch.Tensor | None,
+        size: tuple[int, int] | None,
+        batch_size: int,
+        rng: torch.Generator | None,
+        noise: list[torch.Tensor] | None,
+    ) -> tuple[list[torch.Tensor], tuple[int, int]]:
         """The network's input at each noise scale (the pooled content next to its noise, or the noise alone) and the
         output size: what both forward passes start from."""
         if noise is not None and len(noise) != len(self.noise_ratios):
-            raise TexnetError(f"got {len(noise)} noise maps; this network takes {len(self.noise_ratios)}, one per scale (see draw_noise)")
+            raise TexnetError(
+                f"got {len(noise)} noise maps; this network takes {len(self.noise_ratios)}, one per scale (see draw_noise)"
+            )
         content, batch_size, (height, width) = self.prepare_input(content, size, batch_size, noise)
         if noise is None:
             noise = self.draw_noise(batch_size, height, width, noise_factor, rng)
@@ -159,7 +203,6 @@ class NoiseGenerator(nn.Module):
             return list(noise), (height, width)
         pooled = [F.avg_pool2d(content, ratio) if ratio > 1 else content for ratio in self.noise_ratios]
         return [torch.cat([x, n], dim=1) for x, n in zip(pooled, noise)], (height, width)
-
 
     def to_image(self, logits: torch.Tensor, inputs: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
         """RGB in [0, 1] from the last layer's output: its sigmoid, or with ``skip`` the sigmoid of the photo's logit plus
@@ -222,7 +265,9 @@ class PyramidGenerator(NoiseGenerator):
         # Joins for scales 2..K: normalise the coarse stack (then upsample it) and the new branch, concat, conv block.
         self.coarse_norms = nn.ModuleList(norm_layer(norm, channels * i) for i in range(1, scales))
         self.branch_norms = nn.ModuleList(norm_layer(norm, channels) for _ in range(1, scales))
-        self.joins = nn.ModuleList(ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales))
+        self.joins = nn.ModuleList(
+            ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales)
+        )
         self.to_rgb = nn.Conv2d(channels * scales, 3, kernel_size=1)
 
     @property
@@ -239,9 +284,16 @@ class PyramidGenerator(NoiseGenerator):
         """Feature maps at full resolution (the last join): what a forward pass's memory grows with."""
         return self.to_rgb.in_channels
 
-    def forward(self, content: torch.Tensor | None = None, noise_factor: float | torch.Tensor | None = None,
-                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None,
-                noise: list[torch.Tensor] | None = None, texture: Texture | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        content: torch.Tensor | None = None,
+        noise_factor: float | torch.Tensor | None = None,
+        size: tuple[int, int] | None = None,
+        batch_size: int = 1,
+        rng: torch.Generator | None = None,
+        noise: list[torch.Tensor] | None = None,
+        texture: Texture | None = None,
+    ) -> torch.Tensor:
         """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W).
 
         The noise is drawn with `rng` (None: torch's global generator) times `noise_factor` (default: the trained
@@ -266,8 +318,11 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, norm: str, padding: str) -> None:
         super().__init__()
-        self.body = nn.Sequential(*conv_norm(channels, channels, 3, norm, padding), nn.ReLU(inplace=True),
-                                  *conv_norm(channels, channels, 3, norm, padding))
+        self.body = nn.Sequential(
+            *conv_norm(channels, channels, 3, norm, padding),
+            nn.ReLU(inplace=True),
+            *conv_norm(channels, channels, 3, norm, padding),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -319,9 +374,16 @@ class ResidualGenerator(NoiseGenerator):
             nn.Conv2d(c, 3, 3, padding=1, padding_mode=padding),
         )
 
-    def forward(self, content: torch.Tensor | None = None, noise_factor: float | torch.Tensor | None = None,
-                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None,
-                noise: list[torch.Tensor] | None = None, texture: Texture | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        content: torch.Tensor | None = None,
+        noise_factor: float | torch.Tensor | None = None,
+        size: tuple[int, int] | None = None,
+        batch_size: int = 1,
+        rng: torch.Generator | None = None,
+        noise: list[torch.Tensor] | None = None,
+        texture: Texture | None = None,
+    ) -> torch.Tensor:
         """Same arguments as :meth:`PyramidGenerator.forward`."""
         inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
         with selected(self, texture):

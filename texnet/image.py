@@ -9,6 +9,7 @@ the file extensions Pillow registers for them (:data:`IMAGE_EXTENSIONS`), single
 loader and the web app by the format Pillow detects in the file. Images up to :data:`MAX_PIXELS` are
 decoded without Pillow's decompression-bomb warning; larger ones are a one-line error.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -26,7 +27,9 @@ from texnet.errors import TexnetError
 # cannot open (no AVIF or HEIF plugin, say) drops out of IMAGE_EXTENSIONS by itself.
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP", "TIFF", "PPM", "AVIF", "HEIF", "JPEG2000")
 READABLE_FORMATS = tuple(fmt for fmt in PHOTO_FORMATS if fmt in Image.registered_extensions().values() or fmt == "MPO")
-IMAGE_EXTENSIONS = tuple(sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in READABLE_FORMATS and fmt in Image.OPEN))
+IMAGE_EXTENSIONS = tuple(
+    sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in READABLE_FORMATS and fmt in Image.OPEN)
+)
 MIN_SIDE = 32  # VGG pools five times; smaller inputs vanish before relu5_1.
 # Largest image decoded (pixels), instead of Pillow's decompression-bomb check (a warning from 89 MP, an error from
 # 179 MP): 250 MP takes ~1 GB decoded, covers 200 MP phone cameras, and tiled stylisation keeps the rest bounded.
@@ -36,8 +39,11 @@ MAX_PIXELS = 250_000_000
 def formats_text() -> str:
     """The readable formats for messages and the README: 'JPEG (.jpg .jpeg ...), PNG (...), ...'."""
     registered = Image.registered_extensions()
-    return ", ".join(f"{fmt} ({' '.join(e for e in IMAGE_EXTENSIONS if registered[e] == fmt)})"
-                     for fmt in READABLE_FORMATS if fmt != "MPO")
+    return ", ".join(
+        f"{fmt} ({' '.join(e for e in IMAGE_EXTENSIONS if registered[e] == fmt)})"
+        for fmt in READABLE_FORMATS
+        if fmt != "MPO"
+    )
 
 
 @contextmanager
@@ -62,12 +68,16 @@ def open_image(path: str | Path, what: str = "image") -> Image.Image:
         raise TexnetError(f"{what} '{path}' is not a readable image ({err}): replace or remove it") from None
     if img.format not in READABLE_FORMATS:
         img.close()
-        raise TexnetError(f"{what} '{path}' is a {img.format} file, which texnet does not read: convert it to one of "
-                          f"{', '.join(f for f in READABLE_FORMATS if f != 'MPO')}")
+        raise TexnetError(
+            f"{what} '{path}' is a {img.format} file, which texnet does not read: convert it to one of "
+            f"{', '.join(f for f in READABLE_FORMATS if f != 'MPO')}"
+        )
     if img.width * img.height > MAX_PIXELS:
         img.close()
-        raise TexnetError(f"{what} '{path}' is {img.width}x{img.height} px ({img.width * img.height / 1e6:.0f} MP), above texnet's "
-                          f"limit of {MAX_PIXELS / 1e6:.0f} MP (texnet.image.MAX_PIXELS): downscale it first")
+        raise TexnetError(
+            f"{what} '{path}' is {img.width}x{img.height} px ({img.width * img.height / 1e6:.0f} MP), above texnet's "
+            f"limit of {MAX_PIXELS / 1e6:.0f} MP (texnet.image.MAX_PIXELS): downscale it first"
+        )
     return img
 
 
@@ -97,12 +107,16 @@ def check_output(path: str | Path, folder: bool = True, what: str = "output") ->
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise TexnetError(f"{what} '{path}' cannot be created: '{existing}' is a file, not a folder: choose another {what}=")
+        raise TexnetError(
+            f"{what} '{path}' cannot be created: '{existing}' is a file, not a folder: choose another {what}="
+        )
     try:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as err:
-        raise TexnetError(f"{what} '{path}' cannot be written ({err.strerror} in '{existing}'): choose another {what}= "
-                          "or make that folder writable") from None
+        raise TexnetError(
+            f"{what} '{path}' cannot be written ({err.strerror} in '{existing}'): choose another {what}= "
+            "or make that folder writable"
+        ) from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

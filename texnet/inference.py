@@ -23,6 +23,7 @@ input of the exported graph, so onnxruntime runs any mix with one session.
 Inputs (paths or PIL images) go through :mod:`texnet.image`: EXIF rotation applied, grayscale/palette/16-bit
 converted, and transparent pixels composited onto white (the generator has no alpha channel).
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import nn
 
-from texnet.checkpoint import (checkpoint_generator, checkpoint_texture, checkpoint_texture_name,  # noqa: F401 - public here too
-                               checkpoint_textures, read_checkpoint)
+from texnet.checkpoint import (  # noqa: F401 - public here too
+    checkpoint_generator,
+    checkpoint_texture,
+    checkpoint_texture_name,
+    checkpoint_textures,
+    read_checkpoint,
+)
 from texnet.conditional_norm import mix_weights, selected
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, ort_session
@@ -76,8 +82,15 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
             AMX CPUs, outputs differ from float32 by a few grey levels).
     """
     ckpt = read_checkpoint(checkpoint)
-    return Stylizer(checkpoint_generator(ckpt, checkpoint), checkpoint_textures(ckpt, checkpoint), checkpoint_texture_name(ckpt),
-                    device=device, backend=backend, precision=precision, source=str(checkpoint))
+    return Stylizer(
+        checkpoint_generator(ckpt, checkpoint),
+        checkpoint_textures(ckpt, checkpoint),
+        checkpoint_texture_name(ckpt),
+        device=device,
+        backend=backend,
+        precision=precision,
+        source=str(checkpoint),
+    )
 
 
 def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -114,8 +127,16 @@ class Stylizer:
     texture image, or the list of them of a network of several textures.
     """
 
-    def __init__(self, generator: NoiseGenerator, texture: torch.Tensor | list[torch.Tensor], texture_name: str, device: str = "auto",
-                 backend: str = "auto", precision: str | int = "32", source: str = "") -> None:
+    def __init__(
+        self,
+        generator: NoiseGenerator,
+        texture: torch.Tensor | list[torch.Tensor],
+        texture_name: str,
+        device: str = "auto",
+        backend: str = "auto",
+        precision: str | int = "32",
+        source: str = "",
+    ) -> None:
         if backend not in BACKENDS:
             raise TexnetError(f"backend='{backend}' is unknown: use one of {', '.join(BACKENDS)}")
         precision = str(precision)
@@ -123,7 +144,9 @@ class Stylizer:
             raise TexnetError(f"precision={precision} is unknown: use 32, 16 or bf16")
         self.device = resolve_device(device)
         self.generator = generator.to(self.device).eval().requires_grad_(False)
-        self.texture_tensors = [t.detach().cpu() for t in (texture if isinstance(texture, (list, tuple)) else [texture])]
+        self.texture_tensors = [
+            t.detach().cpu() for t in (texture if isinstance(texture, (list, tuple)) else [texture])
+        ]
         self.texture_tensor = self.texture_tensors[0]
         self.texture_name, self.precision, self.source = texture_name, precision, source
         self.backend = self._resolve_backend(backend)
@@ -137,11 +160,17 @@ class Stylizer:
             import onnxruntime  # noqa: F401
         except ImportError:
             if backend == "onnxruntime":
-                raise TexnetError("backend=onnxruntime needs the onnxruntime package: pip install onnxruntime (or use backend=eager)") from None
-            log.info("onnxruntime is not installed: running the generator eagerly (pip install onnxruntime for ~5x faster CPU inference)")
+                raise TexnetError(
+                    "backend=onnxruntime needs the onnxruntime package: pip install onnxruntime (or use backend=eager)"
+                ) from None
+            log.info(
+                "onnxruntime is not installed: running the generator eagerly (pip install onnxruntime for ~5x faster CPU inference)"
+            )
             return "eager"
         if not fast_ok:
-            raise TexnetError(f"backend=onnxruntime runs float32 on CPU only (device={self.device.type}, precision={self.precision}): use backend=auto")
+            raise TexnetError(
+                f"backend=onnxruntime runs float32 on CPU only (device={self.device.type}, precision={self.precision}): use backend=auto"
+            )
         return "onnxruntime"
 
     def __repr__(self) -> str:
@@ -149,7 +178,7 @@ class Stylizer:
 
     @property
     def mode(self) -> str:
-        """"stylize" (photo -> stylised photo) or "texture" (noise -> texture)."""
+        """ "stylize" (photo -> stylised photo) or "texture" (noise -> texture)."""
         return self.generator.mode
 
     @property
@@ -190,8 +219,14 @@ class Stylizer:
                 f"but {free / 2**30:.1f} GB is free on {self.device.type} (limit here: about {limit / 1e6:.0f} MP); pass max_size={fit // 64 * 64} to downscale it"
             )
 
-    def _forward(self, content: torch.Tensor | None, noise_factor: float, rng: torch.Generator | None,
-                 size: tuple[int, int] | None = None, mix: torch.Tensor | None = None) -> torch.Tensor:
+    def _forward(
+        self,
+        content: torch.Tensor | None,
+        noise_factor: float,
+        rng: torch.Generator | None,
+        size: tuple[int, int] | None = None,
+        mix: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """One batch through the generator on the resolved backend; returns a CPU float tensor (B, 3, H, W)."""
         g = self.generator
         if content is not None and len(content) > 1 and any(isinstance(m, nn.BatchNorm2d) for m in g.modules()):
@@ -204,22 +239,38 @@ class Stylizer:
                 self._session = ort_session(GraphInputs(g, noise_inputs=True))
             feed = {"content": content.contiguous().numpy()} if content is not None else {}
             if g.noise_channels:
-                feed.update({f"noise_{i}": n.numpy() for i, n in enumerate(g.draw_noise(batch, height, width, noise_factor, rng))})
+                feed.update(
+                    {
+                        f"noise_{i}": n.numpy()
+                        for i, n in enumerate(g.draw_noise(batch, height, width, noise_factor, rng))
+                    }
+                )
             if g.textures:
                 feed["mix"] = mix.cpu().numpy()
             out = torch.from_numpy(self._session.run(None, feed)[0])
             return out[..., :height, :width]
         dtype = PRECISIONS[self.precision]
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             if content is None:
                 out = g(size=(height, width), noise_factor=noise_factor, rng=rng, texture=mix)
             else:
                 out = g(content.to(self.device), noise_factor=noise_factor, rng=rng, texture=mix)
         return out.float().cpu()
 
-    def stylize(self, image: Image.Image | torch.Tensor | str | Path, noise_factor: float | None = None, seed: int | None = None,
-                max_size: int | None = None, preserve_color: bool = False, size: int | None = None,
-                tile_size: int | None = None, mix: str | dict[str, float] | None = None) -> Image.Image | torch.Tensor:
+    def stylize(
+        self,
+        image: Image.Image | torch.Tensor | str | Path,
+        noise_factor: float | None = None,
+        seed: int | None = None,
+        max_size: int | None = None,
+        preserve_color: bool = False,
+        size: int | None = None,
+        tile_size: int | None = None,
+        mix: str | dict[str, float] | None = None,
+    ) -> Image.Image | torch.Tensor:
         """Stylise one photo (or a batch tensor).
 
         Args:
@@ -235,7 +286,9 @@ class Stylizer:
                 (weights >= 0 summing to 1); default the first texture (:attr:`textures`).
         """
         if self.mode != "stylize":
-            raise TexnetError(f"the network in '{self.source}' generates textures (model.mode=texture): use generate(size=..., num=...)")
+            raise TexnetError(
+                f"the network in '{self.source}' generates textures (model.mode=texture): use generate(size=..., num=...)"
+            )
         from texnet import tiling
 
         weights = self.mix_weights(mix)
@@ -253,31 +306,45 @@ class Stylizer:
             return out if image.dim() == 4 else out[0]
         return tensor_to_pil(out)
 
-    def generate(self, size: int | tuple[int, int] = (256, 256), num: int = 1, seed: int | None = None,
-                 mix: str | dict[str, float] | None = None) -> list[Image.Image]:
+    def generate(
+        self,
+        size: int | tuple[int, int] = (256, 256),
+        num: int = 1,
+        seed: int | None = None,
+        mix: str | dict[str, float] | None = None,
+    ) -> list[Image.Image]:
         """`num` new textures of `size` (H, W) (an int means square) from a texture-mode network (`mix`: as in stylize)."""
         if self.mode != "texture":
-            raise TexnetError(f"the network in '{self.source}' stylises photos (model.mode=stylize): use stylize(photo)")
+            raise TexnetError(
+                f"the network in '{self.source}' stylises photos (model.mode=stylize): use stylize(photo)"
+            )
         height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         if min(height, width) < 1 or num < 1:
             raise TexnetError(f"size={size} and num={num} must be positive")
         self._check_memory(1, height, width, f"a {width}x{height} texture")
         rng, weights = self._rng(seed), self.mix_weights(mix)
-        return [tensor_to_pil(self._forward(None, self.noise_factor, rng, (height, width), weights)) for _ in range(num)]
+        return [
+            tensor_to_pil(self._forward(None, self.noise_factor, rng, (height, width), weights)) for _ in range(num)
+        ]
 
 
-def prepare_image(image: Image.Image | torch.Tensor | str | Path, max_size: int | None = None,
-                  size: int | None = None) -> torch.Tensor:
+def prepare_image(
+    image: Image.Image | torch.Tensor | str | Path, max_size: int | None = None, size: int | None = None
+) -> torch.Tensor:
     """Any supported input as a (B, 3, H, W) float CPU tensor in [0, 1], resized by `size` or `max_size` (aspect kept)."""
     if isinstance(image, torch.Tensor):
         content = image[None] if image.dim() == 3 else image
         if content.dim() != 4 or content.shape[1] != 3:
-            raise TexnetError(f"image tensor has shape {tuple(image.shape)}: expected (3, H, W) or (B, 3, H, W) RGB in [0, 1]")
+            raise TexnetError(
+                f"image tensor has shape {tuple(image.shape)}: expected (3, H, W) or (B, 3, H, W) RGB in [0, 1]"
+            )
         content = content.detach().float().cpu()
         height, width = content.shape[-2:]
         new_w, new_h = _target_size(width, height, max_size, size)
         if (new_w, new_h) != (width, height):
-            content = F.interpolate(content, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+            content = F.interpolate(
+                content, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False
+            ).clamp_(0, 1)
         return content
     if isinstance(image, Image.Image):
         pil = to_rgb(ImageOps.exif_transpose(image))

@@ -5,6 +5,7 @@ deep layers, style = Gram-matrix MSE over several layers. Gram matrices are norm
 C*H*W as in Ulyanov's reference (`src/texture_loss.lua`: ``G:div(input[1]:nElement())``),
 so the loss does not depend on image size. Total variation keeps outputs smooth.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -51,7 +52,9 @@ def diversity(features: torch.Tensor) -> torch.Tensor:
 
 def _check_weights(kind: str, layers: Sequence[str], weights: Sequence[float]) -> None:
     if len(layers) != len(weights):
-        raise TexnetError(f"loss.{kind}_layers has {len(layers)} entries but loss.{kind}_weights has {len(weights)}: give one weight per layer")
+        raise TexnetError(
+            f"loss.{kind}_layers has {len(layers)} entries but loss.{kind}_weights has {len(weights)}: give one weight per layer"
+        )
 
 
 class ContentLoss(nn.Module):
@@ -64,7 +67,8 @@ class ContentLoss(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(
-            w * (features[name] - targets[name]).pow(2).mean(dim=(1, 2, 3)) for name, w in zip(self.layers, self.weights)
+            w * (features[name] - targets[name]).pow(2).mean(dim=(1, 2, 3))
+            for name, w in zip(self.layers, self.weights)
         )
 
 
@@ -77,12 +81,19 @@ class GramStyleLoss(nn.Module):
     every layer a comparable share on any texture, instead of weights tuned by hand on one texture.
     """
 
-    def __init__(self, layers: Sequence[str], weights: Sequence[float], texture_features: dict[str, torch.Tensor],
-                 normalize: str = "none") -> None:
+    def __init__(
+        self,
+        layers: Sequence[str],
+        weights: Sequence[float],
+        texture_features: dict[str, torch.Tensor],
+        normalize: str = "none",
+    ) -> None:
         super().__init__()
         _check_weights("style", layers, weights)
         if normalize not in STYLE_NORMALIZATIONS:
-            raise TexnetError(f"loss.style_normalize='{normalize}' is unknown: use one of {', '.join(STYLE_NORMALIZATIONS)}")
+            raise TexnetError(
+                f"loss.style_normalize='{normalize}' is unknown: use one of {', '.join(STYLE_NORMALIZATIONS)}"
+            )
         self.layers, self.weights = list(layers), [float(w) for w in weights]
         for i, name in enumerate(self.layers):
             target = gram_matrix(texture_features[name]).detach()
@@ -90,8 +101,10 @@ class GramStyleLoss(nn.Module):
             if normalize == "target":
                 scale = target.pow(2).mean().item()
                 if scale == 0:
-                    raise TexnetError(f"the texture gives no activation at {name}: style_normalize=target cannot scale "
-                                      "that layer; use another texture, drop the layer, or loss.style_normalize=none")
+                    raise TexnetError(
+                        f"the texture gives no activation at {name}: style_normalize=target cannot scale "
+                        "that layer; use another texture, drop the layer, or loss.style_normalize=none"
+                    )
                 self.weights[i] /= scale
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -164,10 +177,15 @@ class PerceptualLoss(nn.Module):
         """Encode content images once (Gatys: before the loop; texture network: once per batch)."""
         return self.extractor(content, self.content.layers) if self.uses_content else {}
 
-    def forward(self, images: torch.Tensor, content_targets: dict[str, torch.Tensor] | None = None,
-                texture: int = 0) -> dict[str, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, content_targets: dict[str, torch.Tensor] | None = None, texture: int = 0
+    ) -> dict[str, torch.Tensor]:
         spread = bool(self.diversity_weight) and not content_targets and images.shape[0] > 1
-        layers = [*self.style.layers, *(self.content.layers if content_targets else []), *([self.diversity_layer] if spread else [])]
+        layers = [
+            *self.style.layers,
+            *(self.content.layers if content_targets else []),
+            *([self.diversity_layer] if spread else []),
+        ]
         features = self.extractor(images, list(dict.fromkeys(layers)))
         per_layer = self.styles[texture](features)
         style = self.style_scale * sum(per_layer.values())
@@ -175,7 +193,13 @@ class PerceptualLoss(nn.Module):
         content = self.content(features, content_targets) if content_targets else zero
         tv = self.tv_weight * total_variation(images) if self.tv_weight else zero
         spread_term = self.diversity_weight * diversity(features[self.diversity_layer]) if spread else zero
-        terms = {"content": content, "style": style, "tv": tv, "diversity": spread_term, "total": content + style + tv + spread_term}
+        terms = {
+            "content": content,
+            "style": style,
+            "tv": tv,
+            "diversity": spread_term,
+            "total": content + style + tv + spread_term,
+        }
         terms.update({f"style/{name}": self.style_scale * value for name, value in per_layer.items()})
         return {name: value.mean() for name, value in terms.items()}
 
@@ -186,11 +210,19 @@ def default_loss_config() -> dict:
 
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.create((resources.files("texnet.resources") / "loss" / "default.yaml").read_text()))
+    return OmegaConf.to_container(
+        OmegaConf.create((resources.files("texnet.resources") / "loss" / "default.yaml").read_text())
+    )
 
 
-def build_perceptual_loss(texture: torch.Tensor | Sequence[torch.Tensor], vgg: str = "vgg19", pooling: str = "avg", weights: str = "auto",
-                          precision: str = "auto", **terms: Any) -> PerceptualLoss:
+def build_perceptual_loss(
+    texture: torch.Tensor | Sequence[torch.Tensor],
+    vgg: str = "vgg19",
+    pooling: str = "avg",
+    weights: str = "auto",
+    precision: str = "auto",
+    **terms: Any,
+) -> PerceptualLoss:
     """A :class:`PerceptualLoss` from the keys of a loss config (texnet/resources/loss/default.yaml): VGG settings plus PerceptualLoss's arguments."""
     layers = [*terms.get("content_layers", CONTENT_LAYERS), *terms.get("style_layers", STYLE_LAYERS)]
     if terms.get("diversity_weight"):

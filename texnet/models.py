@@ -8,6 +8,7 @@ Wherever texnet takes a checkpoint path it also takes a shipped model's name: ``
 
     python -m texnet.models          # lists the shipped models with their figures
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,10 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
         return MODELS_DIR / f"{checkpoint}.ckpt"
     if path.suffix or len(path.parts) > 1:  # meant as a file: read_checkpoint says it does not exist
         return path
-    raise TexnetError(f"'{checkpoint}' is neither a checkpoint file nor a shipped model: use a .ckpt written by "
-                      f"train.py or one of {', '.join(sorted(names)) or '(none shipped)'} (python -m texnet.models)")
+    raise TexnetError(
+        f"'{checkpoint}' is neither a checkpoint file nor a shipped model: use a .ckpt written by "
+        f"train.py or one of {', '.join(sorted(names)) or '(none shipped)'} (python -m texnet.models)"
+    )
 
 
 def main() -> None:
@@ -44,14 +47,20 @@ def main() -> None:
     if not shipped:
         print("no shipped models in this installation")
         return
-    print(f"{'name':10} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'s/512px':>8}  command")
+    print(
+        f"{'name':10} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'s/512px':>8}  command"
+    )
     for name, card in sorted(shipped.items()):
         content = f"{card['content_vs_gatys']:7.2f}x" if card.get("content_vs_gatys") is not None else f"{'-':>8}"
-        print(f"{name:10} {card['texture']:10} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
-              f"{content} {card['style_vs_gatys']:7.2f}x {card['seconds_512px']:8.2f}  {card['command']}")
-    print("content and style: network / Gatys-100 with the same loss (lower is better; stylise mode on held-out photos, "
-          "target style <= 1x and content <= 1.25x; texture mode against Gatys synthesis from noise); use a name wherever "
-          "a checkpoint path goes: texnet.load('NAME'), stylize.py checkpoint=NAME, train.py init_from=NAME")
+        print(
+            f"{name:10} {card['texture']:10} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
+            f"{content} {card['style_vs_gatys']:7.2f}x {card['seconds_512px']:8.2f}  {card['command']}"
+        )
+    print(
+        "content and style: network / Gatys-100 with the same loss (lower is better; stylise mode on held-out photos, "
+        "target style <= 1x and content <= 1.25x; texture mode against Gatys synthesis from noise); use a name wherever "
+        "a checkpoint path goes: texnet.load('NAME'), stylize.py checkpoint=NAME, train.py init_from=NAME"
+    )
 
 
 if __name__ == "__main__":

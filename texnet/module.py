@@ -5,6 +5,7 @@ A checkpoint alone is enough for inference: the hyper-parameters (generator arch
 texture name, loss and optimiser settings) and the texture image itself are saved in it. The frozen VGG
 is not: it is rebuilt in ``setup`` from the loss config, which keeps checkpoints ~0.5 MB instead of ~60 MB.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,8 +45,15 @@ class TextureNetModule(pl.LightningModule):
             steps (texnet.schedule); a stage change ends the epoch so that the data is reloaded at the new size.
     """
 
-    def __init__(self, model: dict, loss: dict, optim: dict, texture: dict, texture_image: torch.Tensor | None = None,
-                 schedule: list[dict] | None = None) -> None:
+    def __init__(
+        self,
+        model: dict,
+        loss: dict,
+        optim: dict,
+        texture: dict,
+        texture_image: torch.Tensor | None = None,
+        schedule: list[dict] | None = None,
+    ) -> None:
         super().__init__()
         self.schedule = check_schedule(schedule)
         self._stage: int | None = None
@@ -92,12 +100,22 @@ class TextureNetModule(pl.LightningModule):
 
     on_validation_start = on_fit_start
 
-    def forward(self, content: torch.Tensor | None = None, noise_factor: float | None = None,
-                size: tuple[int, int] | None = None, batch_size: int = 1, rng: torch.Generator | None = None,
-                texture: int | None = None) -> torch.Tensor:
-        return self.generator(content, noise_factor=noise_factor, size=size, batch_size=batch_size, rng=rng, texture=texture)
+    def forward(
+        self,
+        content: torch.Tensor | None = None,
+        noise_factor: float | None = None,
+        size: tuple[int, int] | None = None,
+        batch_size: int = 1,
+        rng: torch.Generator | None = None,
+        texture: int | None = None,
+    ) -> torch.Tensor:
+        return self.generator(
+            content, noise_factor=noise_factor, size=size, batch_size=batch_size, rng=rng, texture=texture
+        )
 
-    def model_step(self, batch: torch.Tensor, rng: torch.Generator | None = None, texture: int = 0) -> dict[str, torch.Tensor]:
+    def model_step(
+        self, batch: torch.Tensor, rng: torch.Generator | None = None, texture: int = 0
+    ) -> dict[str, torch.Tensor]:
         """Losses of the generator's output for one batch of content photos and one texture (shared by train and val)."""
         picked = texture if self.generator.textures else None
         if self.generator.mode == "stylize":
@@ -119,12 +137,16 @@ class TextureNetModule(pl.LightningModule):
         if stage != self._stage:
             first = self._stage is None  # start or resume: the data loader was built for this step already
             self._stage = stage
-            settings = settings_at(self.schedule, self.global_step, {"style_scale": self.hparams.loss.get("style_scale", 1.0)})
+            settings = settings_at(
+                self.schedule, self.global_step, {"style_scale": self.hparams.loss.get("style_scale", 1.0)}
+            )
             self.perceptual.style_scale = float(settings["style_scale"])
             if not first:
                 return -1
         if self.schedule:
-            self.log_dict({"train/image_size": float(batch.shape[-1]), "train/style_scale": self.perceptual.style_scale})
+            self.log_dict(
+                {"train/image_size": float(batch.shape[-1]), "train/style_scale": self.perceptual.style_scale}
+            )
         return None
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
@@ -140,11 +162,15 @@ class TextureNetModule(pl.LightningModule):
         scheduled = self.perceptual.style_scale
         self.perceptual.style_scale = float(self.hparams.loss.get("style_scale", 1.0))
         try:
-            per_texture = {i: self.model_step(batch, torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx), i)
-                           for i in self.train_textures}
+            per_texture = {
+                i: self.model_step(batch, torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx), i)
+                for i in self.train_textures
+            }
         finally:
             self.perceptual.style_scale = scheduled
-        terms = {k: torch.stack([t[k] for t in per_texture.values()]).mean() for k in per_texture[self.train_textures[0]]}
+        terms = {
+            k: torch.stack([t[k] for t in per_texture.values()]).mean() for k in per_texture[self.train_textures[0]]
+        }
         if self.generator.textures:
             terms.update({f"{self.generator.textures[i]}/{k}": v for i, t in per_texture.items() for k, v in t.items()})
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch.shape[0], sync_dist=True)
@@ -152,7 +178,9 @@ class TextureNetModule(pl.LightningModule):
     def configure_optimizers(self) -> dict:
         """The optimiser of the generator's trainable parameters (all but those ``texture.add`` freezes) and its
         scheduler, stepped every training step."""
-        optimizer = build_partial(self.hparams.optim, "optimizer")([p for p in self.generator.parameters() if p.requires_grad])
+        optimizer = build_partial(self.hparams.optim, "optimizer")(
+            [p for p in self.generator.parameters() if p.requires_grad]
+        )
         scheduler = build_partial(self.hparams.optim, "scheduler")(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

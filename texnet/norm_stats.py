@@ -8,6 +8,7 @@ it measures (their inputs all measured before) to running sums, and stops after 
 are as many as the longest chain of norm layers (:func:`schedule`). Only the norm layers' forward is swapped
 (:func:`override`); the network's forward is its own.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ check has to happen earlier: :class:`RunFolderGuard` is a Hydra callback (regist
 looks at the folder in ``on_run_start``, before Hydra touches it, and records the folders this process creates.
 ``train()`` applies the same rule when it is called directly (tests, notebooks).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -38,8 +39,10 @@ def check_run_folder(folder: Path, ckpt_path: str | None, entries: tuple[str, ..
         return
     used = sorted(p.name for p in folder.iterdir() if p.name in entries)
     if used:
-        raise TexnetError(f"run folder '{folder}' already holds a run ({', '.join(used[:4])}): pass a new hydra.run.dir=, "
-                          f"or resume that run with ckpt_path={folder / 'checkpoints' / 'last.ckpt'}")
+        raise TexnetError(
+            f"run folder '{folder}' already holds a run ({', '.join(used[:4])}): pass a new hydra.run.dir=, "
+            f"or resume that run with ckpt_path={folder / 'checkpoints' / 'last.ckpt'}"
+        )
 
 
 def record_start(folder: Path) -> bool:

@@ -6,6 +6,7 @@ crops later (the statistics at the scale photos are stylised at). A schedule is 
 name from the stage before it (the first from the run's own ``data`` and ``loss`` settings). Which stage
 applies is a function of the global step alone, so a resumed run (``ckpt_path=``) continues where it was.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -21,12 +22,15 @@ def check_schedule(schedule: Sequence[Mapping] | None) -> list[dict]:
     for i, stage in enumerate(stages):
         unknown = sorted(set(stage) - set(STAGE_KEYS))
         if unknown or "step" not in stage:
-            raise TexnetError(f"schedule[{i}] = {stage}: each stage needs 'step' and may set "
-                              f"{', '.join(STAGE_KEYS[1:])} (unknown: {', '.join(unknown) or 'none'})")
+            raise TexnetError(
+                f"schedule[{i}] = {stage}: each stage needs 'step' and may set "
+                f"{', '.join(STAGE_KEYS[1:])} (unknown: {', '.join(unknown) or 'none'})"
+            )
         for key in ("step", "image_size", "batch_size"):
             if key in stage and (not isinstance(stage[key], int) or stage[key] < (0 if key == "step" else 1)):
-                raise TexnetError(f"schedule[{i}].{key}={stage[key]!r} must be a whole number "
-                                  f"{'>= 0' if key == 'step' else '>= 1'}")
+                raise TexnetError(
+                    f"schedule[{i}].{key}={stage[key]!r} must be a whole number {'>= 0' if key == 'step' else '>= 1'}"
+                )
         if "style_scale" in stage and not isinstance(stage["style_scale"], (int, float)):
             raise TexnetError(f"schedule[{i}].style_scale={stage['style_scale']!r} must be a number")
     steps = [stage["step"] for stage in stages]

@@ -7,6 +7,7 @@
   texture, of which only the scales and shifts are trained (Dumoulin et al. 2017, Sec. 4.3); every other weight,
   and so every old texture's output, stays exactly as it was.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,16 +37,22 @@ def texture_set(texture: dict, model: dict, init_from: str | None) -> TextureSet
     size, images, add = texture.get("size", 256), texture.get("images"), texture.get("add")
     if add:
         if images:
-            raise TexnetError("texture.add adds one texture to a trained network and texture.images trains a new one: pass one of them")
+            raise TexnetError(
+                "texture.add adds one texture to a trained network and texture.images trains a new one: pass one of them"
+            )
         if not init_from:
             raise TexnetError(f"texture.add={add} adds a texture to a trained network: pass init_from=<its checkpoint>")
         return added_texture(init_from, add, size)
     if images is not None:
         if isinstance(images, str) or not images:
-            raise TexnetError(f"texture.images={images} is not a list of textures: pass e.g. 'texture.images=[mosaic,starry,my.jpg]'")
+            raise TexnetError(
+                f"texture.images={images} is not a list of textures: pass e.g. 'texture.images=[mosaic,starry,my.jpg]'"
+            )
         paths = [resolve_texture_path(image) for image in images]
         names = check_names([texture_name(path) for path in paths])
-        return TextureSet({**model, "textures": names}, {"names": names, "images": [str(p) for p in paths], "size": size})
+        return TextureSet(
+            {**model, "textures": names}, {"names": names, "images": [str(p) for p in paths], "size": size}
+        )
     path = resolve_texture_path(texture["image"])
     return TextureSet(model, {"image": str(path), "size": size, "name": texture_name(path)})
 
@@ -68,6 +75,11 @@ def added_texture(init_from: str, image: str, size: int) -> TextureSet:
     path = resolve_texture_path(image)
     add_texture(generator, texture_name(path))
     model = {**ckpt["hyper_parameters"]["model"], "textures": list(generator.textures)}
-    texture = {"names": list(generator.textures), "images": [None] * len(old) + [str(path)], "size": size,
-               "train": [len(old)], "init_from": str(init_from)}
+    texture = {
+        "names": list(generator.textures),
+        "images": [None] * len(old) + [str(path)],
+        "size": size,
+        "train": [len(old)],
+        "init_from": str(init_from),
+    }
     return TextureSet(model, texture, [*old, load_texture(path, size)], generator)

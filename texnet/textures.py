@@ -6,6 +6,7 @@ path is read from the working directory; one that does not exist there but names
 file (``data/textures/mosaic.jpg``, where they lived before they were packaged) is that texture, so older
 run configs and checkpoints still resume.
 """
+
 from __future__ import annotations
 
 from importlib import resources

@@ -13,6 +13,7 @@ with the whole image's) and stylised with ``margin`` pixels of context on each s
 pixels, which also hides that each tile draws its own noise. The image stays 8-bit; float maps exist for one
 tile and one band of tiles at a time. Tiles run through the eager PyTorch generator (the norm layers are swapped).
 """
+
 from __future__ import annotations
 
 import math
@@ -90,7 +91,9 @@ class TiledStylizer:
         blend: half-width of the cross-fade between neighbouring tiles (at most half a tile).
     """
 
-    def __init__(self, generator: NoiseGenerator, tile_size: int = TILE_SIZE, margin: int | None = None, blend: int = 32) -> None:
+    def __init__(
+        self, generator: NoiseGenerator, tile_size: int = TILE_SIZE, margin: int | None = None, blend: int = 32
+    ) -> None:
         m = generator.multiple
         self.generator = generator
         self.core = max(m, math.ceil(tile_size / m) * m)
@@ -108,13 +111,24 @@ class TiledStylizer:
         columns = grid(width, self.core)
         for row, (y0, y1) in enumerate(grid(height, self.core)):
             for column, (x0, x1) in enumerate(columns):
-                yield Tile(row * len(columns) + column, y0, y1, x0, x1, max(0, y0 - self.margin), min(height, y1 + self.margin),
-                           max(0, x0 - self.margin), min(width, x1 + self.margin))
+                yield Tile(
+                    row * len(columns) + column,
+                    y0,
+                    y1,
+                    x0,
+                    x1,
+                    max(0, y0 - self.margin),
+                    min(height, y1 + self.margin),
+                    max(0, x0 - self.margin),
+                    min(width, x1 + self.margin),
+                )
 
-    def _forward(self, source: torch.Tensor, tile: Tile, noise_factor: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, source: torch.Tensor, tile: Tile, noise_factor: float, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(content, output) of one tile: source (H, W, 3) uint8 or float rows ty0:ty1, columns tx0:tx1 as (1, 3, h, w)
         in [0, 1], through the generator with the tile's own noise (seeded by `seed` and its index)."""
-        content = source[tile.ty0:tile.ty1, tile.tx0:tile.tx1].permute(2, 0, 1)[None].to(self.device)
+        content = source[tile.ty0 : tile.ty1, tile.tx0 : tile.tx1].permute(2, 0, 1)[None].to(self.device)
         content = (content.float().div_(255) if content.dtype == torch.uint8 else content.float()).contiguous()
         rng = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + tile.index) % 2**63)
         return content, self.generator(content, noise_factor=noise_factor, rng=rng)
@@ -135,8 +149,9 @@ class TiledStylizer:
             stats.update({layer: m.stats(self.device) for layer, m in moments.items()})
         return stats
 
-    def _measuring(self, tile: Tile, height: int, width: int, stats: Stats, moments: dict[nn.Module, Moments],
-                   last: nn.Module) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    def _measuring(
+        self, tile: Tile, height: int, width: int, stats: Stats, moments: dict[nn.Module, Moments], last: nn.Module
+    ) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
         """The norm layers' forward in a statistics pass over `tile`: measured layers normalise with `stats`, the
         layers in `moments` add the tile's core of their input, the `last` of them ends the pass.
 
@@ -153,7 +168,7 @@ class TiledStylizer:
                 return normalise_with(stats, layer, x)
             if layer in moments:
                 s = full_h // x.shape[-2]  # the layer's downscale factor
-                moments[layer].add(x[..., y0 // s:y1 // s, x0 // s:x1 // s])
+                moments[layer].add(x[..., y0 // s : y1 // s, x0 // s : x1 // s])
                 if layer is last:
                     raise _PassDone
             return x  # not measured yet: nothing after it is measured in this pass
@@ -161,7 +176,9 @@ class TiledStylizer:
         return normalise
 
     @torch.inference_mode()
-    def run(self, source: torch.Tensor, stats: Stats, noise_factor: float, seed: int, preserve_color: bool = False) -> torch.Tensor:
+    def run(
+        self, source: torch.Tensor, stats: Stats, noise_factor: float, seed: int, preserve_color: bool = False
+    ) -> torch.Tensor:
         """Stylise `source` (H, W, 3), uint8 or float in [0, 1], with `stats`; returns the same dtype and shape.
 
         Tile rows are finished one band at a time: only the rows the next band still blends into stay in float.
@@ -182,22 +199,30 @@ class TiledStylizer:
                 if preserve_color:
                     styled = transfer_luminance(styled, content)
                 xlo, xhi = max(0, tile.x0 - self.blend), min(width, tile.x1 + self.blend)
-                piece = styled[0, :, lo - tile.ty0:hi - tile.ty0, xlo - tile.tx0:xhi - tile.tx0].permute(1, 2, 0).cpu()
+                piece = (
+                    styled[0, :, lo - tile.ty0 : hi - tile.ty0, xlo - tile.tx0 : xhi - tile.tx0].permute(1, 2, 0).cpu()
+                )
                 weight = wy[:, None, None] * ramp(width, tile.x0, tile.x1, xlo, xhi, self.blend)[None, :, None]
-                acc[lo - acc_lo:hi - acc_lo, xlo:xhi] += piece * weight
+                acc[lo - acc_lo : hi - acc_lo, xlo:xhi] += piece * weight
                 if tile.x1 == width:  # the row is complete: write out what the next row does not blend into
                     done = tile.y1 - self.blend if tile.y1 < height else height
-                    rows = acc[:done - acc_lo]
-                    out[acc_lo:done] = rows.mul(255).round_().clamp_(0, 255).to(torch.uint8) if out.dtype == torch.uint8 else rows
-                    acc, acc_lo = acc[done - acc_lo:], done
+                    rows = acc[: done - acc_lo]
+                    out[acc_lo:done] = (
+                        rows.mul(255).round_().clamp_(0, 255).to(torch.uint8) if out.dtype == torch.uint8 else rows
+                    )
+                    acc, acc_lo = acc[done - acc_lo :], done
         return out
 
-    def stylize(self, source: torch.Tensor, noise_factor: float, seed: int, preserve_color: bool = False) -> torch.Tensor:
+    def stylize(
+        self, source: torch.Tensor, noise_factor: float, seed: int, preserve_color: bool = False
+    ) -> torch.Tensor:
         """Statistics passes, then the tiles: `source` (H, W, 3) uint8 or float in [0, 1] -> the same dtype and shape."""
         return self.run(source, self.statistics(source, noise_factor, seed), noise_factor, seed, preserve_color)
 
 
-def stylize_pil(tiler: TiledStylizer, image: Image.Image, noise_factor: float, seed: int, preserve_color: bool = False) -> Image.Image:
+def stylize_pil(
+    tiler: TiledStylizer, image: Image.Image, noise_factor: float, seed: int, preserve_color: bool = False
+) -> Image.Image:
     """Tiled stylisation of an RGB PIL image, in 8 bits end to end (a 100 MP photo: ~300 MB in, ~300 MB out)."""
     source = torch.from_numpy(np.array(image))  # (H, W, 3) uint8, one copy
     del image  # the caller's PIL image (~4 bytes per pixel) is freed here when nothing else holds it
@@ -206,11 +231,17 @@ def stylize_pil(tiler: TiledStylizer, image: Image.Image, noise_factor: float, s
     return Image.fromarray(out.numpy(), "RGB")
 
 
-def stylize_tensor(tiler: TiledStylizer, content: torch.Tensor, noise_factor: float, seed: int,
-                   preserve_color: bool = False) -> torch.Tensor:
+def stylize_tensor(
+    tiler: TiledStylizer, content: torch.Tensor, noise_factor: float, seed: int, preserve_color: bool = False
+) -> torch.Tensor:
     """Tiled stylisation of a (B, 3, H, W) float batch, one image at a time (statistics are per image)."""
-    return torch.stack([tiler.stylize(image.permute(1, 2, 0), noise_factor, seed, preserve_color).permute(2, 0, 1)
-                        for image in content])
+    return torch.stack(
+        [
+            tiler.stylize(image.permute(1, 2, 0), noise_factor, seed, preserve_color).permute(2, 0, 1)
+            for image in content
+        ]
+    )
+
 
 def _target_pil(image: Image.Image | str, max_size: int | None, size: int | None) -> Image.Image:
     """The RGB PIL image that Stylizer.stylize would make a tensor of (same EXIF, mode and resizing rules)."""
@@ -243,14 +274,25 @@ def needs_tiles(stylizer, image, max_size: int | None, size: int | None) -> bool
     return False
 
 
-def stylize(stylizer, image, noise_factor: float | None, seed: int | None, max_size: int | None, size: int | None,
-            preserve_color: bool, tile_size: int | None) -> Image.Image | torch.Tensor:
+def stylize(
+    stylizer,
+    image,
+    noise_factor: float | None,
+    seed: int | None,
+    max_size: int | None,
+    size: int | None,
+    preserve_color: bool,
+    tile_size: int | None,
+) -> Image.Image | torch.Tensor:
     """Stylizer.stylize by tiles, with the same arguments and return types (see texnet.inference)."""
     from texnet.inference import prepare_image
 
     tiler = TiledStylizer(stylizer.generator, tile_size or TILE_SIZE)
-    stylizer._check_memory(1, *stylizer.generator.padded_size(tiler.core + 2 * tiler.margin, tiler.core + 2 * tiler.margin),
-                           f"a tile of {tiler.core} px (+{tiler.margin} px context per side)")
+    stylizer._check_memory(
+        1,
+        *stylizer.generator.padded_size(tiler.core + 2 * tiler.margin, tiler.core + 2 * tiler.margin),
+        f"a tile of {tiler.core} px (+{tiler.margin} px context per side)",
+    )
     factor = stylizer.noise_factor if noise_factor is None else float(noise_factor)
     seed = int(torch.randint(2**31, ())) if seed is None else int(seed)  # tiles seed their noise from it
     with torch.autocast(stylizer.device.type, enabled=False):

@@ -1,4 +1,5 @@
 """Frozen VGG feature extractor, layers addressed by name (``relu4_2``), shared by every loss."""
+
 from __future__ import annotations
 
 import functools
@@ -87,7 +88,9 @@ class VGGFeatures(nn.Module):
             missing = {k for k in features.state_dict() if k.split(".")[0].isdigit() and int(k.split(".")[0]) < depth}
             missing -= set(resolved.state_dict)
             if missing:
-                raise TexnetError(f"VGG weights from {resolved.source} lack {sorted(missing)[:4]}: wrong file for {self.arch}")
+                raise TexnetError(
+                    f"VGG weights from {resolved.source} lack {sorted(missing)[:4]}: wrong file for {self.arch}"
+                )
         modules = []
         for module in list(features)[:depth]:
             if isinstance(module, nn.MaxPool2d) and pooling == "avg":
@@ -125,7 +128,9 @@ class VGGFeatures(nn.Module):
         """Features of `images` (B, 3, H, W) in [0, 1] at `layers` (default: all requested at construction)."""
         wanted = set(self.layers if layers is None else layers)
         if min(images.shape[-2:]) < 32:
-            raise TexnetError(f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for VGG: use at least 32 px")
+            raise TexnetError(
+                f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for VGG: use at least 32 px"
+            )
         out: dict[str, torch.Tensor] = {}
         x = self.preprocess(images)
         bf16 = self.uses_bf16(x.device)

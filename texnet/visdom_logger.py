@@ -5,6 +5,7 @@ style loss per layer, learning rate, throughput). Everything is sent from a back
 through a bounded queue, so a slow or missing server never slows training: if the server is
 unreachable, one warning says how to start it and every later call is a no-op.
 """
+
 from __future__ import annotations
 
 import html
@@ -97,7 +98,9 @@ def route(key: str) -> tuple[_Window, str] | None:
     leaf = parts[-1]
     if key == "lr" or key.startswith(("lr-", "lr/")) or leaf == "lr":
         return _Window("lr", "learning rate", "learning rate", log_y=False), key
-    if leaf == "samples_per_sec":  # ThroughputMonitor: train/device/samples_per_sec (and train/samples_per_sec with DDP)
+    if (
+        leaf == "samples_per_sec"
+    ):  # ThroughputMonitor: train/device/samples_per_sec (and train/samples_per_sec with DDP)
         return _Window("throughput", "throughput", "images/s", log_y=False), key
     if parts[0] in THROUGHPUT_STAGES and (leaf in THROUGHPUT_COUNTERS or leaf.endswith("_per_sec")):
         return None  # its running totals and batches/s (images/s divided by the batch size)
@@ -305,8 +308,14 @@ class VisdomLogger(Logger):
         """One append per trace, however many steps piled up (visdom creates missing windows/traces)."""
         for window, traces in lines.items():
             for trace, (steps, values) in traces.items():
-                line = {"Y": np.asarray(values, dtype=float), "X": np.asarray(steps, dtype=float), "win": window.win,
-                        "name": trace, "update": "append", "opts": window.opts()}
+                line = {
+                    "Y": np.asarray(values, dtype=float),
+                    "X": np.asarray(steps, dtype=float),
+                    "win": window.win,
+                    "name": trace,
+                    "update": "append",
+                    "opts": window.opts(),
+                }
                 self._call(lambda c, line=line: c.line(**line))
 
     def _call(self, fn: Callable[[_Client], Any]) -> None:
@@ -331,6 +340,9 @@ class VisdomLogger(Logger):
             log.warning(
                 "Visdom server %s:%d is not reachable (%s): no live plots for this run. "
                 "Start one with `python -m texnet.viz serve --port %d`.",
-                self.server, self.port, type(exc).__name__, self.port,
+                self.server,
+                self.port,
+                type(exc).__name__,
+                self.port,
             )
             return False

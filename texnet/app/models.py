@@ -1,4 +1,5 @@
 """The trained models the app offers: checkpoints found under the runs folder, loaded once and cached."""
+
 from __future__ import annotations
 
 import logging

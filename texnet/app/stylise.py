@@ -3,6 +3,7 @@ textures from texture-mode networks, and the timed comparison with Gatys et al. 
 
 Every function raises :class:`TexnetError` for bad input; the layout shows it with :func:`short_error`.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,9 +37,17 @@ def describe_model(stylizer: Stylizer, path: str | Path, shown: str | Path) -> s
     """A line about a model for the page: texture, mode, training steps, trained noise factor, and its file."""
     steps = describe_checkpoint(read_checkpoint(path))["steps"]
     count = len(stylizer.textures)
-    textures = "" if count < 2 else f" ({count} textures: blend them below)" if count <= MIX_SLIDERS else f" ({count} textures: the first here)"
-    return (f"**{stylizer.texture_name}**{textures} · {stylizer.mode} network · {steps} training steps · "
-            f"trained noise factor {stylizer.noise_factor:g}\n\n`{shown}`")
+    textures = (
+        ""
+        if count < 2
+        else f" ({count} textures: blend them below)"
+        if count <= MIX_SLIDERS
+        else f" ({count} textures: the first here)"
+    )
+    return (
+        f"**{stylizer.texture_name}**{textures} · {stylizer.mode} network · {steps} training steps · "
+        f"trained noise factor {stylizer.noise_factor:g}\n\n`{shown}`"
+    )
 
 
 def slider_mix(stylizer: Stylizer, values: list[float] | None) -> dict[str, float] | None:
@@ -46,13 +55,15 @@ def slider_mix(stylizer: Stylizer, values: list[float] | None) -> dict[str, floa
     None for a single-texture network or before any slider moved (the first texture)."""
     if not 1 < len(stylizer.textures) <= MIX_SLIDERS or values is None:  # more textures: blend them with stylize.py
         return None
-    weights = [max(0.0, float(v or 0)) for v in values[:len(stylizer.textures)]]
+    weights = [max(0.0, float(v or 0)) for v in values[: len(stylizer.textures)]]
     if sum(weights) <= 0:
         raise TexnetError("every texture's weight is 0: move at least one texture slider above 0")
     return {name: w / sum(weights) for name, w in zip(stylizer.textures, weights) if w > 0}
 
 
-def new_textures(stylizer: Stylizer, out: Path, seed: int | None, mix: dict[str, float] | None = None) -> tuple[list, list[str], str]:
+def new_textures(
+    stylizer: Stylizer, out: Path, seed: int | None, mix: dict[str, float] | None = None
+) -> tuple[list, list[str], str]:
     """Four 256 px textures from a texture-mode network (it needs no photo): gallery, files, status."""
     written = []
     for image in stylizer.generate(size=256, num=4, seed=seed, mix=mix):
@@ -62,23 +73,42 @@ def new_textures(stylizer: Stylizer, out: Path, seed: int | None, mix: dict[str,
     return [(p, "new texture") for p in written], written, f"{len(written)} textures from a texture-mode network."
 
 
-def stylize_uploads(stylizer: Stylizer, photos: list[str], out: Path, noise_factor: float, seed: int | None,
-                    max_size: int | None, preserve_color: bool, mix: dict[str, float] | None = None) -> tuple[list, list[str], str]:
+def stylize_uploads(
+    stylizer: Stylizer,
+    photos: list[str],
+    out: Path,
+    noise_factor: float,
+    seed: int | None,
+    max_size: int | None,
+    preserve_color: bool,
+    mix: dict[str, float] | None = None,
+) -> tuple[list, list[str], str]:
     """Every uploaded photo through :func:`texnet.batch.stylize_files`, as stylize.py does: unreadable ones are
     reported and skipped, an error only when none worked. Returns gallery (photo, result pairs), files, status."""
     inputs = [(Path(p), Path(p)) for p in photos]
-    result = stylize_files(stylizer, inputs, lambda name: next_free_file(out / f"{name.stem}_{stylizer.texture_name}.png"),
-                           noise_factor=noise_factor, seed=seed, max_size=max_size, preserve_color=preserve_color, mix=mix)
+    result = stylize_files(
+        stylizer,
+        inputs,
+        lambda name: next_free_file(out / f"{name.stem}_{stylizer.texture_name}.png"),
+        noise_factor=noise_factor,
+        seed=seed,
+        max_size=max_size,
+        preserve_color=preserve_color,
+        mix=mix,
+    )
     check_failures(result.failures, len(inputs))
     gallery = []
     for item in result.done:
-        gallery += [(str(item.source), item.source.name),
-                    (str(item.output), f"{stylizer.texture_name} · {item.width}x{item.height} · {item.seconds:.2f} s")]
+        gallery += [
+            (str(item.source), item.source.name),
+            (str(item.output), f"{stylizer.texture_name} · {item.width}x{item.height} · {item.seconds:.2f} s"),
+        ]
     shown = " + ".join(f"{w:.0%} {name}" for name, w in mix.items()) if mix else stylizer.texture_name
     status = f"Stylised {len(result.done)} photo(s) with **{shown}**."
     if result.failures:
         status += f"\n\nSkipped {len(result.failures)}:\n" + "\n".join(
-            f"- `{src.name}`: {short_error(reason, src)}" for src, reason in result.failures)
+            f"- `{src.name}`: {short_error(reason, src)}" for src, reason in result.failures
+        )
     return gallery, [str(item.output) for item in result.done], status
 
 
@@ -93,12 +123,22 @@ class GatysProgress(pl.Callback):
         self.progress((self.done, self.total), desc="Gatys (L-BFGS)", unit="iterations")
 
 
-def compare_with_gatys(stylizer: Stylizer, checkpoint: str | Path, photo: str, out: Path, noise_factor: float, seed: int | None,
-                       iterations: int, progress: gr.Progress) -> tuple[str, str, str]:
+def compare_with_gatys(
+    stylizer: Stylizer,
+    checkpoint: str | Path,
+    photo: str,
+    out: Path,
+    noise_factor: float,
+    seed: int | None,
+    iterations: int,
+    progress: gr.Progress,
+) -> tuple[str, str, str]:
     """`photo` through the network and through Gatys' L-BFGS on the loss the network trained with, at the same
     size, timed: (network image, Gatys image, a Markdown report)."""
     loss = read_checkpoint(checkpoint)["hyper_parameters"]["loss"]
-    stylizer.stylize(photo, noise_factor=noise_factor, seed=seed, max_size=GATYS_MAX_SIZE)  # warm-up: first call builds the runtime
+    stylizer.stylize(
+        photo, noise_factor=noise_factor, seed=seed, max_size=GATYS_MAX_SIZE
+    )  # warm-up: first call builds the runtime
     start = time.perf_counter()
     network = stylizer.stylize(photo, noise_factor=noise_factor, seed=seed, max_size=GATYS_MAX_SIZE)
     network_s = time.perf_counter() - start
@@ -108,12 +148,24 @@ def compare_with_gatys(stylizer: Stylizer, checkpoint: str | Path, photo: str, o
     texture_path = next_free_file(out / f"{stylizer.texture_name}.png")
     texture.save(texture_path)
     progress((0, iterations), desc="Gatys (L-BFGS)", unit="iterations")
-    result = run_gatys(texture_path, out / f"gatys_{Path(photo).stem}", content=photo, loss=loss, optimizer="lbfgs",
-                       iterations=iterations, max_size=GATYS_MAX_SIZE, texture_size=max(texture.size),
-                       save_every=0, progress=False, callbacks=[GatysProgress(progress, iterations)])
-    report = (f"| {Path(photo).name}, {network.width}x{network.height} px | time |\n|---|---|\n"
-              f"| texture network (one forward pass) | **{network_s:.3f} s** |\n"
-              f"| Gatys et al. (L-BFGS, {result.iterations} iterations) | **{result.seconds:.1f} s** |\n\n"
-              f"The network is {result.seconds / max(network_s, 1e-6):,.0f}x faster here; both minimise the "
-              f"same perceptual loss (Gatys ends at {result.final['total']:.4g}).")
+    result = run_gatys(
+        texture_path,
+        out / f"gatys_{Path(photo).stem}",
+        content=photo,
+        loss=loss,
+        optimizer="lbfgs",
+        iterations=iterations,
+        max_size=GATYS_MAX_SIZE,
+        texture_size=max(texture.size),
+        save_every=0,
+        progress=False,
+        callbacks=[GatysProgress(progress, iterations)],
+    )
+    report = (
+        f"| {Path(photo).name}, {network.width}x{network.height} px | time |\n|---|---|\n"
+        f"| texture network (one forward pass) | **{network_s:.3f} s** |\n"
+        f"| Gatys et al. (L-BFGS, {result.iterations} iterations) | **{result.seconds:.1f} s** |\n\n"
+        f"The network is {result.seconds / max(network_s, 1e-6):,.0f}x faster here; both minimise the "
+        f"same perceptual loss (Gatys ends at {result.final['total']:.4g})."
+    )
     return str(network_path), str(result.image_path), report

@@ -4,6 +4,7 @@ training process per app, and its progress read back from the run folder (``csv/
 Training runs the root script ``train.py`` of a texnet checkout (``--repo``, default the working directory),
 with that checkout's Hydra configs; stylising needs only the installed package.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,11 @@ log = logging.getLogger(__name__)
 
 TRAIN_LOG = "console.log"  # train.py's stdout and stderr, in its run folder
 STOP_GRACE_S = 30  # after SIGTERM, Lightning finishes the step and exits; SIGKILL after this
-DATA_SOURCES = [("built-in photos (scikit-image samples, no download)", "builtin"), ("a folder of photos", "folder"),
-                ("MSCOCO root (holds train2014/)", "coco")]
+DATA_SOURCES = [
+    ("built-in photos (scikit-image samples, no download)", "builtin"),
+    ("a folder of photos", "folder"),
+    ("MSCOCO root (holds train2014/)", "coco"),
+]
 
 
 def find_repo(path: str | Path | None) -> Path | None:
@@ -49,14 +53,20 @@ def find_repo(path: str | Path | None) -> Path | None:
 
 def require_repo(repo: Path | None) -> Path:
     if repo is None:
-        raise TexnetError("training runs train.py from a texnet checkout: start the app in its folder or pass --repo /path/to/texnet")
+        raise TexnetError(
+            "training runs train.py from a texnet checkout: start the app in its folder or pass --repo /path/to/texnet"
+        )
     return repo
 
 
 def train_defaults(repo: Path | None) -> dict[str, Any]:
     """The Train tab's starting values: those of ``python train.py`` in `repo` (its conf/), or the library's without one."""
-    values = {"image_size": None, "max_steps": None, "style_scale": default_loss_config()["style_scale"],
-              "noise_factor": inspect.signature(PyramidGenerator).parameters["noise_factor"].default}
+    values = {
+        "image_size": None,
+        "max_steps": None,
+        "style_scale": default_loss_config()["style_scale"],
+        "noise_factor": inspect.signature(PyramidGenerator).parameters["noise_factor"].default,
+    }
     if repo is not None:
         conf = repo / "conf"
         values["image_size"] = OmegaConf.select(OmegaConf.load(conf / "data" / "builtin.yaml"), "image_size")
@@ -90,9 +100,15 @@ class TrainingJob:
                 log_file.write(f"$ {shlex.join(command)}\n".encode())
                 log_file.flush()
                 # its own session: Stop signals train.py and its data-loader workers together
-                self.process = subprocess.Popen(command, cwd=repo, stdin=subprocess.DEVNULL, stdout=log_file,
-                                                stderr=subprocess.STDOUT, start_new_session=True,
-                                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=repo,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
             self.run_dir, self.max_steps, self.visdom_link = run_dir, max_steps, visdom_link
             self.started, self.stopped, self.final_step = time.monotonic(), False, None
             log.info("training started (pid %d) in %s", self.process.pid, run_dir)
@@ -171,7 +187,9 @@ def hydra_value(value: str | Path) -> str:
     text = str(value)
     if re.fullmatch(r"[\w./:+-]+", text):
         return text
-    escaped = re.sub(r"(\\+)(?='|$)", r"\1\1", text).replace("'", "\\'")  # Hydra: backslashes are literal unless before a quote
+    escaped = re.sub(r"(\\+)(?='|$)", r"\1\1", text).replace(
+        "'", "\\'"
+    )  # Hydra: backslashes are literal unless before a quote
     return f"'{escaped}'"
 
 
@@ -196,21 +214,38 @@ def visdom_overrides(visdom_url: str | None, env: str) -> tuple[list[str], str |
         return [], None
     url = urlsplit(visdom_url if "://" in visdom_url else f"http://{visdom_url}")
     server = f"{url.scheme}://{url.hostname}"
-    overrides = ["logger=visdom", f"logger.visdom.server={hydra_value(server)}", f"logger.visdom.port={url.port or DEFAULT_PORT}",
-                 f"logger.visdom.env={hydra_value(env)}"]
+    overrides = [
+        "logger=visdom",
+        f"logger.visdom.server={hydra_value(server)}",
+        f"logger.visdom.port={url.port or DEFAULT_PORT}",
+        f"logger.visdom.env={hydra_value(env)}",
+    ]
     return overrides, f"{server}:{url.port or DEFAULT_PORT}/env/{env}"
 
 
 def builtin_texture_path(name: str) -> Path:
     """The image file of the built-in texture `name` (``texture=<name>`` of train.py)."""
     if name not in available_textures():
-        raise TexnetError(f"texture '{name}' is unknown: pick one of {', '.join(available_textures())} or upload an image")
+        raise TexnetError(
+            f"texture '{name}' is unknown: pick one of {', '.join(available_textures())} or upload an image"
+        )
     return texture_path(name)
 
 
-def train_command(runs_dir: Path, visdom_url: str | None, texture: str, texture_upload: str | None, data_source: str,
-                  data_path: str, image_size: float, steps: float, style_scale: float, noise_factor: float,
-                  generator: str, extra: str) -> tuple[list[str], Path, int, str | None]:
+def train_command(
+    runs_dir: Path,
+    visdom_url: str | None,
+    texture: str,
+    texture_upload: str | None,
+    data_source: str,
+    data_path: str,
+    image_size: float,
+    steps: float,
+    style_scale: float,
+    noise_factor: float,
+    generator: str,
+    extra: str,
+) -> tuple[list[str], Path, int, str | None]:
     """Validate the Train tab's inputs; returns (train.py command, new run folder, steps, Visdom link).
 
     The run folder is created here and an uploaded texture is copied into it, so the run does not depend on
@@ -235,7 +270,9 @@ def train_command(runs_dir: Path, visdom_url: str | None, texture: str, texture_
         raise TexnetError(f"more options: {err} (write key=value pairs separated by spaces)") from None
     for override in extra_overrides:
         if "=" not in override or override.split("=")[0].lstrip("+~") in ("run_dir", "hydra.run.dir"):
-            raise TexnetError(f"more options: '{override}' is not a key=value override of train.py (run_dir is set by the app)")
+            raise TexnetError(
+                f"more options: '{override}' is not a key=value override of train.py (run_dir is set by the app)"
+            )
     run_dir = next_free_dir(runs_dir.resolve() / "app" / f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     run_dir.mkdir(parents=True)
     if texture_upload:
@@ -246,10 +283,23 @@ def train_command(runs_dir: Path, visdom_url: str | None, texture: str, texture_
     else:
         texture_override = f"texture={texture}"
     visdom, link = visdom_overrides(visdom_url, run_dir.name)
-    command = [sys.executable, "train.py", texture_override, *data, f"model={generator}", f"data.image_size={int(image_size)}",
-               f"trainer.max_steps={int(steps)}", f"loss.style_scale={float(style_scale)}", f"model.noise_factor={float(noise_factor)}",
-               "trainer.enable_progress_bar=false", "+logger.csv.flush_logs_every_n_steps=10", *visdom,
-               f"run_dir={hydra_value(run_dir)}", f"hydra.run.dir={hydra_value(run_dir)}", *extra_overrides]
+    command = [
+        sys.executable,
+        "train.py",
+        texture_override,
+        *data,
+        f"model={generator}",
+        f"data.image_size={int(image_size)}",
+        f"trainer.max_steps={int(steps)}",
+        f"loss.style_scale={float(style_scale)}",
+        f"model.noise_factor={float(noise_factor)}",
+        "trainer.enable_progress_bar=false",
+        "+logger.csv.flush_logs_every_n_steps=10",
+        *visdom,
+        f"run_dir={hydra_value(run_dir)}",
+        f"hydra.run.dir={hydra_value(run_dir)}",
+        *extra_overrides,
+    ]
     return command, run_dir, int(steps), link
 
 
@@ -264,17 +314,33 @@ def training_report(job: TrainingJob) -> str:
     if returncode is None:
         state = f"**Running** for {(time.monotonic() - job.started) / 60:.1f} min"
     elif job.stopped:  # Lightning exits cleanly on SIGTERM, so the exit code does not tell
-        state = "**Stopped**" + (f": `{last}` holds step {job.saved_step()} (resume with `ckpt_path=`)" if last.is_file() else "")
+        state = "**Stopped**" + (
+            f": `{last}` holds step {job.saved_step()} (resume with `ckpt_path=`)" if last.is_file() else ""
+        )
     elif returncode == 0:
         state = f"**Finished**: the model `{last}` is in the Stylise tab after ↻"
     else:
-        errors = [line for line in log_tail(job.run_dir / TRAIN_LOG, 200).splitlines() if line.lower().startswith("error")]
+        errors = [
+            line for line in log_tail(job.run_dir / TRAIN_LOG, 200).splitlines() if line.lower().startswith("error")
+        ]
         state = f"**Failed** (exit code {returncode}): " + (errors[-1] if errors else "see the log below")
-    lines = [state, f"Step **{steps}** / {job.max_steps} ({100 * steps / max(1, job.max_steps):.0f} %) · run folder `{job.run_dir}`"]
-    losses = [f"{label} {metrics[key]:.4g}" for key, label in (("train/total", "loss"), ("train/content", "content"),
-                                                                ("train/style", "style"), ("val/total", "validation loss"))
-              if key in metrics]
-    rate = metrics.get("train/samples_per_sec", metrics.get("train/device/samples_per_sec"))  # ThroughputMonitor's (all devices)
+    lines = [
+        state,
+        f"Step **{steps}** / {job.max_steps} ({100 * steps / max(1, job.max_steps):.0f} %) · run folder `{job.run_dir}`",
+    ]
+    losses = [
+        f"{label} {metrics[key]:.4g}"
+        for key, label in (
+            ("train/total", "loss"),
+            ("train/content", "content"),
+            ("train/style", "style"),
+            ("val/total", "validation loss"),
+        )
+        if key in metrics
+    ]
+    rate = metrics.get(
+        "train/samples_per_sec", metrics.get("train/device/samples_per_sec")
+    )  # ThroughputMonitor's (all devices)
     if rate is not None:
         losses.append(f"{rate:.2f} images/s")
     if losses:
