@@ -33,10 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from texnet.gatys import GatysModule
-from texnet.generator import ARCHITECTURES, NoiseGenerator, build_generator
+from texnet.generator import ARCHITECTURES, build_generator
 from texnet.image import load_image
 from texnet.inference import Stylizer
 from texnet.losses import build_perceptual_loss, default_loss_config
+from texnet.noise_generator import NoiseGenerator
 from texnet.textures import load_texture
 
 SIZES = (256, 512, 1024)

@@ -16,8 +16,9 @@ from torch import nn
 from stylize import stylize
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, export_onnx, export_torchscript, ort_session
-from texnet.generator import NoiseGenerator, build_generator
+from texnet.generator import build_generator
 from texnet.inference import Stylizer, load
+from texnet.noise_generator import NoiseGenerator
 
 SIZES = [(40, 56), (29, 70)]  # not the traced size, not multiples of 2**(K-1)
 

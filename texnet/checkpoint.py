@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from texnet.errors import TexnetError
-from texnet.generator import NoiseGenerator, build_generator
+from texnet.generator import build_generator
 from texnet.models import resolve_checkpoint
+from texnet.noise_generator import NoiseGenerator
 
 KIND = "texnet.TextureNetModule"
 EXPECTED = "expected a texture-network checkpoint written by train.py (runs/<texture>/<date>/checkpoints/last.ckpt)"

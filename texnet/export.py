@@ -35,7 +35,7 @@ from torch import nn
 
 from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.errors import TexnetError
-from texnet.generator import NoiseGenerator
+from texnet.noise_generator import NoiseGenerator
 
 log = logging.getLogger(__name__)
 

@@ -46,8 +46,8 @@ from texnet.checkpoint import (  # noqa: F401 - public here too
 from texnet.conditional_norm import mix_weights, selected
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, ort_session
-from texnet.generator import NoiseGenerator
 from texnet.image import fit_size, open_rgb, pil_to_tensor, tensor_to_pil, to_rgb
+from texnet.noise_generator import NoiseGenerator
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import torch
 from texnet.checkpoint import checkpoint_generator, checkpoint_texture_name, checkpoint_textures, read_checkpoint
 from texnet.conditional_norm import add_texture, check_names, make_conditional
 from texnet.errors import TexnetError
-from texnet.generator import NoiseGenerator
+from texnet.noise_generator import NoiseGenerator
 from texnet.textures import load_texture, resolve_texture_path, texture_name
 
 

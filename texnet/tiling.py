@@ -26,8 +26,8 @@ from PIL import Image
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.generator import NoiseGenerator
 from texnet.image import open_image, open_rgb, to_rgb
+from texnet.noise_generator import NoiseGenerator
 from texnet.norm_stats import Moments, Stats, normalise_with, override, schedule
 
 TILE_SIZE = 768  # default core side: with the pyramid's context a tile is 1152 px, ~1.6 GB in eager PyTorch
