@@ -49,6 +49,9 @@ def test_wrong_type_names_the_key_and_the_type(override, message):
     [
         [],
         ["experiment=paper"],
+        ["experiment=quality"],
+        ["experiment=texture"],
+        ["model.skip=true"],
         ["trainer=ddp"],
         ["trainer=gpu"],
         ["model=residual"],

@@ -174,6 +174,9 @@ def test_every_config_group_composes():
         paper = compose("train", overrides=["experiment=paper"])
         assert paper.optim.optimizer.lr == 0.1 and paper.data.batch_size == 16 and paper.trainer.max_steps == 3000
         assert set(compose("train", overrides=["logger=visdom"]).logger) == {"csv", "visdom"}
+        texture = compose("train", overrides=["experiment=texture"])
+        assert (texture.model.mode, texture.model.padding, texture.texture.size) == ("texture", "circular", 512)
+        assert [dict(stage) for stage in texture.data.schedule] == [{"step": 0, "image_size": 256, "batch_size": 1}]
 
 
 def test_ddp_two_cpu_processes(tmp_path):
