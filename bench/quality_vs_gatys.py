@@ -39,16 +39,18 @@ CACHE_DIR = Path(__file__).parent / "results" / "quality_vs_gatys"
 TARGET_STYLE, TARGET_CONTENT, TARGET_LAYER = 1.0, 1.25, 3.0  # issue 14's targets, as ratios to Gatys
 
 
-def gatys_key(photo: torch.Tensor, texture: torch.Tensor, loss_cfg: dict, iterations: int) -> str:
-    """Identifies one Gatys run: same photo, texture, loss and iteration count give the same result.
+def gatys_key(tensors: tuple[torch.Tensor, ...], loss_cfg: dict, *settings) -> str:
+    """Identifies one Gatys run (also bench/texture_vs_gatys.py's): the same images (photo and texture, or the texture
+    alone), loss and settings (iterations, ...) give the same result.
 
     The diversity keys are left out: Gatys optimises one image, which the diversity term never touches."""
     loss_cfg = {k: v for k, v in loss_cfg.items() if not k.startswith("diversity_")}
     digest = hashlib.sha1(json.dumps(loss_cfg, sort_keys=True).encode())
-    for tensor in (photo, texture):
+    for tensor in tensors:
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.contiguous().numpy().tobytes())
-    digest.update(str(iterations).encode())
+    for setting in settings:
+        digest.update(str(setting).encode())
     return digest.hexdigest()[:16]
 
 
@@ -152,7 +154,7 @@ def main() -> None:
                 output = stylizer.stylize(photo, seed=0, mix=args.mix)
                 row["net_s"] = time.perf_counter() - start
                 row["net"] = terms_of(perceptual, output, photo)
-            key = gatys_key(photo, texture, loss_cfg, args.iterations)
+            key = gatys_key((photo, texture), loss_cfg, args.iterations)
             cache, cache_png = CACHE_DIR / f"gatys_{key}.json", CACHE_DIR / f"gatys_{key}.png"
             if cache.is_file() and cache_png.is_file() and not args.no_cache:
                 gatys, gatys_image = json.loads(cache.read_text()), load_image(cache_png)

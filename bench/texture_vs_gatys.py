@@ -12,7 +12,6 @@ reference. Writes a picture: texture | network seeds | Gatys seeds, and with `--
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import logging
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from quality_vs_gatys import gatys_key  # bench/ is on sys.path when this script runs
 
 from texnet.gatys import synthesize
 from texnet.image import load_image, pil_to_tensor, save_image
@@ -51,10 +51,7 @@ def gatys_sample(
     texture: torch.Tensor, loss_cfg: dict, size: int, iterations: int, seed: int, tmp: Path
 ) -> torch.Tensor:
     """Gatys synthesis from noise, cached by texture, loss, size, iterations and seed."""
-    digest = hashlib.sha1(json.dumps(loss_cfg, sort_keys=True).encode())
-    digest.update(texture.contiguous().numpy().tobytes())
-    digest.update(f"{size} {iterations} {seed}".encode())
-    cached = CACHE_DIR / f"gatys_{digest.hexdigest()[:16]}.png"
+    cached = CACHE_DIR / f"gatys_{gatys_key((texture,), loss_cfg, size, iterations, seed)}.png"
     if not cached.is_file():
         texture_file = save_image(texture, tmp / "texture.png", overwrite=True)
         result = synthesize(

@@ -186,7 +186,7 @@ class PerceptualLoss(nn.Module):
             *(self.content.layers if content_targets else []),
             *([self.diversity_layer] if spread else []),
         ]
-        features = self.extractor(images, list(dict.fromkeys(layers)))
+        features = self.extractor(images, layers)
         per_layer = self.styles[texture](features)
         style = self.style_scale * sum(per_layer.values())
         zero = images.new_zeros(images.shape[0])
