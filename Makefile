@@ -45,7 +45,7 @@ app: install
 	$(PY) -m texnet.app
 
 # Rebuild the shipped models (texnet/resources/models/): train each with the default recipe, score it against
-# Gatys-100 (held-out photos; texture mode: Gatys synthesis from noise) and ship it with its model card.
+# Gatys-100 (held-out photos; texture mode, experiment=texture: Gatys synthesis from noise) and ship it with its card.
 # ~17 minutes per texture on 2 CPU cores. `make models MODELS=starry TEXTURE_MODELS=` rebuilds one.
 MODELS ?= mosaic starry pebbles
 TEXTURE_MODELS ?= mosaic starry pebbles
@@ -59,8 +59,8 @@ models: install
 	done
 	@for t in $(TEXTURE_MODELS); do \
 	  run=runs/models/$$t-texture/$$(date +%Y-%m-%d_%H-%M-%S); \
-	  $(PY) train.py texture=$$t model.mode=texture model.padding=circular hydra.run.dir=$$run && \
+	  $(PY) train.py experiment=texture texture=$$t hydra.run.dir=$$run && \
 	  $(PY) bench/texture_vs_gatys.py --checkpoint $$run/checkpoints/last.ckpt --json $$run/quality.json --picture $$run/quality.png && \
 	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t-texture \
-	    --command "python train.py texture=$$t model.mode=texture model.padding=circular" --quality $$run/quality.json || exit 1; \
+	    --command "python train.py experiment=texture texture=$$t" --quality $$run/quality.json || exit 1; \
 	done
