@@ -2,11 +2,12 @@
 
 import hashlib
 
+import numpy as np
 import pytest
 import torch
 
 import texnet
-from texnet.checkpoint import read_checkpoint
+from texnet.checkpoint import checkpoint_texture, read_checkpoint
 from texnet.errors import TexnetError
 from texnet.models import MODELS_DIR, cards, resolve_checkpoint
 
@@ -20,20 +21,31 @@ def test_each_shipped_model_stylises_by_name(name, photo_path):
     card = cards()[name]
     before = digest(MODELS_DIR / f"{name}.ckpt")
     model = texnet.load(name, device="cpu")
-    assert model.texture_name == card["texture"]
-    photo = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
-    out = model.stylize(photo, seed=0)
-    assert out.shape == photo.shape and (out - photo).abs().mean() > 0.05  # it changed the photo
-    image = model.stylize(photo_path, seed=0, max_size=128)
-    assert max(image.size) == 128
+    assert model.texture_name == card["texture"] and model.mode == card["mode"]
+    if model.mode == "texture":  # noise -> texture: seamless samples, a different one per seed
+        first, second = (np.asarray(model.generate(size=(96, 128), seed=seed)[0], dtype=float) for seed in (0, 1))
+        assert first.shape == (96, 128, 3) and first.std() > 10 and np.abs(first - second).mean() > 5
+    else:
+        photo = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+        out = model.stylize(photo, seed=0)
+        assert out.shape == photo.shape and (out - photo).abs().mean() > 0.05  # it changed the photo
+        image = model.stylize(photo_path, seed=0, max_size=128)
+        assert max(image.size) == 128
     assert digest(MODELS_DIR / f"{name}.ckpt") == before  # shipped files are only read
-    assert (MODELS_DIR / f"{name}.ckpt").stat().st_size < 2e6  # slim: no optimiser state, no VGG
+    assert (MODELS_DIR / f"{name}.ckpt").stat().st_size < 2e6  # slim: no optimiser state, no VGG, 8-bit texture
     for key in ("command", "steps", "minutes", "content_vs_gatys", "style_vs_gatys", "seconds_512px"):
         assert key in card
 
 
 def test_mosaic_ships():
     assert "mosaic" in cards() and read_checkpoint("mosaic")["texnet"]["texture_name"] == "mosaic"
+
+
+def test_shipped_models_fit_in_10_mb_with_their_textures_in_8_bits():
+    assert sum(path.stat().st_size for path in MODELS_DIR.glob("*.ckpt")) < 10e6
+    for name in cards():
+        texture = checkpoint_texture(read_checkpoint(name), name)
+        assert texture.dtype == torch.float32 and 0 <= texture.min() and texture.max() <= 1
 
 
 def test_unknown_name_lists_the_shipped_models(tmp_path):

@@ -87,7 +87,8 @@ def checkpoint_textures(ckpt: dict, path: str | Path) -> list[torch.Tensor]:
         textures.append(state[f"texture_images.{len(textures)}"])
     if not textures:
         raise TexnetError(f"checkpoint '{path}' holds no texture image: re-export it with train.py")
-    return textures
+    # shipped models keep their textures in 8 bits (scripts/ship_model.py): a quarter of the file
+    return [t.float().div(255) if t.dtype == torch.uint8 else t for t in textures]
 
 
 def checkpoint_texture_name(ckpt: dict) -> str:
