@@ -47,13 +47,14 @@ def main() -> None:
     if not shipped:
         print("no shipped models in this installation")
         return
+    w = max(len(name) for name in shipped)
     print(
-        f"{'name':10} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'s/512px':>8}  command"
+        f"{'name':{w}} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'s/512px':>8}  command"
     )
     for name, card in sorted(shipped.items()):
         content = f"{card['content_vs_gatys']:7.2f}x" if card.get("content_vs_gatys") is not None else f"{'-':>8}"
         print(
-            f"{name:10} {card['texture']:10} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
+            f"{name:{w}} {card['texture']:10} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
             f"{content} {card['style_vs_gatys']:7.2f}x {card['seconds_512px']:8.2f}  {card['command']}"
         )
     print(
