@@ -155,8 +155,7 @@ class TiledStylizer:
         self.generator = generator
         self.coarse = coarse_scales(generator, coarse_ratio)
         # tiles are cut on the grid of the coarsest tiled map: the untiled stack's (so crops of it line up) or the network's
-        step = generator.noise_ratios[self.coarse - 1] if self.coarse else generator.multiple
-        self.step = step
+        self.step = step = generator.noise_ratios[self.coarse - 1] if self.coarse else generator.multiple
         self.core = max(2 * step, math.ceil(tile_size / step) * step)
         self.blend = min(blend, self.core // 2)
         # the cross-fade reaches `blend` px past the core, and those pixels need the network's full reach too
