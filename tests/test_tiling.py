@@ -11,15 +11,15 @@ from texnet import inference, tiling
 from texnet.generator import build_generator
 from texnet.inference import Stylizer
 from texnet.norm_stats import Moments, norm_layers, schedule
-from texnet.tiling import TiledStylizer, ramp, stylize_tensor
+from texnet.tiling import TiledStylizer, grid, ramp, stylize_tensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
-def generator(arch: str):
+def generator(arch: str, scales: int = 3):
     """A small generator with non-trivial norm weights and biases (as training leaves them), in eval mode."""
     torch.manual_seed(0)
-    options = {"scales": 3, "channels": 4} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}
+    options = {"scales": scales, "channels": 4} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}
     g = build_generator(arch=arch, **options).eval()
     with torch.no_grad():
         for p in g.parameters():
@@ -46,6 +46,35 @@ def test_tiles_match_the_untiled_image(arch):
     tiled = stylize_tensor(tiler, image, 0.0, 0)
     assert tiled.shape == whole.shape
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("scales", "coarse_ratio", "coarse", "passes"), [(3, 4, 1, 11), (3, 2, 2, 7), (6, 8, 3, 15)])
+def test_coarse_scales_run_untiled_once(scales, coarse_ratio, coarse, passes):
+    """The pyramid's scales pooled `coarse_ratio`x or more run once for the whole photo (their branches are called once,
+    not per tile), the tiles run the rest joined onto crops of that stack, with no more passes and less context; the
+    result is the untiled output to float precision. The last tile row absorbs a 2 px remainder (98 = 4 x 24 + 2)."""
+    g, image = generator("pyramid", scales), photo(98, 139)
+    with torch.inference_mode():
+        whole = g(image, noise_factor=0.0)
+    tiler = TiledStylizer(g, tile_size=24, blend=6, coarse_ratio=coarse_ratio)
+    all_tiled = TiledStylizer(g, tile_size=24, blend=6, coarse_ratio=10**6)
+    assert tiler.coarse == coarse and all_tiled.coarse == 0
+    assert len(tiler.passes) == passes <= len(all_tiled.passes) and tiler.margin < all_tiled.margin
+    calls = []
+    g.branches[0].register_forward_hook(lambda *args: calls.append(1))
+    tiled = stylize_tensor(tiler, image, 0.0, 0)
+    assert len(calls) == 1
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
+    rows = sorted({(t.y0, t.y1) for t in tiler.tiles(98, 139)})
+    assert rows[-1][1] == g.padded_size(98, 139)[0] and len(rows) == 4
+
+
+def test_grid_lets_the_last_core_absorb_a_short_remainder():
+    """A remainder under a quarter core joins the last core (no 5 px core inside a 197 px tile); the last core ends at
+    the padded edge."""
+    assert grid(2309, 2336, 768) == [(0, 768), (768, 1536), (1536, 2336)]
+    assert grid(2500, 2528, 768) == [(0, 768), (768, 1536), (1536, 2304), (2304, 2528)]
+    assert grid(10, 12, 32) == [(0, 12)]
 
 
 def test_schedule_measures_each_layer_once_after_its_inputs():

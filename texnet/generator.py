@@ -114,16 +114,21 @@ class PyramidGenerator(NoiseGenerator):
         `texture` (networks of several textures): an index or mix weights (None: the one selected, at first the first).
         """
         inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
-        out: torch.Tensor | None = None
         with selected(self, texture):
-            for i, (branch, x) in enumerate(zip(self.branches, inputs)):
-                x = branch(x)
-                if out is None:
-                    out = x
-                else:
-                    coarse = F.interpolate(self.coarse_norms[i - 1](out), scale_factor=2, mode="nearest")
-                    out = self.joins[i - 1](torch.cat([coarse, self.branch_norms[i - 1](x)], dim=1))
-            return self.to_image(self.to_rgb(out), inputs, height, width)
+            return self.to_image(self.to_rgb(self.run_scales(inputs)), inputs, height, width)
+
+    def run_scales(self, inputs: list[torch.Tensor], out: torch.Tensor | None = None, first: int = 0) -> torch.Tensor:
+        """The stack of feature maps after the branches and joins of scales ``first``, ``first + 1``, ... on their
+        `inputs`, joined onto `out`, the stack of the scales before (tiled stylisation computes the coarse scales
+        once for the whole photo and the fine ones tile by tile: texnet.tiling)."""
+        for i, (branch, x) in enumerate(zip(self.branches[first:], inputs), start=first):
+            x = branch(x)
+            if out is None:
+                out = x
+            else:
+                coarse = F.interpolate(self.coarse_norms[i - 1](out), scale_factor=2, mode="nearest")
+                out = self.joins[i - 1](torch.cat([coarse, self.branch_norms[i - 1](x)], dim=1))
+        return out
 
 
 class ResidualBlock(nn.Module):
