@@ -49,6 +49,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except BaseException:
         if trainer is None or trainer.global_step == 0:
             remove_failed_start(run_dir)
+        elif rank_zero_only.rank == 0:
+            log_resume_hint(run_dir, trainer.global_step)
         raise
     last = next(cb for cb in callbacks if isinstance(cb, LastCheckpoint))
     best = next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor == "val/total"), None)
@@ -126,6 +128,21 @@ def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
             f"run's model ({cfg.model.arch}): pass the model options it was trained with"
         ) from None
     log.info("generator initialised from %s", cfg.init_from)
+
+
+def log_resume_hint(run_dir: Path, step: int) -> None:
+    """A run stopped after its first step (Ctrl-C, SIGTERM, an error): say where it is and how to go on. Lightning
+    ends a SIGTERM'd run with exit code 0 and no word of where its checkpoint is."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        log.warning(
+            "stopped at step %d: %s holds the last checkpoint; resume with: python train.py ckpt_path=%s "
+            "hydra.run.dir=%s (plus this run's other overrides)",
+            step,
+            run_dir,
+            last,
+            run_dir,
+        )
 
 
 def check_run_dir(cfg: DictConfig) -> None:

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import CONFIG_DIR, ROOT, tiny_cfg
 from hydra import compose, initialize_config_dir
@@ -52,6 +53,33 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
         )
     )
     assert resumed["global_step"] == 20  # continued from step 16, not from 0
+
+
+class InterruptAt(pl.Callback):
+    """Presses Ctrl-C once `step` training steps are done."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_stopped_run_keeps_its_last_step_and_says_how_to_resume(tmp_path, coco_root, caplog):
+    run = tmp_path / "run"
+    cfg = tiny_cfg(
+        run,
+        coco_root,
+        "trainer.max_steps=20",
+        "+callbacks.stop._target_=test_train.InterruptAt",
+        "+callbacks.stop.step=3",
+    )
+    with pytest.raises(SystemExit), caplog.at_level("WARNING", logger="texnet.train"):
+        train(cfg)
+    last = run / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 3  # not step 0 or a lost run
+    assert "stopped at step 3: " in caplog.text and f"ckpt_path={last} hydra.run.dir={run}" in caplog.text
 
 
 def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
