@@ -198,8 +198,9 @@ def main() -> None:
         f"\n{where} at {args.size} px; both scored with "
         f"{'the checkpoint' if args.loss == 'checkpoint' else 'texnet/resources/loss/default.yaml'}'s loss weights"
     )
-    if ckpt and loss_cfg != trained_with:
-        changed = sorted(k for k in {*loss_cfg, *trained_with} if loss_cfg.get(k) != trained_with.get(k))
+    # keys the checkpoint predates (e.g. diversity_*, off before they existed) are not differences
+    changed = sorted(k for k in trained_with if loss_cfg.get(k) != trained_with.get(k)) if ckpt else []
+    if changed:
         print(
             f"the network was trained with other loss settings: {', '.join(f'{k}={trained_with.get(k)}' for k in changed)}"
         )
