@@ -126,12 +126,21 @@ class NoiseGenerator(nn.Module):
         """The noise input for (height, width) images: uniform [0, 1) maps times the noise factor (default: the
         trained one), one per scale (:meth:`noise_shapes` of the padded size), on the network's device and dtype.
 
-        The only place texnet draws a generator's noise: forward calls it, and so does the onnxruntime path of
-        texnet.inference, which feeds the maps to the exported graph (same seed, same image on both backends).
+        Forward calls it, and so does the onnxruntime path of texnet.inference, which feeds the maps to the exported
+        graph (same seed, same image on both backends).
         """
+        return self.noise_of_shapes(self.noise_shapes(batch_size, *self.padded_size(height, width)), noise_factor, rng)
+
+    def noise_of_shapes(
+        self,
+        shapes: list[tuple[int, ...]],
+        noise_factor: float | torch.Tensor | None = None,
+        rng: torch.Generator | None = None,
+    ) -> list[torch.Tensor]:
+        """Noise maps of the given shapes, drawn in order: the only place texnet draws a generator's noise
+        (:meth:`draw_noise` for whole images, texnet.tiling for the scales of a tile or of the untiled coarse stack)."""
         factor = self.noise_factor if noise_factor is None else noise_factor
         ref = next(self.parameters())
-        shapes = self.noise_shapes(batch_size, *self.padded_size(height, width))
         return [torch.rand(shape, device=ref.device, dtype=ref.dtype, generator=rng) * factor for shape in shapes]
 
     def prepare_input(

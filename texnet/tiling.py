@@ -213,18 +213,23 @@ class TiledStylizer:
             for piece, ratio in zip(pieces, ratios):
                 piece.append(F.avg_pool2d(x, ratio))
         pooled = [torch.cat(piece, dim=2) for piece in pieces]
-        rng = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 - 1) % 2**63)
-        inputs = []
-        for x in pooled:
-            noise = torch.rand(1, g.noise_channels, *x.shape[2:], generator=rng, device=self.device) * noise_factor
-            inputs.append(torch.cat([x, noise], dim=1))
-        return g.run_scales(inputs)
+        return g.run_scales(self._with_noise(pooled, noise_factor, self._rng(seed, -1)))
+
+    def _rng(self, seed: int, index: int) -> torch.Generator:
+        """The noise generator of tile `index` (-1: the untiled coarse scales), the same in every pass."""
+        return torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + index) % 2**63)
+
+    def _with_noise(self, pooled: list[torch.Tensor], noise_factor: float, rng: torch.Generator) -> list[torch.Tensor]:
+        """The network's inputs at these scales: each pooled map of the photo next to its own noise."""
+        g = self.generator
+        noise = g.noise_of_shapes([(1, g.noise_channels, *x.shape[2:]) for x in pooled], noise_factor, rng)
+        return [torch.cat([x, n], dim=1) for x, n in zip(pooled, noise)]
 
     def _forward(self, canvas: Canvas, tile: Tile, noise_factor: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(content, output) of one tile: the padded photo's rows ty0:ty1, columns tx0:tx1 as (1, 3, h, w) in [0, 1],
         through the generator (or its tiled scales) with the tile's own noise (seeded by `seed` and its index)."""
         content = self._pixels(canvas.source, canvas.rows[tile.ty0 : tile.ty1], canvas.cols[tile.tx0 : tile.tx1])
-        rng = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + tile.index) % 2**63)
+        rng = self._rng(seed, tile.index)
         if canvas.coarse is None:
             return content, self.generator(content, noise_factor=noise_factor, rng=rng)
         s = self.step
@@ -238,11 +243,8 @@ class TiledStylizer:
         coarse stack: the tile's pooled content and noise at the fine scales, their branches and joins, the output."""
         g = self.generator
         height, width = content.shape[-2:]
-        inputs = []
-        for ratio in g.noise_ratios[self.coarse :]:
-            x = F.avg_pool2d(content, ratio) if ratio > 1 else content
-            noise = torch.rand(1, g.noise_channels, *x.shape[2:], generator=rng, device=self.device) * noise_factor
-            inputs.append(torch.cat([x, noise], dim=1))
+        pooled = [F.avg_pool2d(content, ratio) if ratio > 1 else content for ratio in g.noise_ratios[self.coarse :]]
+        inputs = self._with_noise(pooled, noise_factor, rng)
         return g.to_image(g.to_rgb(g.run_scales(inputs, coarse, self.coarse)), inputs, height, width)
 
     @torch.inference_mode()
