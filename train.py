@@ -50,9 +50,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer is None or trainer.global_step == 0:
             remove_failed_start(run_dir)
         elif rank_zero_only.rank == 0:
-            log_resume_hint(run_dir, trainer.global_step)
+            log_resume_hint(run_dir, trainer.global_step, last_checkpoint(callbacks).last_model_path)
         raise
-    last = next(cb for cb in callbacks if isinstance(cb, LastCheckpoint))
+    last = last_checkpoint(callbacks)
     best = next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor == "val/total"), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {
@@ -130,11 +130,15 @@ def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
     log.info("generator initialised from %s", cfg.init_from)
 
 
-def log_resume_hint(run_dir: Path, step: int) -> None:
-    """A run stopped after its first step (Ctrl-C, SIGTERM, an error): say where it is and how to go on. Lightning
-    ends a SIGTERM'd run with exit code 0 and no word of where its checkpoint is."""
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
+def last_checkpoint(callbacks: list[pl.Callback]) -> LastCheckpoint:
+    """The run's last.ckpt callback (build() refuses a run without one)."""
+    return next(cb for cb in callbacks if isinstance(cb, LastCheckpoint))
+
+
+def log_resume_hint(run_dir: Path, step: int, last: str) -> None:
+    """A run stopped after its first step (Ctrl-C, SIGTERM, an error): say where its last checkpoint (`last`, empty
+    if none was saved) is and how to go on. Lightning ends a SIGTERM'd run with exit code 0 and no word of it."""
+    if last and Path(last).is_file():
         log.warning(
             "stopped at step %d: %s holds the last checkpoint; resume with: python train.py ckpt_path=%s "
             "hydra.run.dir=%s (plus this run's other overrides)",
