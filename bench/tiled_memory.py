@@ -28,9 +28,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("photo")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the measured run: one core)")
     args = parser.parse_args()
     stylizer = load(args.checkpoint, device="cpu", backend="eager")
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     source = torch.from_numpy(np.array(_target_pil(args.photo, None, None)))
     print(
