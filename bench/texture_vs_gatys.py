@@ -4,7 +4,9 @@ Samples `--seeds` textures of `--size` px from the network and runs Gatys synthe
 `--iterations`, two seeds) for the same texture, all scored by the same style loss (the checkpoint's
 texture, texnet/resources/loss/default.yaml). Diversity is the mean pairwise distance between the samples'
 relu4_1 features, relative to their mean norm (0: every seed draws the same image); Gatys' two seeds give the
-reference. Writes a picture: texture | network seeds | Gatys seeds, and with `--json` the figures.
+reference. The texture's own random crops of the same size, scored against the whole texture, are the third
+reference: what a true sample of the texture scores (Gatys fits each sample's statistics closer than that).
+Writes a picture: texture | network seeds | Gatys seeds, and with `--json` the figures.
 
     .venv/bin/python bench/texture_vs_gatys.py --checkpoint runs/strokes/<date>/checkpoints/last.ckpt
 """
@@ -47,6 +49,16 @@ def diversity(perceptual, images: list[torch.Tensor]) -> float:
     return (sum((a - b).norm() for a, b in pairs) / len(pairs) / norm).item()
 
 
+def texture_crops(texture: torch.Tensor, size: int, count: int, seed: int = 0) -> list[torch.Tensor]:
+    """`count` random size x size crops of `texture` (1, 3, H, W), seeded; none if it is smaller than `size`."""
+    height, width = texture.shape[-2:]
+    if min(height, width) < size:
+        return []
+    rng = torch.Generator().manual_seed(seed)
+    corners = torch.stack([torch.randint(0, n - size + 1, (count,), generator=rng) for n in (height, width)], dim=1)
+    return [texture[..., y : y + size, x : x + size] for y, x in corners.tolist()]
+
+
 def gatys_sample(
     texture: torch.Tensor, loss_cfg: dict, size: int, iterations: int, seed: int, tmp: Path
 ) -> torch.Tensor:
@@ -77,6 +89,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="side of the samples")
     parser.add_argument("--seeds", type=int, default=4, help="network samples (seeds 0..N-1)")
     parser.add_argument("--iterations", type=int, default=100, help="Gatys L-BFGS iterations")
+    parser.add_argument("--crops", type=int, default=8, help="random crops of the texture itself to score")
     parser.add_argument("--picture", help="where to write texture | network | Gatys (default: bench/results/...png)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
@@ -103,6 +116,8 @@ def main() -> None:
 
     net_terms, gatys_terms = mean_terms(net), mean_terms(gatys)
     ratio = {k: net_terms[k] / max(gatys_terms[k], 1e-12) for k in net_terms}
+    crops = texture_crops(texture, args.size, args.crops)
+    crop_terms = mean_terms(crops) if crops else None
     keys = ["style", *sorted(k for k in net_terms if k != "style")]
     print(
         f"{args.size} px, {args.seeds} network seeds, Gatys x{args.iterations} from noise (2 seeds), "
@@ -112,11 +127,17 @@ def main() -> None:
     div = {"network": diversity(perceptual, net), "gatys": diversity(perceptual, gatys)}
     for label, terms, d in (("Gatys", gatys_terms, div["gatys"]), ("texture network", net_terms, div["network"])):
         print(f"{label:18}" + "".join(f"{terms[k]:11.4g}" for k in keys) + f"{d:11.3f}")
+    if crop_terms:
+        print(f"{'texture crops':18}" + "".join(f"{crop_terms[k]:11.4g}" for k in keys))
     print(
         f"{'network / Gatys':18}"
         + "".join(f"{ratio[k]:11.2f}" for k in keys)
         + f"{div['network'] / div['gatys']:11.2f}"
     )
+    if crop_terms:
+        print(f"{'network / crops':18}" + "".join(f"{net_terms[k] / max(crop_terms[k], 1e-12):11.2f}" for k in keys))
+    else:
+        print(f"(the texture is smaller than {args.size} px: no crops of it to score)")
     layers = [k for k in keys if k != "style"]
     worst = max(layers, key=ratio.get)
     met = ratio[worst] <= TARGET_LAYER
@@ -132,6 +153,7 @@ def main() -> None:
                     "iterations": args.iterations,
                     "network": net_terms,
                     "gatys": gatys_terms,
+                    "texture_crops": crop_terms,
                     "ratio": ratio,
                     "diversity": div,
                     "target_met": met,
