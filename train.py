@@ -21,6 +21,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from texnet.callbacks import LastCheckpoint
 from texnet.checkpoint import checkpoint_generator, read_checkpoint
+from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.module import TextureNetModule
@@ -120,6 +121,12 @@ def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
             "its weights: pass one of them"
         )
     generator = checkpoint_generator(read_checkpoint(cfg.init_from), cfg.init_from)
+    if generator.textures and not module.generator.textures:  # a base of several textures: start from their mean
+        names = generator.textures
+        generator = single_texture(generator, mix_weights(names, {name: 1 / len(names) for name in names}))
+        log.info(
+            "init_from=%s holds %d textures (%s): starting from their mean", cfg.init_from, len(names), ", ".join(names)
+        )
     try:
         module.generator.load_state_dict(generator.state_dict())
     except RuntimeError:

@@ -276,6 +276,33 @@ def test_texture_add_through_train_py_keeps_the_old_textures(multi, tmp_path, ph
     assert torch.equal(new.texture_tensors[3], load_texture(photo_path, 64))
 
 
+def test_init_from_several_textures_starts_one_texture_from_their_mean(multi):
+    """init_from=<a network of several textures> into a one-texture run: the run's generator is the base with the
+    mean of its textures' scales and shifts, so it draws what the base draws for the even mix."""
+    from omegaconf import OmegaConf
+
+    from texnet.module import TextureNetModule
+    from train import init_generator
+
+    base = load(multi, device="cpu", backend="eager").generator
+    options = {k: v for k, v in read_checkpoint(multi)["hyper_parameters"]["model"].items() if k != "textures"}
+    module = TextureNetModule(model=options, loss={}, optim={}, texture={"image": "mosaic"})
+    init_generator(module, OmegaConf.create({"init_from": str(multi), "ckpt_path": None, "model": options}))
+    assert not module.generator.textures
+    photo, mean = torch.rand(1, 3, 40, 52), mix_weights(NAMES, {name: 1 / 3 for name in NAMES})
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module.generator.eval()(photo, rng=torch.Generator().manual_seed(2)),
+            base(photo, rng=torch.Generator().manual_seed(2), texture=mean),
+            atol=1e-6,
+            rtol=0,
+        )
+        assert not torch.equal(
+            module.generator(photo, rng=torch.Generator().manual_seed(2)),
+            base(photo, rng=torch.Generator().manual_seed(2), texture=0),
+        )
+
+
 def test_texture_options_are_checked(multi, tmp_path, photo_path):
     with pytest.raises(
         TexnetError, match=r"^texture.add=.* adds a texture to a trained network: pass init_from=<its checkpoint>$"

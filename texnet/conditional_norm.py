@@ -100,6 +100,22 @@ def add_texture(generator: nn.Module, name: str) -> None:
     generator.textures = [*generator.textures, name]
 
 
+def single_texture(generator: nn.Module, texture: Texture) -> nn.Module:
+    """`generator` made a single-texture network again: each conditional norm becomes an ``nn.InstanceNorm2d`` with
+    `texture`'s (an index, or mix weights) scale and shift, so its output is the conditional one's for `texture`
+    (``init_from=<several textures>`` fine-tunes one texture from their mix). Modifies and returns `generator`."""
+    for parent in list(generator.modules()):
+        for key, child in parent.named_children():
+            if isinstance(child, ConditionalInstanceNorm):
+                norm = nn.InstanceNorm2d(child.weights[0].numel(), eps=child.eps, affine=True)
+                with selected(child, texture), torch.no_grad():
+                    norm.weight.copy_(child.weight)
+                    norm.bias.copy_(child.bias)
+                setattr(parent, key, norm.to(child.weights[0].device))
+    del generator.textures
+    return generator
+
+
 def texture_parameters(generator: nn.Module, index: int) -> list[nn.Parameter]:
     """The scales and shifts of texture `index` in every layer (what ``texture.add`` trains)."""
     return [p for layer in conditional_norms(generator) for p in (layer.weights[index], layer.biases[index])]
