@@ -83,6 +83,12 @@ def quality_fields(quality: dict) -> dict:
     }
     if "diversity" in quality:
         fields["diversity_vs_gatys"] = round(quality["diversity"]["network"] / quality["diversity"]["gatys"], 2)
+    if quality.get("texture_crops"):  # texture mode: what the texture's own crops score (bench/texture_vs_gatys.py)
+        fields["style_layers_vs_texture_crops"] = {
+            k.removeprefix("style/"): round(quality["network"][k] / quality["texture_crops"][k], 2)
+            for k in quality["texture_crops"]
+            if k.startswith("style/")
+        }
     return fields
 
 
