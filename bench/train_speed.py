@@ -1,12 +1,15 @@
-"""Training throughput: the reference fp32 path against the fast path, and Lightning against a bare loop.
+"""Training throughput: the reference fp32 path against the fast paths, and Lightning against a bare loop.
 
-For each crop size it builds the default run's module (conf/, built-in photos) twice, with
-``loss.precision=fp32`` (the reference: fp32, contiguous) and with the configured precision (``auto``:
-bf16 channels_last VGG where the CPU or GPU does bf16 natively), and times the same training step
-in alternation (so a busy machine slows both alike). It prints a per-part profile of one step
-(data, generator, VGG forward, backward, optimiser), the images/s of each path and their ratio, the
-loss of both paths on one fixed batch (their relative difference), and the images/s of
-``Trainer.fit`` against the bare loop with the same module and data.
+For each crop size it builds the default run's module (conf/, built-in photos) three times: the reference
+(``loss.precision=fp32 model.train_precision=fp32``: fp32 everywhere, contiguous), the session-6 fast path
+(``loss.precision=<--precision> model.train_precision=fp32`` with autograd's fp32 Gram gradient: bf16
+channels_last VGG where the CPU or GPU does bf16 natively) and the new one (the configured path: the Grams'
+gradient as one bf16 product, and ``model.train_precision=<--train-precision>``: the generator's
+full-resolution join in bf16 while training), and times the same training step in alternation (so a busy
+machine slows all alike). It prints a per-part profile of one step (data, generator, VGG forward, backward,
+optimiser), the images/s of each path and their ratio to the reference, the loss of each path on one fixed
+batch against the reference's (relative difference), and the images/s of ``Trainer.fit`` against the bare loop
+with the newest path's module and data.
 
     .venv/bin/python bench/train_speed.py [--sizes 128 256] [--steps 12] [--batch 4]
 """
@@ -32,7 +35,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # the root scripts' H
 
 
 def build(
-    size: int, batch: int, precision: str, overrides: list[str]
+    size: int, batch: int, precision: str, train_precision: str, overrides: list[str], bf16_gram_grad: bool = True
 ) -> tuple[TextureNetModule, pl.LightningDataModule]:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(
@@ -41,6 +44,7 @@ def build(
                 f"data.image_size={size}",
                 f"data.batch_size={batch}",
                 f"loss.precision={precision}",
+                f"model.train_precision={train_precision}",
                 *overrides,
             ],
         )
@@ -53,6 +57,7 @@ def build(
         texture={"image": str(image), "size": cfg.texture.size, "name": texture_name(image)},
     )
     module.setup("fit")
+    module.perceptual.bf16_gram_grad = bf16_gram_grad
     data = instantiate(cfg.data)
     data.setup("fit")
     return module, data
@@ -134,7 +139,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per path and size")
-    parser.add_argument("--precision", default="auto", help="the fast path's loss.precision")
+    parser.add_argument("--precision", default="auto", help="the fast paths' loss.precision")
+    parser.add_argument("--train-precision", default="auto", help="the new path's model.train_precision")
     parser.add_argument("overrides", nargs="*", help="extra config overrides, e.g. model=residual")
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -145,35 +151,42 @@ def main() -> None:
     )
     for size in args.sizes:
         paths = {
-            "reference (fp32)": build(size, args.batch, "fp32", args.overrides),
-            f"fast ({args.precision})": build(size, args.batch, args.precision, args.overrides),
+            "reference (fp32)": build(size, args.batch, "fp32", "fp32", args.overrides),
+            f"fast ({args.precision} VGG)": build(
+                size, args.batch, args.precision, "fp32", args.overrides, bf16_gram_grad=False
+            ),
+            f"new (+Gram, {args.train_precision} join)": build(
+                size, args.batch, args.precision, args.train_precision, args.overrides
+            ),
         }
         loops = {name: BareLoop(*pair) for name, pair in paths.items()}
         for loop in loops.values():  # warm-up: allocator, oneDNN kernels
             for _ in range(2):
                 loop.step()
         seconds = {name: 0.0 for name in loops}
-        for _ in range(args.steps):  # alternate, so both see the same machine load
+        for _ in range(args.steps):  # alternate, so all paths see the same machine load
             for name, loop in loops.items():
                 start = time.perf_counter()
                 loop.step(profile=True)
                 seconds[name] += time.perf_counter() - start
         print(f"\n{size} px, batch {args.batch}: per-step profile (ms)")
         parts = list(next(iter(loops.values())).parts)
-        print(f"{'':32}" + "".join(f"{name:>20}" for name in loops))
+        print(f"{'':32}" + "".join(f"{name:>24}" for name in loops))
         for part in parts:
-            print(f"{part:32}" + "".join(f"{loop.parts[part] / args.steps * 1e3:20.0f}" for loop in loops.values()))
+            print(f"{part:32}" + "".join(f"{loop.parts[part] / args.steps * 1e3:24.0f}" for loop in loops.values()))
         rates = {name: args.batch * args.steps / s for name, s in seconds.items()}
-        (ref_name, ref_rate), (fast_name, fast_rate) = rates.items()
-        print(f"images/s: {ref_name} {ref_rate:.2f}, {fast_name} {fast_rate:.2f}: ratio {fast_rate / ref_rate:.2f}x")
+        ref_name, ref_rate = next(iter(rates.items()))
+        print(f"{'images/s':32}" + "".join(f"{rate:24.2f}" for rate in rates.values()))
+        print(f"{'ratio to reference':32}" + "".join(f"{rate / ref_rate:23.2f}x" for rate in rates.values()))
         batch = torch.stack([paths[ref_name][1].val_images()[0]] * 2)
         batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear", antialias=True)
-        diff = loss_difference(paths[ref_name][0], paths[fast_name][0], batch)
-        print(
-            "loss difference fast vs reference on a fixed batch (relative): "
-            + ", ".join(f"{k} {v:.2%}" for k, v in diff.items())
-        )
-        module, data = paths[fast_name]
+        for name, (module, _) in list(paths.items())[1:]:
+            diff = loss_difference(paths[ref_name][0], module, batch)
+            print(
+                f"loss difference {name} vs reference on a fixed batch (relative): "
+                + ", ".join(f"{k} {v:.2%}" for k, v in diff.items())
+            )
+        module, data = paths[name]
         bare = BareLoop(module, data)
         for _ in range(2):
             bare.step()
@@ -183,7 +196,7 @@ def main() -> None:
         bare_s = (time.perf_counter() - start) / args.steps
         lit_s = lightning_seconds(module, data, args.steps, warmup=2)
         print(
-            f"{fast_name}: bare loop {args.batch / bare_s:.2f} images/s, Lightning Trainer.fit "
+            f"{name}: bare loop {args.batch / bare_s:.2f} images/s, Lightning Trainer.fit "
             f"{args.batch / lit_s:.2f} images/s: Lightning/bare {bare_s / lit_s:.2f}"
         )
 

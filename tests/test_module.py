@@ -64,3 +64,59 @@ def test_bad_optim_config_is_one_line_naming_the_option(overrides, message):
     with pytest.raises(TexnetError, match=message) as err:
         module_with(*overrides).configure_optimizers()
     assert "\n" not in str(err.value)
+
+
+def test_train_precision_is_auto_by_config_and_reaches_the_generator():
+    """conf/model/pyramid.yaml selects the bf16 full-resolution join (``auto``) for train.py; the generator has it,
+    resolved per device like loss.precision, and rejects unknown values in the option's words."""
+    from texnet.precision import bf16_is_fast, uses_bf16
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train")
+    assert cfg.model.train_precision == "auto" and cfg.loss.precision == "auto"
+    module = TextureNetModule(
+        model={**OmegaConf.to_container(cfg.model), "scales": 2, "channels": 4},
+        loss={},
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        texture={"image": str(texture_path("mosaic")), "size": 32},
+    )
+    cpu = torch.device("cpu")
+    assert module.generator.train_precision == "auto"
+    assert uses_bf16(module.generator.train_precision, cpu) == bf16_is_fast(cpu)
+    with pytest.raises(TexnetError, match="model.train_precision='fp16' is unknown"):
+        TextureNetModule(model={**TINY_MODEL, "train_precision": "fp16"}, loss={}, optim={}, texture={})
+
+
+def test_bf16_join_gives_the_reference_loss_and_leaves_eval_exact(vgg, photo_path, mosaic_path):
+    """model.train_precision=bf16 (what ``auto`` picks on a bf16 CPU/GPU) against fp32 on a fixed batch of real
+    photos, same weights and noise: every loss term within 1%, generator gradients pointing the same way (cosine >
+    0.99), the training output not bit-identical (the join did run in bf16); eval mode bit-identical (inference,
+    validation and export never see the option)."""
+    from texnet.generator import PyramidGenerator
+    from texnet.image import load_image
+    from texnet.losses import PerceptualLoss
+
+    photo = torch.nn.functional.interpolate(
+        load_image(photo_path, max_size=128), size=(96, 96), antialias=True, mode="bilinear"
+    )
+    batch = torch.cat([photo, photo.flip(-1)])
+    loss = PerceptualLoss(vgg, load_image(mosaic_path, max_size=96), style_normalize="target", style_scale=3.0)
+    targets = loss.content_targets(batch)
+    torch.manual_seed(0)
+    reference = PyramidGenerator(train_precision="fp32")
+    fast = PyramidGenerator(train_precision="bf16")
+    fast.load_state_dict(reference.state_dict())
+    terms, grads, outputs = {}, {}, {}
+    for name, generator in (("fp32", reference), ("bf16", fast)):
+        outputs[name] = generator(batch, rng=torch.Generator().manual_seed(0))
+        out = loss(outputs[name], targets)
+        out["total"].backward()
+        terms[name] = {k: v.item() for k, v in out.items()}
+        grads[name] = torch.cat([p.grad.flatten() for p in generator.parameters()])
+    for name, value in terms["fp32"].items():
+        assert terms["bf16"][name] == pytest.approx(value, rel=0.01, abs=1e-6), name
+    assert torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0) > 0.99
+    assert not torch.equal(outputs["fp32"], outputs["bf16"])
+    with torch.no_grad():
+        evals = [g.eval()(batch, rng=torch.Generator().manual_seed(0)) for g in (reference, fast)]
+    assert torch.equal(*evals)

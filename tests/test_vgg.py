@@ -66,7 +66,7 @@ def test_real_weights_give_natural_feature_statistics(vgg, photo_path):
 
 
 def test_precision_option_selects_bf16_where_fast_and_returns_fp32():
-    from texnet.vgg import bf16_is_fast
+    from texnet.precision import bf16_is_fast
 
     auto = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random", precision="auto")
     fp32 = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random", precision="fp32")

@@ -27,6 +27,7 @@ from torch import nn
 from texnet.conditional_norm import Texture, make_conditional, selected
 from texnet.errors import TexnetError
 from texnet.noise_generator import NoiseGenerator, conv_norm, norm_layer
+from texnet.precision import PRECISIONS, uses_bf16
 
 
 class ConvBlock(nn.Sequential):
@@ -52,6 +53,11 @@ class PyramidGenerator(NoiseGenerator):
             noise is the only input and normalisation removes its scale, so only 0 vs > 0 matters there.
         norm: "instance" | "batch"; padding: "reflect" | "replicate" | "circular" (seamless tiles) | "zeros".
         skip: stylise mode: the network's output is added to the photo's logit (:meth:`NoiseGenerator.to_image`).
+        train_precision: "fp32" | "bf16" | "auto" (bf16 where the device does it natively): the precision of the
+            full-resolution join (the network's costliest block, forward and backward) in training mode only;
+            in eval mode (validation, inference, export, tiling) every block runs in fp32 whatever this says.
+            Only that join: the coarser blocks see nearly uniform pooled inputs whose small variations bf16
+            rounding would erase before their instance norms rescale them.
 
     Joins normalise the coarse stack before the nearest x2 upsampling: a nearest upsampling repeats every value
     4 times, so the statistics (and the output) are those of normalising after it, at a quarter of the work.
@@ -69,11 +75,16 @@ class PyramidGenerator(NoiseGenerator):
         norm: str = "instance",
         padding: str = "reflect",
         skip: bool = False,
+        train_precision: str = "fp32",
     ) -> None:
         super().__init__(mode, channels, noise_channels, noise_factor, norm, padding, skip)
         if scales < 1:
             raise TexnetError("model.scales must be >= 1")
-        self.scales = scales
+        if train_precision not in PRECISIONS:
+            raise TexnetError(
+                f"model.train_precision='{train_precision}' is unknown: use one of {', '.join(PRECISIONS)}"
+            )
+        self.scales, self.train_precision = scales, train_precision
         self.branches = nn.ModuleList(ConvBlock(self.in_channels, channels, norm, padding) for _ in range(scales))
         # Joins for scales 2..K: normalise the coarse stack (then upsample it) and the new branch, concat, conv block.
         self.coarse_norms = nn.ModuleList(norm_layer(norm, channels * i) for i in range(1, scales))
@@ -127,8 +138,16 @@ class PyramidGenerator(NoiseGenerator):
                 out = x
             else:
                 coarse = F.interpolate(self.coarse_norms[i - 1](out), scale_factor=2, mode="nearest")
-                out = self.joins[i - 1](torch.cat([coarse, self.branch_norms[i - 1](x)], dim=1))
+                out = self.join(i, torch.cat([coarse, self.branch_norms[i - 1](x)], dim=1))
         return out
+
+    def join(self, i: int, stack: torch.Tensor) -> torch.Tensor:
+        """The conv block of scale `i`'s join on the concatenated `stack`; the last (full-resolution) one in bf16
+        while training where ``train_precision`` asks for it, with an fp32 result for the layers after it."""
+        if i == self.scales - 1 and self.training and uses_bf16(self.train_precision, stack.device):
+            with torch.autocast(stack.device.type, dtype=torch.bfloat16):
+                return self.joins[i - 1](stack).float()
+        return self.joins[i - 1](stack)
 
 
 class ResidualBlock(nn.Module):

