@@ -46,9 +46,6 @@ def train_checkpoint(root: Path, mode: str = "stylize", *overrides: str) -> Path
                 "texture.size=64",
                 "model.scales=3",
                 f"model.mode={mode}",
-                # the same weights on every CPU: auto would train the full-resolution join in bf16 only where bf16 is
-                # native, and test_export compares onnxruntime with eager to 1e-4 on these weights
-                "model.train_precision=fp32",
                 *overrides,
             ],
         )
