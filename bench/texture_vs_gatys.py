@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from quality_vs_gatys import gatys_key  # bench/ is on sys.path when this script runs
 
+from texnet.checkpoint import checkpoint_texture
 from texnet.gatys import synthesize
 from texnet.image import load_image, pil_to_tensor, save_image
 from texnet.inference import load, read_checkpoint
@@ -102,7 +103,7 @@ def main() -> None:
     ckpt = read_checkpoint(args.checkpoint)
     if ckpt["hyper_parameters"]["model"]["mode"] != "texture":
         raise SystemExit(f"error: {args.checkpoint} stylises photos: use bench/quality_vs_gatys.py for it")
-    texture = ckpt["state_dict"]["texture"]
+    texture = checkpoint_texture(ckpt, args.checkpoint)  # shipped models keep it in 8 bits
     loss_cfg = {**default_loss_config(), "content_layers": [], "content_weights": []}
     perceptual = build_perceptual_loss(texture, **loss_cfg)
     stylizer = load(args.checkpoint, device="cpu", backend="eager")
