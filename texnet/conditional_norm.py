@@ -16,7 +16,7 @@ run tiles of a chosen mix through the unchanged generator; one generator object 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -52,6 +52,14 @@ class ConditionalInstanceNorm(nn.Module):
                 b.copy_(norm.bias)
         return layer.to(norm.weight.device)
 
+    def to_norm(self, texture: Texture) -> nn.InstanceNorm2d:
+        """The ``nn.InstanceNorm2d`` with `texture`'s (an index, or mix weights) scale and shift: from_norm's inverse."""
+        norm = nn.InstanceNorm2d(self.weights[0].numel(), eps=self.eps, affine=True)
+        with selected(self, texture), torch.no_grad():
+            norm.weight.copy_(self.weight)
+            norm.bias.copy_(self.bias)
+        return norm.to(self.weights[0].device)
+
     def _select(self, params: nn.ParameterList) -> torch.Tensor:
         if isinstance(self.texture, int):
             return params[self.texture]
@@ -74,6 +82,14 @@ def conditional_norms(generator: nn.Module) -> list[ConditionalInstanceNorm]:
     return [m for m in generator.modules() if isinstance(m, ConditionalInstanceNorm)]
 
 
+def replace_layers(generator: nn.Module, kind: type[nn.Module], build: Callable[[nn.Module], nn.Module]) -> None:
+    """Swap every submodule of type `kind` in `generator` for ``build(it)``, in place."""
+    for parent in list(generator.modules()):
+        for key, child in parent.named_children():
+            if isinstance(child, kind):
+                setattr(parent, key, build(child))
+
+
 def make_conditional(generator: nn.Module, names: Sequence[str]) -> nn.Module:
     """Swap `generator`'s instance norms for conditional ones holding ``len(names)`` textures, each starting as the
     layer's current affine parameters; sets ``generator.textures``. Returns the (modified) generator."""
@@ -83,10 +99,7 @@ def make_conditional(generator: nn.Module, names: Sequence[str]) -> nn.Module:
             "model.norm=batch has no per-texture parameters: train several textures with model.norm=instance "
             "(conditional instance norm, Dumoulin et al. 2017)"
         )
-    for parent in list(generator.modules()):
-        for key, child in parent.named_children():
-            if isinstance(child, nn.InstanceNorm2d):
-                setattr(parent, key, ConditionalInstanceNorm.from_norm(child, len(names)))
+    replace_layers(generator, nn.InstanceNorm2d, lambda norm: ConditionalInstanceNorm.from_norm(norm, len(names)))
     generator.textures = names
     return generator
 
@@ -104,14 +117,7 @@ def single_texture(generator: nn.Module, texture: Texture) -> nn.Module:
     """`generator` made a single-texture network again: each conditional norm becomes an ``nn.InstanceNorm2d`` with
     `texture`'s (an index, or mix weights) scale and shift, so its output is the conditional one's for `texture`
     (``init_from=<several textures>`` fine-tunes one texture from their mix). Modifies and returns `generator`."""
-    for parent in list(generator.modules()):
-        for key, child in parent.named_children():
-            if isinstance(child, ConditionalInstanceNorm):
-                norm = nn.InstanceNorm2d(child.weights[0].numel(), eps=child.eps, affine=True)
-                with selected(child, texture), torch.no_grad():
-                    norm.weight.copy_(child.weight)
-                    norm.bias.copy_(child.bias)
-                setattr(parent, key, norm.to(child.weights[0].device))
+    replace_layers(generator, ConditionalInstanceNorm, lambda layer: layer.to_norm(texture))
     del generator.textures
     return generator
 
