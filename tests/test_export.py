@@ -133,6 +133,8 @@ def test_onnxruntime_fast_path_matches_eager(ckpts):
     for shape in [(1, 3, 40, 56), (3, 3, 29, 70), (1, 3, 4, 9)]:  # a batch; an image too small for the graph (eager)
         x = torch.rand(shape)
         torch.testing.assert_close(fast.stylize(x, seed=5), slow.stylize(x, seed=5), atol=1e-4, rtol=0)
+    # building the onnxruntime session leaves the generator its eager fallbacks use in eval mode
+    assert not any(m.training for m in fast.generator.modules())
     tex_fast, tex_slow = load(ckpts["texture"]), load(ckpts["texture"], backend="eager")
     for a, b in zip(tex_fast.generate(size=(30, 50), num=2, seed=1), tex_slow.generate(size=(30, 50), num=2, seed=1)):
         assert a.size == (50, 30) and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1

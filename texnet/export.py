@@ -60,6 +60,10 @@ class GraphInputs(nn.Module):
         super().__init__()
         self.generator = generator
         self.noise_inputs = noise_inputs or generator.mode == "texture"
+        # torch.onnx.export puts the module in eval mode and restores this flag on the whole tree afterwards: left at
+        # nn.Module's default (True), it would leave the generator of an onnxruntime Stylizer training (bf16 join,
+        # batch statistics) for its eager fallbacks (tiles, photos too small for the graph).
+        self.training = generator.training
 
     @property
     def input_names(self) -> list[str]:
