@@ -67,15 +67,14 @@ def test_bad_optim_config_is_one_line_naming_the_option(overrides, message):
 
 
 def test_train_precision_comes_from_config_and_reaches_the_generator():
-    """conf/model/pyramid.yaml trains in fp32 by default (the bf16 join moved the result: docs/results.md);
-    model.train_precision=auto reaches the generator, resolved per device like loss.precision, and unknown
-    values are rejected in the option's words."""
+    """conf/model/pyramid.yaml trains the join in bf16 where it is fast (auto, like loss.precision); an override
+    (fp32) reaches the generator, auto resolves per device, and unknown values are rejected in the option's words."""
     from texnet.precision import bf16_is_fast, uses_bf16
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         default = compose("train")
-        cfg = compose("train", overrides=["model.train_precision=auto"])
-    assert default.model.train_precision == "fp32" and default.loss.precision == "auto"
+        cfg = compose("train", overrides=["model.train_precision=fp32"])
+    assert default.model.train_precision == "auto" and default.loss.precision == "auto"
     module = TextureNetModule(
         model={**OmegaConf.to_container(cfg.model), "scales": 2, "channels": 4},
         loss={},
@@ -83,8 +82,8 @@ def test_train_precision_comes_from_config_and_reaches_the_generator():
         texture={"image": str(texture_path("mosaic")), "size": 32},
     )
     cpu = torch.device("cpu")
-    assert module.generator.train_precision == "auto"
-    assert uses_bf16(module.generator.train_precision, cpu) == bf16_is_fast(cpu)
+    assert module.generator.train_precision == "fp32" and not uses_bf16("fp32", cpu)
+    assert uses_bf16(default.model.train_precision, cpu) == bf16_is_fast(cpu)
     with pytest.raises(TexnetError, match="model.train_precision='fp16' is unknown"):
         TextureNetModule(model={**TINY_MODEL, "train_precision": "fp16"}, loss={}, optim={}, texture={})
 
