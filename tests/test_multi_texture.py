@@ -26,8 +26,12 @@ from texnet.conditional_norm import (
 from texnet.errors import TexnetError
 from texnet.export import export_onnx, export_torchscript
 from texnet.generator import build_generator
+from texnet.image import load_image
 from texnet.inference import Stylizer, load
-from texnet.textures import load_texture
+from texnet.losses import PerceptualLoss
+from texnet.module import TextureNetModule
+from texnet.textures import load_texture, texture_path
+from texnet.vgg import VGGFeatures
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
@@ -104,6 +108,66 @@ def test_adding_a_texture_trains_only_its_parameters_and_keeps_the_others_bit_ex
         after = [g(photo, rng=torch.Generator().manual_seed(2), texture=i) for i in range(3)]
     assert all(torch.equal(a, b) for a, b in zip(before, after))
     assert g.textures == [*NAMES[:2], "new"] and not torch.equal(after[2], after[0])
+
+
+@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+def test_each_sample_of_a_batch_takes_its_own_texture(arch):
+    """texture.draw=sample: each sample's output is what its texture gives the whole batch; a texture no sample drew
+    gets no gradient, and an index out of range is the one-line error."""
+    options = {"scales": 3} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}
+    g = perturbed(build_generator(arch, textures=NAMES, **options))
+    photos, drawn = torch.rand(4, 3, 40, 52), torch.tensor([2, 0, 2, 0])
+    with torch.no_grad():
+        each = g(photos, rng=torch.Generator().manual_seed(3), texture=drawn)
+        whole = [g(photos, rng=torch.Generator().manual_seed(3), texture=i) for i in range(3)]
+    expected = torch.stack([whole[t][k] for k, t in enumerate(drawn.tolist())])
+    torch.testing.assert_close(each, expected, atol=1e-5, rtol=0)  # affine after the norm vs fused: rounding only
+    g.train()
+    g(photos, texture=drawn).mean().backward()
+    norms = [m for m in g.modules() if isinstance(m, ConditionalInstanceNorm)]
+    assert all(
+        m.weights[1].grad is None and m.weights[0].grad is not None and m.biases[2].grad is not None for m in norms
+    )
+    with pytest.raises(TexnetError, match="^texture index 3 is out of range: this network holds 3 textures$"):
+        g(photos, texture=torch.tensor([0, 3, 1, 1]))
+
+
+def test_the_loss_compares_each_sample_with_its_own_texture(mosaic_path):
+    vgg = VGGFeatures(["relu1_1", "relu2_1", "relu2_2"], arch="vgg16", weights="random")
+    textures = [load_image(mosaic_path, max_size=48), torch.rand(1, 3, 40, 40), torch.rand(1, 3, 32, 48)]
+    loss = PerceptualLoss(
+        vgg, textures, ["relu2_2"], [1.0], ["relu1_1", "relu2_1"], [1.0, 1.0], style_normalize="target"
+    )
+    images, photos, drawn = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32), torch.tensor([1, 2, 1])
+    terms = loss(images, loss.content_targets(photos), texture=drawn)
+    one_by_one = [
+        loss(images[k : k + 1], loss.content_targets(photos[k : k + 1]), texture=int(t)) for k, t in enumerate(drawn)
+    ]
+    for name in ("style", "style/relu1_1", "content", "total"):
+        assert terms[name].item() == pytest.approx(torch.stack([t[name] for t in one_by_one]).mean().item(), rel=1e-5)
+
+
+def test_training_draws_every_texture_equally_per_sample_or_per_step():
+    def module(draw: str) -> TextureNetModule:
+        m = TextureNetModule(
+            model={"arch": "pyramid", "scales": 2, "channels": 4, "textures": NAMES},
+            loss={"vgg": "vgg16", "weights": "random"},
+            optim={},
+            texture={"names": NAMES, "images": [str(texture_path(n)) for n in NAMES], "size": 32, "draw": draw},
+        )
+        m.setup("fit")
+        return m
+
+    per_sample, per_step = module("sample"), module("step")
+    draws = [per_sample.drawn_textures(step, 4) for step in range(6)]
+    assert all(d.shape == (4,) for d in draws if isinstance(d, torch.Tensor))
+    counts = torch.bincount(torch.cat([torch.as_tensor(d).reshape(-1) for d in draws]), minlength=3)
+    assert counts.tolist() == [8, 8, 8]
+    assert [str(per_sample.drawn_textures(s, 4)) for s in range(6)] == [str(d) for d in draws]  # the same on resume
+    steps = [per_step.drawn_textures(step, 4) for step in range(6)]
+    assert all(isinstance(d, int) for d in steps) and sorted(steps) == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(TexnetError, match="^texture.draw=each is unknown"):
+        module("each")
 
 
 def test_a_single_texture_network_becomes_texture_0_bit_exact():

@@ -12,6 +12,8 @@ A network is made conditional after it is built (:func:`make_conditional` swaps 
 so the generators' code, their forward passes and the single-texture state_dict stay as they are. The texture a
 forward pass uses is set on the layers for the length of the call (:func:`selected`), which also lets texnet.tiling
 run tiles of a chosen mix through the unchanged generator; one generator object thus runs one mix at a time.
+Training may also give each sample of a batch its own texture (an integer tensor of indices, one per sample), as
+the paper's implementation (magenta's image_stylization) draws a style per batch element.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from torch import nn
 
 from texnet.errors import TexnetError
 
-Texture = int | torch.Tensor  # an index, or mix weights of shape (number of textures,)
+# an index, mix weights of shape (number of textures,), or an integer tensor of shape (batch,): one index per sample
+Texture = int | torch.Tensor
 
 
 class ConditionalInstanceNorm(nn.Module):
@@ -61,9 +64,14 @@ class ConditionalInstanceNorm(nn.Module):
         return norm.to(self.weights[0].device)
 
     def _select(self, params: nn.ParameterList) -> torch.Tensor:
+        """(C,) for an index or a mix; (B, C) for per-sample indices, stacked from the drawn textures only, so a
+        texture no sample drew gets no gradient."""
         if isinstance(self.texture, int):
             return params[self.texture]
-        return self.texture.to(params[0].dtype) @ torch.stack(list(params))
+        if self.texture.dtype.is_floating_point:
+            return self.texture.to(params[0].dtype) @ torch.stack(list(params))
+        drawn = self.texture.unique()
+        return torch.stack([params[i] for i in drawn.tolist()])[torch.searchsorted(drawn, self.texture)]
 
     @property
     def weight(self) -> torch.Tensor:
@@ -74,8 +82,11 @@ class ConditionalInstanceNorm(nn.Module):
         return self._select(self.biases)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        if weight.dim() == 2:  # one texture per sample
+            return F.instance_norm(x, eps=self.eps) * weight[:, :, None, None] + bias[:, :, None, None]
         # the call nn.InstanceNorm2d makes (no running statistics): a converted single-texture network is bit-exact
-        return F.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return F.instance_norm(x, None, None, weight, bias, True, 0.0, self.eps)
 
 
 def conditional_norms(generator: nn.Module) -> list[ConditionalInstanceNorm]:
@@ -129,12 +140,15 @@ def texture_parameters(generator: nn.Module, index: int) -> list[nn.Parameter]:
 
 @contextmanager
 def selected(generator: nn.Module, texture: Texture | None) -> Iterator[None]:
-    """Run `generator` with `texture` (an index or mix weights) for the length of the block; None keeps the current one."""
+    """Run `generator` with `texture` (an index, mix weights or per-sample indices) for the length of the block; None
+    keeps the current one."""
     layers = conditional_norms(generator) if texture is not None else []
-    if layers and isinstance(texture, int) and not 0 <= texture < len(layers[0].weights):
-        raise TexnetError(
-            f"texture index {texture} is out of range: this network holds {len(layers[0].weights)} textures"
-        )
+    if layers:
+        count = len(layers[0].weights)
+        indices = [texture] if isinstance(texture, int) else [] if texture.dtype.is_floating_point else texture.tolist()
+        wrong = [i for i in indices if not 0 <= i < count]
+        if wrong:
+            raise TexnetError(f"texture index {wrong[0]} is out of range: this network holds {count} textures")
     before = [layer.texture for layer in layers]
     for layer in layers:
         layer.texture = texture

@@ -78,6 +78,7 @@ class TextureSchema:
     image: str = MISSING
     size: int = MISSING
     images: Optional[List[str]] = MISSING
+    draw: str = MISSING
     add: Optional[str] = MISSING
 
 

@@ -136,8 +136,12 @@ class GramStyleLoss(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor], bf16_grad: bool = False) -> dict[str, torch.Tensor]:
         """Per-layer weighted losses, each of shape (B,); ``bf16_grad``: see :func:`gram_matrix`."""
+        return self.compare({name: gram_matrix(features[name], bf16_grad) for name in self.layers})
+
+    def compare(self, grams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-layer weighted losses of Grams already computed (several textures compare the same Grams)."""
         return {
-            name: w * (gram_matrix(features[name], bf16_grad) - getattr(self, f"target_{name}")).pow(2).mean(dim=(1, 2))
+            name: w * (grams[name] - getattr(self, f"target_{name}")).pow(2).mean(dim=(1, 2))
             for name, w in zip(self.layers, self.weights)
         }
 
@@ -148,7 +152,8 @@ class PerceptualLoss(nn.Module):
     Args:
         extractor: the frozen VGG, built with every content and style layer.
         texture: (1, 3, H, W) texture/style image in [0, 1], or a list of them (a network of several textures:
-            ``forward(texture=i)`` compares with the i-th); their Gram targets are computed once and cached here.
+            ``forward(texture=i)`` compares with the i-th, or each sample with its own); their Gram targets are
+            computed once and cached here.
         content_layers/content_weights: layers and per-layer weights of the content term (empty for texture synthesis).
         style_layers/style_weights: layers and per-layer weights of the style term.
         style_scale: one multiplier on the whole style term, handy for sweeps.
@@ -208,8 +213,13 @@ class PerceptualLoss(nn.Module):
         return self.extractor(content, self.content.layers) if self.uses_content else {}
 
     def forward(
-        self, images: torch.Tensor, content_targets: dict[str, torch.Tensor] | None = None, texture: int = 0
+        self,
+        images: torch.Tensor,
+        content_targets: dict[str, torch.Tensor] | None = None,
+        texture: int | torch.Tensor = 0,
     ) -> dict[str, torch.Tensor]:
+        """The loss terms' batch means; `texture`: the index of the texture to compare with, or one per sample (an
+        integer tensor of shape (B,))."""
         spread = bool(self.diversity_weight) and not content_targets and images.shape[0] > 1
         layers = [
             *self.style.layers,
@@ -218,7 +228,13 @@ class PerceptualLoss(nn.Module):
         ]
         features = self.extractor(images, layers)
         bf16_grad = self.bf16_gram_grad and self.extractor.uses_bf16(images.device)
-        per_layer = self.styles[texture](features, bf16_grad)
+        if isinstance(texture, int):
+            per_layer = self.styles[texture](features, bf16_grad)
+        else:  # one texture per sample: the Grams once, each sample's loss against its own texture's targets
+            grams = {name: gram_matrix(features[name], bf16_grad) for name in self.style.layers}
+            losses = [self.styles[i].compare(grams) for i in range(len(self.styles))]
+            samples = torch.arange(images.shape[0], device=images.device)
+            per_layer = {name: torch.stack([t[name] for t in losses])[texture, samples] for name in self.style.layers}
         style = self.style_scale * sum(per_layer.values())
         zero = images.new_zeros(images.shape[0])
         content = self.content(features, content_targets) if content_targets else zero

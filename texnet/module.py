@@ -1,5 +1,5 @@
 """TextureNetModule: trains a generator (texnet.generator) against one texture, or several (conditional instance
-norm, texnet.conditional_norm: one texture per training step), with the shared PerceptualLoss.
+norm, texnet.conditional_norm: a texture per sample, or per training step), with the shared PerceptualLoss.
 
 A checkpoint alone is enough for inference: the hyper-parameters (generator architecture, noise factor,
 texture name, loss and optimiser settings) and the texture image itself are saved in it. The frozen VGG
@@ -38,8 +38,9 @@ class TextureNetModule(pl.LightningModule):
             kept as plain data and instantiated in ``configure_optimizers``, so that a checkpoint's hyper-parameters
             hold no Python objects (texnet.checkpoint reads them with ``weights_only=True``).
         texture: ``image`` (path) and ``size`` (conf/texture); several textures: ``names``, ``images`` (paths) and
-            ``size``, and ``train``, the indices of the textures to train (default all; given, every other parameter
-            is frozen: train.py's ``texture.add``).
+            ``size``, ``train``, the indices of the textures to train (default all; given, every other parameter
+            is frozen: train.py's ``texture.add``), and ``draw``: ``sample`` (each sample of a batch its own texture)
+            or ``step`` (one texture per step; checkpoints from before the option).
         texture_image: the texture tensor (a list of them for several); read from the image paths when not given.
         schedule: stages that change the style scale (and, in the data module, crop and batch size) at given
             steps (texnet.schedule); a stage change ends the epoch so that the data is reloaded at the new size.
@@ -68,6 +69,9 @@ class TextureNetModule(pl.LightningModule):
                 self.texture_images.register_buffer(str(i), image)
             self.texture_name = "+".join(texture["names"])
             self.train_textures = list(texture.get("train") or range(len(images)))
+            self.draw = texture.get("draw", "step")
+            if self.draw not in ("sample", "step"):
+                raise TexnetError(f"texture.draw={self.draw} is unknown: use sample (a texture per sample) or step")
             if texture.get("train"):
                 self.generator.requires_grad_(False)
                 for i in self.train_textures:
@@ -79,6 +83,7 @@ class TextureNetModule(pl.LightningModule):
         self.register_buffer("texture", texture_image)
         self.texture_name = texture.get("name") or texture_name(texture["image"])
         self.train_textures = [0]
+        self.draw = "step"
 
     @property
     def textures(self) -> list[torch.Tensor]:
@@ -107,16 +112,17 @@ class TextureNetModule(pl.LightningModule):
         size: tuple[int, int] | None = None,
         batch_size: int = 1,
         rng: torch.Generator | None = None,
-        texture: int | None = None,
+        texture: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
         return self.generator(
             content, noise_factor=noise_factor, size=size, batch_size=batch_size, rng=rng, texture=texture
         )
 
     def model_step(
-        self, batch: torch.Tensor, rng: torch.Generator | None = None, texture: int = 0
+        self, batch: torch.Tensor, rng: torch.Generator | None = None, texture: int | torch.Tensor = 0
     ) -> dict[str, torch.Tensor]:
-        """Losses of the generator's output for one batch of content photos and one texture (shared by train and val)."""
+        """Losses of the generator's output for one batch of content photos and one texture, or one per sample
+        (shared by train and val)."""
         picked = texture if self.generator.textures else None
         if self.generator.mode == "stylize":
             output = self(batch, rng=rng, texture=picked)
@@ -124,12 +130,21 @@ class TextureNetModule(pl.LightningModule):
         output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], rng=rng, texture=picked)
         return self.perceptual(output, texture=texture)
 
-    def drawn_texture(self, step: int) -> int:
-        """The texture of training step `step`: every trained texture once per cycle, in an order shuffled per cycle
-        (balanced, and the same on resume)."""
+    def drawn_textures(self, step: int, batch_size: int) -> int | torch.Tensor:
+        """The texture of training step `step` (``texture.draw=step``), or one per sample of its batch (an integer
+        tensor; ``sample``): every trained texture once per cycle of draws, in an order shuffled per cycle
+        (balanced, and the same on resume). Texture mode's diversity term compares the samples of a batch, so
+        they share a texture there."""
         count = len(self.train_textures)
-        order = torch.randperm(count, generator=torch.Generator().manual_seed(step // count))
-        return self.train_textures[int(order[step % count])]
+        per_step = self.draw == "step" or count == 1 or self.perceptual.diversity_weight > 0
+        draws = [step] if per_step else range(step * batch_size, (step + 1) * batch_size)
+        picked = [
+            self.train_textures[
+                int(torch.randperm(count, generator=torch.Generator().manual_seed(n // count))[n % count])
+            ]
+            for n in draws
+        ]
+        return picked[0] if len(set(picked)) == 1 else torch.tensor(picked, device=self.device)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         """Applies the schedule's stage; -1 (Lightning: end this epoch) when a new stage needs new data."""
@@ -150,7 +165,7 @@ class TextureNetModule(pl.LightningModule):
         return None
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        terms = self.model_step(batch, texture=self.drawn_texture(self.global_step))
+        terms = self.model_step(batch, texture=self.drawn_textures(self.global_step, batch.shape[0]))
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False)
         self.log("loss", terms["total"], prog_bar=True, logger=False)
         return terms["total"]

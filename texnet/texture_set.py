@@ -51,7 +51,8 @@ def texture_set(texture: dict, model: dict, init_from: str | None) -> TextureSet
         paths = [resolve_texture_path(image) for image in images]
         names = check_names([texture_name(path) for path in paths])
         return TextureSet(
-            {**model, "textures": names}, {"names": names, "images": [str(p) for p in paths], "size": size}
+            {**model, "textures": names},
+            {"names": names, "images": [str(p) for p in paths], "size": size, "draw": texture.get("draw", "sample")},
         )
     path = resolve_texture_path(texture["image"])
     return TextureSet(model, {"image": str(path), "size": size, "name": texture_name(path)})
