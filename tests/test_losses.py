@@ -157,11 +157,12 @@ def test_bf16_path_matches_fp32_reference(mosaic_path, photo_path):
     assert torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0) > 0.99
 
 
-def test_bf16_gram_gradient_matches_autograd():
-    """gram_matrix(bf16_grad=True) on bf16-valued features (what a bf16 VGG returns): the same fp32 Gram exactly,
-    and a gradient within bf16 rounding of autograd's fp32 one (relative error < 1%, cosine > 0.9999)."""
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_bf16_gram_gradient_matches_autograd(layout):
+    """gram_matrix(bf16_grad=True) on bf16-valued features (what a bf16 VGG returns, channels_last): the same fp32
+    Gram exactly, and a gradient within bf16 rounding of autograd's fp32 one (relative error < 1%, cosine > 0.9999)."""
     torch.manual_seed(0)
-    features = torch.rand(2, 16, 12, 10).bfloat16().float()
+    features = torch.rand(2, 16, 12, 10).bfloat16().float().contiguous(memory_format=layout)
     target = torch.rand(2, 16, 16) * 0.3
     grams, grads = [], []
     for bf16_grad in (False, True):
@@ -175,3 +176,4 @@ def test_bf16_gram_gradient_matches_autograd():
     assert torch.nn.functional.cosine_similarity(*grads, dim=0) > 0.9999
     with torch.no_grad():  # no graph, no custom backward: the plain product
         assert torch.equal(gram_matrix(features, bf16_grad=True), grams[0])
+        torch.testing.assert_close(gram_matrix(features.contiguous()), grams[0])  # either layout: the same Gram

@@ -30,10 +30,19 @@ def gram_matrix(features: torch.Tensor, bf16_grad: bool = False) -> torch.Tensor
     """
     b, c, h, w = features.shape
     with torch.autocast(features.device.type, enabled=False):
-        flat = features.float().reshape(b, c, h * w)
+        flat = flatten_spatial(features.float())
         if bf16_grad and flat.requires_grad:
             return _GramBF16Grad.apply(flat, c * h * w)
         return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def flatten_spatial(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H*W), without a copy for channels_last features too (the bf16 VGG's): those become a
+    transposed view of their (B, H*W, C) rows, which the matrix products take as they are."""
+    b, c, h, w = features.shape
+    if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
+        return features.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(1, 2)
+    return features.reshape(b, c, h * w)
 
 
 class _GramBF16Grad(torch.autograd.Function):
@@ -54,7 +63,8 @@ class _GramBF16Grad(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (flat,) = ctx.saved_tensors
         sym = (grad + grad.transpose(1, 2)) / ctx.n
-        return (sym.bfloat16() @ flat.bfloat16()).float(), None
+        # dF^T = F^T sym (sym is symmetric): the gradient comes out in the rows' layout, channels_last like F
+        return (flat.transpose(1, 2).bfloat16() @ sym.bfloat16()).float().transpose(1, 2), None
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
