@@ -164,6 +164,9 @@ def test_training_draws_every_texture_equally_per_sample_or_per_step():
     counts = torch.bincount(torch.cat([torch.as_tensor(d).reshape(-1) for d in draws]), minlength=3)
     assert counts.tolist() == [8, 8, 8]
     assert [str(per_sample.drawn_textures(s, 4)) for s in range(6)] == [str(d) for d in draws]  # the same on resume
+    per_sample.model_step(torch.rand(4, 3, 32, 32), texture=draws[0])["total"].backward()  # the training step's loss
+    drawn = set(torch.as_tensor(draws[0]).tolist())
+    assert {i for i in range(3) if texture_parameters(per_sample.generator, i)[0].grad is not None} == drawn
     steps = [per_step.drawn_textures(step, 4) for step in range(6)]
     assert all(isinstance(d, int) for d in steps) and sorted(steps) == [0, 0, 1, 1, 2, 2]
     with pytest.raises(TexnetError, match="^texture.draw=each is unknown"):

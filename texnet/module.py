@@ -1,5 +1,5 @@
 """TextureNetModule: trains a generator (texnet.generator) against one texture, or several (conditional instance
-norm, texnet.conditional_norm: a texture per sample, or per training step), with the shared PerceptualLoss.
+norm, texnet.conditional_norm: a texture per training step, or per sample), with the shared PerceptualLoss.
 
 A checkpoint alone is enough for inference: the hyper-parameters (generator architecture, noise factor,
 texture name, loss and optimiser settings) and the texture image itself are saved in it. The frozen VGG
@@ -39,8 +39,8 @@ class TextureNetModule(pl.LightningModule):
             hold no Python objects (texnet.checkpoint reads them with ``weights_only=True``).
         texture: ``image`` (path) and ``size`` (conf/texture); several textures: ``names``, ``images`` (paths) and
             ``size``, ``train``, the indices of the textures to train (default all; given, every other parameter
-            is frozen: train.py's ``texture.add``), and ``draw``: ``sample`` (each sample of a batch its own texture)
-            or ``step`` (one texture per step; checkpoints from before the option).
+            is frozen: train.py's ``texture.add``), and ``draw``: ``step`` (one texture per step; also
+            checkpoints from before the option) or ``sample`` (each sample of a batch its own texture).
         texture_image: the texture tensor (a list of them for several); read from the image paths when not given.
         schedule: stages that change the style scale (and, in the data module, crop and batch size) at given
             steps (texnet.schedule); a stage change ends the epoch so that the data is reloaded at the new size.
