@@ -69,7 +69,7 @@ class TextureNetModule(pl.LightningModule):
                 self.texture_images.register_buffer(str(i), image)
             self.texture_name = "+".join(texture["names"])
             self.train_textures = list(texture.get("train") or range(len(images)))
-            self.draw = texture.get("draw", "step")
+            self.draw = "step" if texture.get("draw") is None else texture["draw"]  # None: checkpoints from before
             if self.draw not in ("sample", "step"):
                 raise TexnetError(f"texture.draw={self.draw} is unknown: use sample (a texture per sample) or step")
             if texture.get("train"):

@@ -52,7 +52,7 @@ def texture_set(texture: dict, model: dict, init_from: str | None) -> TextureSet
         names = check_names([texture_name(path) for path in paths])
         return TextureSet(
             {**model, "textures": names},
-            {"names": names, "images": [str(p) for p in paths], "size": size, "draw": texture.get("draw", "step")},
+            {"names": names, "images": [str(p) for p in paths], "size": size, "draw": texture.get("draw")},
         )
     path = resolve_texture_path(texture["image"])
     return TextureSet(model, {"image": str(path), "size": size, "name": texture_name(path)})
