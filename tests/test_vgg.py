@@ -77,3 +77,31 @@ def test_precision_option_selects_bf16_where_fast_and_returns_fp32():
     assert forced.uses_bf16(cpu) and all(v.dtype == torch.float32 for v in out.values())
     with pytest.raises(TexnetError, match="loss.precision='fp16' is unknown"):
         VGGFeatures(["relu1_1"], arch="vgg16", weights="random", precision="fp16")
+
+
+def test_bf16_path_matches_autocast_and_follows_new_weights():
+    """The bf16 copy of the weights gives autocast's features and input gradient bit for bit, and a weight change
+    (load_state_dict) reaches it: a stale copy would score with the old network."""
+    vgg = VGGFeatures(["relu1_1", "relu2_1", "relu3_1"], arch="vgg16", weights="random", precision="bf16")
+
+    def autocast_features(x: torch.Tensor) -> dict[str, torch.Tensor]:  # the path before the copy
+        h = vgg.preprocess(x).contiguous(memory_format=torch.channels_last)
+        out = {}
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            for name, module in zip(vgg.names, vgg.body):
+                h = module(h)
+                out[name] = h.float()
+        return {name: out[name] for name in vgg.layers}
+
+    x = torch.rand(2, 3, 48, 40)
+    for _ in range(2):  # the second time after new weights
+        grads = []
+        for features in (vgg, autocast_features):
+            xi = x.clone().requires_grad_()
+            out = features(xi)
+            sum(v.square().mean() for v in out.values()).backward()
+            grads.append((out, xi.grad))
+        (new, new_grad), (old, old_grad) = grads
+        assert all(torch.equal(new[k], old[k]) for k in vgg.layers) and torch.equal(new_grad, old_grad)
+        vgg.load_state_dict({k: v * 1.5 for k, v in vgg.state_dict().items()})
+    assert not any(k.startswith("_bf16") for k in vgg.state_dict())

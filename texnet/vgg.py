@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from contextlib import nullcontext
 
@@ -117,14 +118,28 @@ class VGGFeatures(nn.Module):
             )
         out: dict[str, torch.Tensor] = {}
         x = self.preprocess(images)
-        bf16 = self.uses_bf16(x.device)
+        bf16, body = self.uses_bf16(x.device), self.body
         if bf16:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else nullcontext():
-            for name, module in zip(self.names, self.body):
+            x = x.contiguous(memory_format=torch.channels_last).bfloat16()
+            body = self.bf16_body(x.device)
+        # bf16 weights and inputs need no autocast; an outer one (trainer.precision=16-mixed) must not recast them
+        with torch.autocast(x.device.type, enabled=False) if bf16 else nullcontext():
+            for name, module in zip(self.names, body):
                 x = module(x)
                 if name in wanted:
                     out[name] = x
                     if len(out) == len(wanted):
                         break
         return {name: value.float() for name, value in out.items()} if bf16 else out
+
+    def bf16_body(self, device: torch.device) -> nn.ModuleList:
+        """The layers with bfloat16 weights, copied once per device and weights: under autocast every convolution
+        cast its frozen fp32 weights again at every call (autocast caches only the casts of leaves that need a
+        gradient). bf16 convolutions, ReLUs and pooling of bf16 inputs give autocast's results bit for bit.
+        Kept out of the registered modules (so out of state_dicts and ``.to()``), as the module keeps its loss."""
+        key = (device, tuple((p.data_ptr(), p._version) for p in self.body.parameters()))
+        cached = self.__dict__.get("_bf16_body")
+        if cached is None or cached[0] != key:
+            body = copy.deepcopy(self.body).to(device=device, dtype=torch.bfloat16)
+            self.__dict__["_bf16_body"] = cached = (key, body)
+        return cached[1]
