@@ -173,45 +173,6 @@ def test_training_draws_every_texture_equally_per_sample_or_per_step():
         module("each")
 
 
-def test_texture_lr_scale_gives_each_textures_norms_their_own_learning_rate():
-    """optim.texture_lr_scale puts every texture's scales and shifts, and only those, in a group at scale x lr, one
-    that the step decay scales too; at 1 the optimiser has one group, as the runs saved before the option."""
-
-    def optimizer(scale: float | None, textures: list[str] | None = NAMES):
-        optim = {
-            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.01},
-            "scheduler": {
-                "_target_": "torch.optim.lr_scheduler.StepLR",
-                "_partial_": True,
-                "step_size": 1,
-                "gamma": 0.5,
-            },
-        }
-        if scale is not None:
-            optim["texture_lr_scale"] = scale
-        several = {"names": NAMES, "images": [str(texture_path(n)) for n in NAMES], "size": 32}
-        m = TextureNetModule(
-            model={"arch": "pyramid", "scales": 2, "channels": 4, **({"textures": textures} if textures else {})},
-            loss={"vgg": "vgg16", "weights": "random"},
-            optim=optim,
-            texture=several if textures else {"image": "mosaic", "size": 32},
-        )
-        config = m.configure_optimizers()
-        config["optimizer"].step()  # no gradients: moves nothing
-        config["lr_scheduler"]["scheduler"].step()
-        return m, config["optimizer"]
-
-    m, scaled = optimizer(3.0)
-    assert [g["lr"] for g in scaled.param_groups] == pytest.approx([0.005, 0.015])
-    own = [id(p) for i in range(len(NAMES)) for p in texture_parameters(m.generator, i)]
-    assert sorted(id(p) for p in scaled.param_groups[1]["params"]) == sorted(own)
-    assert len(scaled.param_groups[0]["params"]) + len(own) == len(list(m.generator.parameters()))
-    assert len(optimizer(None)[1].param_groups) == 1 and len(optimizer(1.0)[1].param_groups) == 1
-    assert len(optimizer(3.0, textures=None)[1].param_groups) == 1  # one texture: nothing of its own to scale
-    with pytest.raises(TexnetError, match="^optim.texture_lr_scale=0.0 must be > 0"):
-        optimizer(0.0)
-
-
 def test_a_single_texture_network_becomes_texture_0_bit_exact():
     """The shipped mosaic model, made conditional to take a texture more, still gives the same image for mosaic."""
     g = checkpoint_generator(read_checkpoint("mosaic"), "mosaic").eval()

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from texnet.checkpoint import mark_checkpoint
-from texnet.conditional_norm import conditional_norms, texture_parameters
+from texnet.conditional_norm import texture_parameters
 from texnet.errors import TexnetError
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
@@ -192,20 +192,10 @@ class TextureNetModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict:
         """The optimiser of the generator's trainable parameters (all but those ``texture.add`` freezes) and its
-        scheduler, stepped every training step. In a network of several textures each texture's own norm scales and
-        shifts are a second parameter group, at ``optim.texture_lr_scale`` times the learning rate: drawn one
-        texture per step, each gets only its share of the updates."""
-        trainable = [p for p in self.generator.parameters() if p.requires_grad]
-        scale = float(self.hparams.optim.get("texture_lr_scale", 1.0))
-        if scale <= 0:
-            raise TexnetError(f"optim.texture_lr_scale={scale} must be > 0 (1 = the shared learning rate)")
-        # one group unless scaled: runs saved with one group resume as they were
-        own = {id(p) for layer in conditional_norms(self.generator) for p in (*layer.weights, *layer.biases)}
-        own = own if scale != 1.0 else set()
-        groups = [[p for p in trainable if id(p) not in own], [p for p in trainable if id(p) in own]]
-        optimizer = build_partial(self.hparams.optim, "optimizer")([{"params": g} for g in groups if g])
-        if groups[1]:  # before the scheduler, which starts each group from its own lr
-            optimizer.param_groups[-1]["lr"] *= scale
+        scheduler, stepped every training step."""
+        optimizer = build_partial(self.hparams.optim, "optimizer")(
+            [p for p in self.generator.parameters() if p.requires_grad]
+        )
         scheduler = build_partial(self.hparams.optim, "scheduler")(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
