@@ -177,3 +177,10 @@ def test_bf16_gram_gradient_matches_autograd(layout):
     with torch.no_grad():  # no graph, no custom backward: the plain product
         assert torch.equal(gram_matrix(features, bf16_grad=True), grams[0])
         torch.testing.assert_close(gram_matrix(features.contiguous()), grams[0])  # either layout: the same Gram
+    # The features as a bf16 VGG computes them (PerceptualLoss passes them uncast): the same Gram, and the same
+    # gradient, already in bf16, as the fp32 copy's rounded to bf16 (what the VGG's backward does with it)
+    x = features.bfloat16().requires_grad_(True)
+    gram = gram_matrix(x, bf16_grad=True)
+    (gram - target).pow(2).mean().backward()
+    assert gram.dtype == torch.float32 and torch.equal(gram.detach(), grams[0])
+    assert x.grad.dtype == torch.bfloat16 and torch.equal(x.grad.flatten(), grads[1].bfloat16())

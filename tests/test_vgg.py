@@ -73,8 +73,11 @@ def test_precision_option_selects_bf16_where_fast_and_returns_fp32():
     cpu = torch.device("cpu")
     assert not fp32.uses_bf16(cpu) and auto.uses_bf16(cpu) == bf16_is_fast(cpu)
     forced = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random", precision="bf16")
-    out = forced(torch.rand(1, 3, 40, 40))
+    x = torch.rand(1, 3, 40, 40)
+    out = forced(x)
     assert forced.uses_bf16(cpu) and all(v.dtype == torch.float32 for v in out.values())
+    raw = forced(x, fp32=False)  # as computed, for callers that cast themselves
+    assert all(v.dtype == torch.bfloat16 and torch.equal(v.float(), out[k]) for k, v in raw.items())
     with pytest.raises(TexnetError, match="loss.precision='fp16' is unknown"):
         VGGFeatures(["relu1_1"], arch="vgg16", weights="random", precision="fp16")
 

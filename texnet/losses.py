@@ -30,9 +30,9 @@ def gram_matrix(features: torch.Tensor, bf16_grad: bool = False) -> torch.Tensor
     """
     b, c, h, w = features.shape
     with torch.autocast(features.device.type, enabled=False):
+        if bf16_grad and features.requires_grad:
+            return _GramBF16Grad.apply(flatten_spatial(features), c * h * w)
         flat = flatten_spatial(features.float())
-        if bf16_grad and flat.requires_grad:
-            return _GramBF16Grad.apply(flat, c * h * w)
         return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
@@ -55,16 +55,19 @@ class _GramBF16Grad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, flat: torch.Tensor, n: int) -> torch.Tensor:
-        ctx.save_for_backward(flat)
+        ctx.save_for_backward(flat)  # in its own dtype: bf16 features are kept, not an fp32 copy cast back later
         ctx.n = n
-        return flat @ flat.transpose(1, 2) / n
+        wide = flat.float()
+        return wide @ wide.transpose(1, 2) / n
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (flat,) = ctx.saved_tensors
         sym = (grad + grad.transpose(1, 2)) / ctx.n
-        # dF^T = F^T sym (sym is symmetric): the gradient comes out in the rows' layout, channels_last like F
-        return (flat.transpose(1, 2).bfloat16() @ sym.bfloat16()).float().transpose(1, 2), None
+        # dF^T = F^T sym (sym is symmetric): the gradient comes out in the rows' layout, channels_last like F, and
+        # in F's dtype (a bf16 product is bf16 already: no cast there and back)
+        product = flat.transpose(1, 2).bfloat16() @ sym.bfloat16()
+        return product.to(flat.dtype).transpose(1, 2), None
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -104,7 +107,7 @@ class ContentLoss(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(
-            w * (features[name] - targets[name]).pow(2).mean(dim=(1, 2, 3))
+            w * (features[name].float() - targets[name].float()).pow(2).mean(dim=(1, 2, 3))
             for name, w in zip(self.layers, self.weights)
         )
 
@@ -236,8 +239,8 @@ class PerceptualLoss(nn.Module):
             *(self.content.layers if content_targets else []),
             *([self.diversity_layer] if spread else []),
         ]
-        features = self.extractor(images, layers)
         bf16_grad = self.bf16_gram_grad and self.extractor.uses_bf16(images.device)
+        features = self.extractor(images, layers, fp32=not bf16_grad)  # bf16 features: each term casts them
         if isinstance(texture, int):
             per_layer = self.styles[texture](features, bf16_grad)
         else:  # one texture per sample: the Grams once, each sample's loss against its own texture's targets

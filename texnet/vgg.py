@@ -109,8 +109,14 @@ class VGGFeatures(nn.Module):
             images = images.flip(1) * 255.0
         return (images - self.mean) / self.std
 
-    def forward(self, images: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
-        """Features of `images` (B, 3, H, W) in [0, 1] at `layers` (default: all requested at construction)."""
+    def forward(
+        self, images: torch.Tensor, layers: Iterable[str] | None = None, fp32: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Features of `images` (B, 3, H, W) in [0, 1] at `layers` (default: all requested at construction).
+
+        ``fp32=False`` returns a bf16 extractor's features as computed (bf16, channels_last) for callers that cast
+        them themselves: the Grams keep the bf16 features for their backward instead of an fp32 copy.
+        """
         wanted = set(self.layers if layers is None else layers)
         if min(images.shape[-2:]) < 32:
             raise TexnetError(
@@ -130,7 +136,7 @@ class VGGFeatures(nn.Module):
                     out[name] = x
                     if len(out) == len(wanted):
                         break
-        return {name: value.float() for name, value in out.items()} if bf16 else out
+        return {name: value.float() for name, value in out.items()} if bf16 and fp32 else out
 
     def bf16_body(self, device: torch.device) -> nn.ModuleList:
         """The layers with bfloat16 weights, copied once per device and weights: under autocast every convolution
