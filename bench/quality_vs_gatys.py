@@ -1,6 +1,6 @@
 """The texture network against the Gatys baseline on held-out photos, the same loss and the same weights.
 
-For each photo: the network's content/style loss (and per style layer) and forward time, and Gatys L-BFGS
+For each photo: the network's content, style and total loss (and per style layer) and forward time, and Gatys L-BFGS
 from the photo after half and all of `--iterations`, scored by the same PerceptualLoss. The photos are the
 builtin set's held-out validation photos (never trained on) unless `--photos DIR` names your own (use photos
 the network did not train on). Prints per-photo rows, means, the ratios network / Gatys overall and per
@@ -204,7 +204,8 @@ def main() -> None:
         print(
             f"the network was trained with other loss settings: {', '.join(f'{k}={trained_with.get(k)}' for k in changed)}"
         )
-    keys = ["content", "style", *(f"style/{layer}" for layer in layers)]
+    # total: content + style (+ tv), the loss itself; recipes trade content for style, the total is what one lowers
+    keys = ["content", "style", "total", *(f"style/{layer}" for layer in layers)]
     print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys))
     gatys_mean = {k: mean(lambda r, k=k: r["gatys"]["terms"][k]) for k in keys}
     print(f"{'Gatys x' + str(args.iterations):18}" + "".join(f"{gatys_mean[k]:11.4g}" for k in keys))
