@@ -6,9 +6,13 @@ builtin set's held-out validation photos (never trained on) unless `--photos DIR
 the network did not train on). Prints per-photo rows, means, the ratios network / Gatys overall and per
 layer, the target check, and writes a picture with one row per photo: photo | network | Gatys.
 
-Gatys results are cached in bench/results/quality_vs_gatys/ (keyed by photo, texture, loss and iterations),
-so comparing more checkpoints costs only their forward passes; `--no-cache` recomputes them. Without
-`--checkpoint`, only Gatys runs (a baseline for `--texture`).
+It also says where the network stands on Gatys' way (as Johnson et al. 2016, Fig. 5, did): after how many L-BFGS
+iterations, and seconds, Gatys' total loss first gets to the network's, per photo.
+
+Gatys results, with their loss per iteration, are cached in bench/results/quality_vs_gatys/ (keyed by photo,
+texture, loss and iterations), so comparing more checkpoints costs only their forward passes; `--no-cache`
+recomputes them, and so does an entry written before the curve was kept. Without `--checkpoint`, only Gatys runs
+(a baseline for `--texture`).
 
     .venv/bin/python bench/quality_vs_gatys.py --checkpoint runs/mosaic/<date>/checkpoints/last.ckpt
     .venv/bin/python bench/quality_vs_gatys.py --checkpoint my.ckpt --photos ~/held_out --texture my_texture.jpg
@@ -78,7 +82,8 @@ def run_baseline(
     name: str,
     perceptual,
 ) -> tuple[dict, torch.Tensor]:
-    """Gatys L-BFGS from the photo: its terms at the end, content/style at iterations/2, seconds, and the image."""
+    """Gatys L-BFGS from the photo: its terms at the end, content/style at iterations/2, the total and seconds after
+    each iteration (``curve``: [iteration, total, seconds], iteration 0 being the photo), seconds, and the image."""
     photo_path = save_image(photo, tmp / f"{name}.png", overwrite=True)
     result = run_gatys(
         texture_path,
@@ -98,8 +103,19 @@ def run_baseline(
         "half_content": float(half[1]),
         "half_style": float(half[2]),
         "seconds": result.seconds,
+        "curve": [[int(r[0]), float(r[4]), float(r[5])] for r in log],
         "terms": terms_of(perceptual, image, photo),
     }, image
+
+
+def iterations_to_reach(curve: list[list[float]], total: float) -> tuple[int, float] | None:
+    """(iterations, seconds) after which Gatys' total first is at most `total`; None if it never is.
+
+    Row k of the curve holds the loss after k iterations, and the time at which iteration k + 1 had computed it,
+    so the seconds to reach row k are row k - 1's (the first's include setting up the run, as a user waits for it).
+    """
+    k = next((int(i) for i, t, _ in curve if t <= total), None)
+    return None if k is None else (k, curve[k - 1][2] if k else 0.0)
 
 
 def main() -> None:
@@ -156,8 +172,10 @@ def main() -> None:
                 row["net"] = terms_of(perceptual, output, photo)
             key = gatys_key((photo, texture), loss_cfg, args.iterations)
             cache, cache_png = CACHE_DIR / f"gatys_{key}.json", CACHE_DIR / f"gatys_{key}.png"
-            if cache.is_file() and cache_png.is_file() and not args.no_cache:
-                gatys, gatys_image = json.loads(cache.read_text()), load_image(cache_png)
+            gatys = json.loads(cache.read_text()) if cache.is_file() and cache_png.is_file() else {}
+            from_cache = "curve" in gatys and not args.no_cache  # entries from before the curve was kept: recomputed
+            if from_cache:
+                gatys_image = load_image(cache_png)
                 cached += 1
             else:
                 gatys, gatys_image = run_baseline(
@@ -186,7 +204,7 @@ def main() -> None:
             )
             print(
                 f"{name}: {net}Gatys@{args.iterations} content {g['content']:.2f} style {g['style']:.3g} "
-                f"({gatys['seconds']:.1f} s{', cached' if cache.is_file() and cached else ''})",
+                f"({gatys['seconds']:.1f} s{', cached' if from_cache else ''})",
                 flush=True,
             )
 
@@ -217,6 +235,14 @@ def main() -> None:
     print(f"{'network / Gatys':18}" + "".join(f"{ratio[k]:11.2f}" for k in keys))
     worst = max(layers, key=lambda layer: ratio[f"style/{layer}"])
     seconds = mean(lambda r: r["gatys"]["seconds"]) / mean(lambda r: r["net_s"])
+    reached = {name: iterations_to_reach(r["gatys"]["curve"], r["net"]["total"]) for name, r in zip(names, rows)}
+    print(
+        "the network's total is reached by Gatys after "
+        + ", ".join(
+            f"{n[0]} L-BFGS iterations ({n[1]:.1f} s) on {name}" if n else f"more than {args.iterations} on {name}"
+            for name, n in reached.items()
+        )
+    )
     print(
         f"network {mean(lambda r: r['net_s']):.3f} s per photo, {seconds:.0f}x faster than Gatys"
         + (f" (Gatys seconds of {cached} photo(s) come from an earlier run)" if cached else "")
@@ -241,6 +267,7 @@ def main() -> None:
                     "network": net_mean,
                     "gatys": gatys_mean,
                     "ratio": ratio,
+                    "gatys_iterations_to_network_total": {name: n and n[0] for name, n in reached.items()},
                     "target_met": met,
                 },
                 indent=2,

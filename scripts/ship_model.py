@@ -75,12 +75,15 @@ def quality_fields(quality: dict) -> dict:
     fields = {
         "content_vs_gatys": round(quality["ratio"]["content"], 2) if "content" in quality["ratio"] else None,
         "style_vs_gatys": round(quality["ratio"]["style"], 2),
+        "total_vs_gatys": round(quality["ratio"]["total"], 2) if "total" in quality["ratio"] else None,
         "style_layers_vs_gatys": {
             k.removeprefix("style/"): round(v, 2) for k, v in quality["ratio"].items() if k.startswith("style/")
         },
         "held_out_photos": quality.get("photos"),
         "quality_target_met": quality["target_met"],
     }
+    if "gatys_iterations_to_network_total" in quality:  # where Gatys' loss first gets down to the network's
+        fields["gatys_iterations_to_match"] = quality["gatys_iterations_to_network_total"]
     if "diversity" in quality:
         fields["diversity_vs_gatys"] = round(quality["diversity"]["network"] / quality["diversity"]["gatys"], 2)
     if quality.get("texture_crops"):  # texture mode: what the texture's own crops score (bench/texture_vs_gatys.py)

@@ -49,18 +49,24 @@ def main() -> None:
         return
     w = max(len(name) for name in shipped)
     print(
-        f"{'name':{w}} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'s/512px':>8}  command"
+        f"{'name':{w}} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'total':>8} "
+        f"{'s/512px':>8}  command"
     )
+
+    def ratio(card: dict, key: str) -> str:
+        return f"{card[key]:7.2f}x" if card.get(key) is not None else f"{'-':>8}"
+
     for name, card in sorted(shipped.items()):
-        content = f"{card['content_vs_gatys']:7.2f}x" if card.get("content_vs_gatys") is not None else f"{'-':>8}"
         print(
             f"{name:{w}} {card['texture']:10} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
-            f"{content} {card['style_vs_gatys']:7.2f}x {card['seconds_512px']:8.2f}  {card['command']}"
+            f"{ratio(card, 'content_vs_gatys')} {ratio(card, 'style_vs_gatys')} {ratio(card, 'total_vs_gatys')} "
+            f"{card['seconds_512px']:8.2f}  {card['command']}"
         )
     print(
-        "content and style: network / Gatys-100 with the same loss (lower is better; stylise mode on held-out photos, "
-        "target style <= 1x and content <= 1.25x; texture mode against Gatys synthesis from noise); use a name wherever "
-        "a checkpoint path goes: texnet.load('NAME'), stylize.py checkpoint=NAME, train.py init_from=NAME"
+        "content, style and their total: network / Gatys-100 with the same loss (lower is better; stylise mode on "
+        "held-out photos, target style <= 1x and content <= 1.25x; texture mode against Gatys synthesis from noise); "
+        "use a name wherever a checkpoint path goes: texnet.load('NAME'), stylize.py checkpoint=NAME, "
+        "train.py init_from=NAME"
     )
 
 
