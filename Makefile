@@ -46,15 +46,18 @@ app: install
 
 # Rebuild the shipped models (texnet/resources/models/): train each with the default recipe, score it against
 # Gatys-100 (held-out photos; texture mode, experiment=texture: Gatys synthesis from noise) and ship it with its card.
-# ~17 minutes per texture on 2 CPU cores. `make models MODELS=starry TEXTURE_MODELS=` rebuilds one.
+# ~17 minutes per texture on 2 CPU cores. `make models MODELS=starry TEXTURE_MODELS=` rebuilds one;
+# RECIPE= adds options to the stylise models' training, as a card's command says (`make models MODELS=pebbles
+# TEXTURE_MODELS= RECIPE=experiment=quality` retrains the shipped pebbles, ~35 minutes on 2 cores).
 MODELS ?= mosaic starry pebbles
+RECIPE ?=
 TEXTURE_MODELS ?= mosaic starry pebbles
 models: install
 	@for t in $(MODELS); do \
 	  run=runs/models/$$t/$$(date +%Y-%m-%d_%H-%M-%S); \
-	  $(PY) train.py texture=$$t hydra.run.dir=$$run && \
+	  $(PY) train.py texture=$$t $(RECIPE) hydra.run.dir=$$run && \
 	  $(PY) bench/quality_vs_gatys.py --checkpoint $$run/checkpoints/last.ckpt --json $$run/quality.json --picture $$run/quality.png && \
-	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t --command "python train.py texture=$$t" \
+	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t --command "$$(echo python train.py texture=$$t $(RECIPE))" \
 	    --quality $$run/quality.json || exit 1; \
 	done
 	@for t in $(TEXTURE_MODELS); do \
