@@ -57,7 +57,7 @@ models: install
 	  run=runs/models/$$t/$$(date +%Y-%m-%d_%H-%M-%S); \
 	  $(PY) train.py texture=$$t $(RECIPE) hydra.run.dir=$$run && \
 	  $(PY) bench/quality_vs_gatys.py --checkpoint $$run/checkpoints/last.ckpt --json $$run/quality.json --picture $$run/quality.png && \
-	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t --command "$$(echo python train.py texture=$$t $(RECIPE))" \
+	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t --command "python train.py texture=$$t$(if $(RECIPE), $(RECIPE))" \
 	    --quality $$run/quality.json || exit 1; \
 	done
 	@for t in $(TEXTURE_MODELS); do \
