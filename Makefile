@@ -48,10 +48,12 @@ app: install
 # Gatys-100 (held-out photos; texture mode, experiment=texture: Gatys synthesis from noise) and ship it with its card.
 # ~17 minutes per texture on 2 CPU cores. `make models MODELS=starry TEXTURE_MODELS=` rebuilds one;
 # RECIPE= adds options to the stylise models' training, as a card's command says (`make models MODELS=pebbles
-# TEXTURE_MODELS= RECIPE=experiment=quality` retrains the shipped pebbles, ~35 minutes on 2 cores).
+# TEXTURE_MODELS= RECIPE=experiment=quality` retrains the shipped pebbles, ~35 minutes on 2 cores); TEXTURE_RECIPE=
+# does the same for the texture-mode models (`make models MODELS= TEXTURE_MODELS=pebbles TEXTURE_RECIPE=seed=1`).
 MODELS ?= mosaic starry pebbles
 RECIPE ?=
 TEXTURE_MODELS ?= mosaic starry pebbles
+TEXTURE_RECIPE ?=
 models: install
 	@for t in $(MODELS); do \
 	  run=runs/models/$$t/$$(date +%Y-%m-%d_%H-%M-%S); \
@@ -62,8 +64,8 @@ models: install
 	done
 	@for t in $(TEXTURE_MODELS); do \
 	  run=runs/models/$$t-texture/$$(date +%Y-%m-%d_%H-%M-%S); \
-	  $(PY) train.py experiment=texture texture=$$t hydra.run.dir=$$run && \
+	  $(PY) train.py experiment=texture texture=$$t $(TEXTURE_RECIPE) hydra.run.dir=$$run && \
 	  $(PY) bench/texture_vs_gatys.py --checkpoint $$run/checkpoints/last.ckpt --json $$run/quality.json --picture $$run/quality.png && \
 	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t-texture \
-	    --command "python train.py experiment=texture texture=$$t" --quality $$run/quality.json || exit 1; \
+	    --command "python train.py experiment=texture texture=$$t$(if $(TEXTURE_RECIPE), $(TEXTURE_RECIPE))" --quality $$run/quality.json || exit 1; \
 	done

@@ -203,7 +203,12 @@ def test_every_config_group_composes():
         assert paper.optim.optimizer.lr == 0.1 and paper.data.batch_size == 16 and paper.trainer.max_steps == 3000
         assert set(compose("train", overrides=["logger=visdom"]).logger) == {"csv", "visdom"}
         texture = compose("train", overrides=["experiment=texture"])
-        assert (texture.model.mode, texture.model.padding, texture.texture.size) == ("texture", "circular", 512)
+        assert (texture.model.mode, texture.model.padding, texture.model.scales, texture.texture.size) == (
+            "texture",
+            "circular",
+            7,
+            512,
+        )
         assert [dict(stage) for stage in texture.data.schedule] == [{"step": 0, "image_size": 256, "batch_size": 1}]
 
 
