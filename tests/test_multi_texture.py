@@ -173,6 +173,33 @@ def test_training_draws_every_texture_equally_per_sample_or_per_step():
         module("each")
 
 
+def test_balance_weighs_each_texture_by_its_running_loss_and_resumes(tmp_path):
+    """texture.balance: a texture whose running loss is twice another's gets half its weight; the running losses
+    are in the state_dict, so a resumed run weighs its steps as the uninterrupted one."""
+    texture = {"names": NAMES, "images": [str(texture_path(n)) for n in NAMES], "size": 32, "balance": True}
+    m = TextureNetModule(
+        model={"arch": "pyramid", "scales": 2, "channels": 4, "textures": NAMES},
+        loss={"vgg": "vgg16", "weights": "random"},
+        optim={},
+        texture=texture,
+    )
+    assert m.balance_weight(0, torch.tensor(4.0)) == 1  # the only texture seen so far
+    assert m.balance_weight(1, torch.tensor(2.0)) == pytest.approx(1.5)  # mean(4, 2) / 2
+    assert m.balance_weight(0, torch.tensor(4.0)) == pytest.approx(0.75)  # mean(4, 2) / 4
+    running = m.balance_weight(2, torch.tensor(6.0))  # mean(4, 2, 6) / 6
+    assert running == pytest.approx(2 / 3)
+    resumed = TextureNetModule(m.hparams.model, m.hparams.loss, {}, texture)
+    resumed.load_state_dict(m.state_dict())
+    assert resumed.balance_weight(1, torch.tensor(3.0)) == m.balance_weight(1, torch.tensor(3.0))
+    assert m.texture_losses[1] == pytest.approx(0.9 * 2 + 0.1 * 3)  # a running mean over the texture's draws
+    with pytest.raises(TexnetError, match="^texture.balance=true weighs each step .*: use texture.draw=step$"):
+        TextureNetModule(m.hparams.model, m.hparams.loss, {}, {**texture, "draw": "sample"})
+    trained = train_checkpoint(tmp_path, "stylize", f"texture.images=[{','.join(NAMES)}]", "texture.balance=true",
+                               "trainer.max_steps=3")  # fmt: skip
+    assert (torch.load(trained, weights_only=True)["state_dict"]["texture_losses"] > 0).all()  # each drawn once
+    assert load(trained, device="cpu").textures == NAMES
+
+
 def test_a_single_texture_network_becomes_texture_0_bit_exact():
     """The shipped mosaic model, made conditional to take a texture more, still gives the same image for mosaic."""
     g = checkpoint_generator(read_checkpoint("mosaic"), "mosaic").eval()
@@ -375,6 +402,8 @@ def test_texture_options_are_checked(multi, tmp_path, photo_path):
         TexnetError, match=r"^texture.add=.* adds a texture to a trained network: pass init_from=<its checkpoint>$"
     ):
         train_checkpoint(tmp_path / "a", "stylize", f"texture.add={photo_path}")
+    with pytest.raises(TexnetError, match=r"^texture.balance=true balances the losses of several textures"):
+        train_checkpoint(tmp_path / "c", "stylize", "texture.balance=true")
     with pytest.raises(TexnetError, match="two textures are named 'mosaic'"):
         train_checkpoint(tmp_path / "b", "stylize", "texture.images=[mosaic,mosaic]")
 

@@ -210,6 +210,9 @@ def test_every_config_group_composes():
             512,
         )
         assert [dict(stage) for stage in texture.data.schedule] == [{"step": 0, "image_size": 256, "batch_size": 1}]
+        multi = compose("train", overrides=["experiment=multi_texture"])
+        assert list(multi.texture.images) == ["mosaic", "starry", "pebbles"] and multi.trainer.max_steps == 2000
+        assert [dict(stage) for stage in multi.data.schedule][1] == {"step": 1400, "image_size": 256, "batch_size": 1}
 
 
 def test_ddp_two_cpu_processes(tmp_path):

@@ -79,6 +79,7 @@ class TextureSchema:
     size: int = MISSING
     images: Optional[List[str]] = MISSING
     draw: str = MISSING
+    balance: bool = MISSING
     add: Optional[str] = MISSING
 
 

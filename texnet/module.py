@@ -25,6 +25,7 @@ from texnet.losses import PerceptualLoss, build_perceptual_loss
 from texnet.schedule import check_schedule, settings_at, stage_index
 from texnet.textures import load_texture, texture_name
 
+BALANCE_DECAY = 0.9  # texture.balance's running loss: a texture's last ~10 draws (30 steps of three textures)
 VAL_SEED = 1234  # fixed noise for validation losses and samples, so curves and grids are comparable
 
 
@@ -39,8 +40,9 @@ class TextureNetModule(pl.LightningModule):
             hold no Python objects (texnet.checkpoint reads them with ``weights_only=True``).
         texture: ``image`` (path) and ``size`` (conf/texture); several textures: ``names``, ``images`` (paths) and
             ``size``, ``train``, the indices of the textures to train (default all; given, every other parameter
-            is frozen: train.py's ``texture.add``), and ``draw``: ``step`` (one texture per step; also
-            checkpoints from before the option) or ``sample`` (each sample of a batch its own texture).
+            is frozen: train.py's ``texture.add``), ``draw``: ``step`` (one texture per step; also
+            checkpoints from before the option) or ``sample`` (each sample of a batch its own texture), and
+            ``balance``: weigh each step by its texture's running loss (see :meth:`balance_weight`).
         texture_image: the texture tensor (a list of them for several); read from the image paths when not given.
         schedule: stages that change the style scale (and, in the data module, crop and batch size) at given
             steps (texnet.schedule); a stage change ends the epoch so that the data is reloaded at the new size.
@@ -72,6 +74,15 @@ class TextureNetModule(pl.LightningModule):
             self.draw = "step" if texture.get("draw") is None else texture["draw"]  # None: checkpoints from before
             if self.draw not in ("sample", "step"):
                 raise TexnetError(f"texture.draw={self.draw} is unknown: use sample (a texture per sample) or step")
+            self.balance = bool(texture.get("balance"))
+            if self.balance:
+                if self.draw != "step":
+                    raise TexnetError(
+                        "texture.balance=true weighs each step by its texture's running loss: use texture.draw=step"
+                    )
+                # each texture's running training loss (0: not drawn yet); saved with the checkpoint, so a resumed
+                # run weighs its steps as the uninterrupted one would
+                self.register_buffer("texture_losses", torch.zeros(len(images)))
             if texture.get("train"):
                 self.generator.requires_grad_(False)
                 for i in self.train_textures:
@@ -84,6 +95,7 @@ class TextureNetModule(pl.LightningModule):
         self.texture_name = texture.get("name") or texture_name(texture["image"])
         self.train_textures = [0]
         self.draw = "step"
+        self.balance = False
 
     @property
     def textures(self) -> list[torch.Tensor]:
@@ -164,10 +176,28 @@ class TextureNetModule(pl.LightningModule):
             )
         return None
 
+    def balance_weight(self, texture: int, loss: torch.Tensor) -> torch.Tensor:
+        """``texture.balance``: the weight of a step of `texture` whose loss is `loss`, the mean of the trained
+        textures' running losses over this texture's (1 until a second texture has been drawn). Adam's step size
+        is shared, so without it the texture with the largest loss moves the shared weights most."""
+        running = self.texture_losses
+        value = loss.detach().float()
+        running[texture] = (
+            value if running[texture] == 0 else BALANCE_DECAY * running[texture] + (1 - BALANCE_DECAY) * value
+        )
+        seen = running[self.train_textures]
+        seen = seen[seen > 0]
+        return seen.mean() / running[texture]
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        terms = self.model_step(batch, texture=self.drawn_textures(self.global_step, batch.shape[0]))
+        texture = self.drawn_textures(self.global_step, batch.shape[0])
+        terms = self.model_step(batch, texture=texture)
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False)
         self.log("loss", terms["total"], prog_bar=True, logger=False)
+        if self.balance:
+            weight = self.balance_weight(int(texture), terms["total"])
+            self.log("train/balance_weight", weight)
+            return terms["total"] * weight
         return terms["total"]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

@@ -43,6 +43,10 @@ def texture_set(texture: dict, model: dict, init_from: str | None) -> TextureSet
         if not init_from:
             raise TexnetError(f"texture.add={add} adds a texture to a trained network: pass init_from=<its checkpoint>")
         return added_texture(init_from, add, size)
+    if texture.get("balance") and images is None:
+        raise TexnetError(
+            "texture.balance=true balances the losses of several textures: pass 'texture.images=[a,b,...]' or drop it"
+        )
     if images is not None:
         if isinstance(images, str) or not images:
             raise TexnetError(
@@ -52,7 +56,13 @@ def texture_set(texture: dict, model: dict, init_from: str | None) -> TextureSet
         names = check_names([texture_name(path) for path in paths])
         return TextureSet(
             {**model, "textures": names},
-            {"names": names, "images": [str(p) for p in paths], "size": size, "draw": texture.get("draw")},
+            {
+                "names": names,
+                "images": [str(p) for p in paths],
+                "size": size,
+                "draw": texture.get("draw"),
+                "balance": bool(texture.get("balance")),
+            },
         )
     path = resolve_texture_path(texture["image"])
     return TextureSet(model, {"image": str(path), "size": size, "name": texture_name(path)})
