@@ -404,6 +404,8 @@ def test_texture_options_are_checked(multi, tmp_path, photo_path):
         train_checkpoint(tmp_path / "a", "stylize", f"texture.add={photo_path}")
     with pytest.raises(TexnetError, match=r"^texture.balance=true balances the losses of several textures"):
         train_checkpoint(tmp_path / "c", "stylize", "texture.balance=true")
+    with pytest.raises(TexnetError, match=r"^texture.balance=true balances the losses of several textures"):
+        train_checkpoint(tmp_path / "d", "stylize", f"texture.add={photo_path}", "texture.balance=true")
     with pytest.raises(TexnetError, match="two textures are named 'mosaic'"):
         train_checkpoint(tmp_path / "b", "stylize", "texture.images=[mosaic,mosaic]")
 

@@ -35,6 +35,10 @@ class TextureSet:
 def texture_set(texture: dict, model: dict, init_from: str | None) -> TextureSet:
     """The run's textures from the ``texture`` config node (a plain dict), the ``model`` options and ``init_from``."""
     size, images, add = texture.get("size", 256), texture.get("images"), texture.get("add")
+    if texture.get("balance") and images is None:
+        raise TexnetError(
+            "texture.balance=true balances the losses of several textures: pass 'texture.images=[a,b,...]' or drop it"
+        )
     if add:
         if images:
             raise TexnetError(
@@ -43,10 +47,6 @@ def texture_set(texture: dict, model: dict, init_from: str | None) -> TextureSet
         if not init_from:
             raise TexnetError(f"texture.add={add} adds a texture to a trained network: pass init_from=<its checkpoint>")
         return added_texture(init_from, add, size)
-    if texture.get("balance") and images is None:
-        raise TexnetError(
-            "texture.balance=true balances the losses of several textures: pass 'texture.images=[a,b,...]' or drop it"
-        )
     if images is not None:
         if isinstance(images, str) or not images:
             raise TexnetError(
