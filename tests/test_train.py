@@ -212,6 +212,7 @@ def test_every_config_group_composes():
         assert [dict(stage) for stage in texture.data.schedule] == [{"step": 0, "image_size": 256, "batch_size": 1}]
         multi = compose("train", overrides=["experiment=multi_texture"])
         assert list(multi.texture.images) == ["mosaic", "starry", "pebbles"] and multi.trainer.max_steps == 2000
+        assert multi.texture.balance and not compose("train").texture.balance  # the recipe's, not train.yaml's default
         assert [dict(stage) for stage in multi.data.schedule][1] == {"step": 1400, "image_size": 256, "batch_size": 1}
 
 
