@@ -24,9 +24,9 @@ from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError
-from texnet.module import TextureNetModule
+from texnet.module import TextureNetModule, build_module
 from texnet.run_folder import check_run_folder, record_start, remove_failed_start
-from texnet.texture_set import run_name, texture_set
+from texnet.texture_set import run_name
 
 log = logging.getLogger("texnet.train")
 OmegaConf.register_new_resolver("texnet_run_name", run_name, replace=True)  # conf/train.yaml's hydra.run.dir
@@ -70,19 +70,7 @@ def build(
 ) -> tuple[TextureNetModule, pl.LightningDataModule, pl.Trainer, list[pl.Callback]]:
     """The module, data, trainer and callbacks of a run; writes config.yaml and the loggers' hyper-parameters."""
     pl.seed_everything(cfg.seed, workers=True)
-    textures = texture_set(
-        OmegaConf.to_container(cfg.texture, resolve=True),
-        OmegaConf.to_container(cfg.model, resolve=True),
-        cfg.init_from,
-    )
-    module = TextureNetModule(
-        model=textures.model,
-        loss=OmegaConf.to_container(cfg.loss, resolve=True),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        texture=textures.texture,
-        texture_image=textures.images,
-        schedule=OmegaConf.to_container(cfg.data.schedule) if cfg.data.get("schedule") else None,
-    )
+    module, textures = build_module(cfg)
     if textures.generator is not None:  # texture.add: the checkpoint's network, one texture more, the rest frozen
         module.generator.load_state_dict(textures.generator.state_dict())
         log.info(

@@ -24,9 +24,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from texnet.callbacks import SampleGrid
-from texnet.module import TextureNetModule
+from texnet.module import TextureNetModule, build_module
 from texnet.schedule import check_schedule
-from texnet.texture_set import texture_set
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 ARMS = {
@@ -41,17 +40,8 @@ def compose_run(overrides: list[str]):
 
 
 def build(cfg, size: int, batch: int) -> tuple[TextureNetModule, object]:
-    textures = texture_set(
-        OmegaConf.to_container(cfg.texture, resolve=True), OmegaConf.to_container(cfg.model, resolve=True), None
-    )
     torch.manual_seed(0)
-    module = TextureNetModule(
-        model=textures.model,
-        loss=OmegaConf.to_container(cfg.loss, resolve=True),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        texture=textures.texture,
-        texture_image=textures.images,
-    )
+    module, _ = build_module(cfg)
     module.setup("fit")
     data = instantiate(cfg.data, image_size=size, batch_size=batch, schedule=None)
     data.setup("fit")

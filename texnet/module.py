@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from texnet.checkpoint import mark_checkpoint
@@ -23,6 +24,7 @@ from texnet.errors import TexnetError
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
 from texnet.schedule import check_schedule, settings_at, stage_index
+from texnet.texture_set import TextureSet, texture_set
 from texnet.textures import load_texture, texture_name
 
 BALANCE_DECAY = 0.9  # texture.balance's running loss: a texture's last ~10 draws (30 steps of three textures)
@@ -245,3 +247,23 @@ def build_partial(optim: dict, key: str) -> Callable[..., Any]:
     except InstantiationException as err:
         reason = str(err).strip().splitlines()[0]
         raise TexnetError(f"optim.{key}._target_={node['_target_']} cannot be built: {reason}") from None
+
+
+def build_module(cfg: DictConfig) -> tuple[TextureNetModule, TextureSet]:
+    """The module of a composed run config (train.py, bench/): its textures (one, several, or ``texture.add``'s one
+    more on ``init_from``'s network), model, loss, optimiser and schedule. The TextureSet is returned too: for
+    ``texture.add`` the caller loads its generator's weights."""
+    textures = texture_set(
+        OmegaConf.to_container(cfg.texture, resolve=True),
+        OmegaConf.to_container(cfg.model, resolve=True),
+        cfg.get("init_from"),
+    )
+    module = TextureNetModule(
+        model=textures.model,
+        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        texture=textures.texture,
+        texture_image=textures.images,
+        schedule=OmegaConf.to_container(cfg.data.schedule) if cfg.data.get("schedule") else None,
+    )
+    return module, textures
