@@ -55,6 +55,20 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
     assert resumed["global_step"] == 20  # continued from step 16, not from 0
 
 
+def test_how_often_a_run_validates_does_not_change_what_it_trains(tmp_path, coco_root):
+    weights = []
+    for every in (2, 6):
+        run = tmp_path / f"every_{every}"
+        train(
+            tiny_cfg(
+                run, coco_root, "trainer.max_steps=6", f"trainer.val_check_interval={every}", f"sample_every={every}"
+            )
+        )
+        weights.append(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 class InterruptAt(pl.Callback):
     """Presses Ctrl-C once `step` training steps are done."""
 
@@ -214,6 +228,9 @@ def test_every_config_group_composes():
         assert list(multi.texture.images) == ["mosaic", "starry", "pebbles"] and multi.trainer.max_steps == 2000
         assert multi.texture.balance and not compose("train").texture.balance  # the recipe's, not train.yaml's default
         assert [dict(stage) for stage in multi.data.schedule][1] == {"step": 1400, "image_size": 256, "batch_size": 1}
+        # twice the steps, the same ten validations and sample grids per run as the default's
+        assert (multi.trainer.val_check_interval, multi.sample_every) == (200, 200)
+        assert (compose("train").trainer.val_check_interval, compose("train").sample_every) == (100, 100)
 
 
 def test_ddp_two_cpu_processes(tmp_path):

@@ -216,9 +216,11 @@ class ContentDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        """The fixed validation photos as a single batch."""
+        """The fixed validation photos as a single batch. Its own generator: a DataLoader without one draws its
+        base seed from the global RNG at every pass, which moved the training crops, so how often a run validated
+        changed the network it trained."""
         images = self.val_images()
-        return DataLoader(list(images), batch_size=len(images), shuffle=False)
+        return DataLoader(list(images), batch_size=len(images), shuffle=False, generator=torch.Generator())
 
     def val_images(self) -> torch.Tensor:
         """(num_val, 3, val_size, val_size) in [0, 1]: the same photos on every call and every run."""
