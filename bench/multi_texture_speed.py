@@ -103,9 +103,7 @@ def main() -> None:
         photos = data.val_images()
         start = time.perf_counter()
         with torch.no_grad():
-            for photo in photos:
-                for texture in module.train_textures:
-                    module.model_step(photo[None], torch.Generator().manual_seed(0), texture)
+            module.validation_step(photos, 0)  # the run's own pass (its logging needs a trainer: skipped here)
         middle = time.perf_counter()
         grid.render(SimpleNamespace(datamodule=data), module)
         checks[name] = (middle - start, time.perf_counter() - middle)

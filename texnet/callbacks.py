@@ -82,7 +82,7 @@ class SampleGrid(pl.Callback):
         try:
             textures = range(len(module.generator.textures)) if module.generator.textures else [None]
             if module.generator.mode == "stylize":
-                outputs = torch.cat([module(p[None], rng=rng, texture=t) for t in textures for p in photos])
+                outputs = torch.cat([module(photos, rng=rng, texture=t) for t in textures])
                 base = module.generator.noise_factor
                 factors = torch.cat([module(photos[:1], noise_factor=m * base, rng=rng) for m in self.noise_multiples])
                 grid = make_grid(torch.cat([photos, outputs]), nrow=len(photos), padding=2)

@@ -133,14 +133,20 @@ class TextureNetModule(pl.LightningModule):
         )
 
     def model_step(
-        self, batch: torch.Tensor, rng: torch.Generator | None = None, texture: int | torch.Tensor = 0
+        self,
+        batch: torch.Tensor,
+        rng: torch.Generator | None = None,
+        texture: int | torch.Tensor = 0,
+        targets: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Losses of the generator's output for one batch of content photos and one texture, or one per sample
-        (shared by train and val)."""
+        (shared by train and val); `targets`: the batch's content targets when already encoded."""
         picked = texture if self.generator.textures else None
         if self.generator.mode == "stylize":
             output = self(batch, rng=rng, texture=picked)
-            return self.perceptual(output, self.perceptual.content_targets(batch), texture=texture)
+            if targets is None:
+                targets = self.perceptual.content_targets(batch)
+            return self.perceptual(output, targets, texture=texture)
         output = self(size=tuple(batch.shape[-2:]), batch_size=batch.shape[0], rng=rng, texture=picked)
         return self.perceptual(output, texture=texture)
 
@@ -209,8 +215,12 @@ class TextureNetModule(pl.LightningModule):
         scheduled = self.perceptual.style_scale
         self.perceptual.style_scale = float(self.hparams.loss.get("style_scale", 1.0))
         try:
+            # the photos' content targets once for every texture
+            targets = self.perceptual.content_targets(batch) if self.generator.mode == "stylize" else None
             per_texture = {
-                i: self.model_step(batch, torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx), i)
+                i: self.model_step(
+                    batch, torch.Generator(device=batch.device).manual_seed(VAL_SEED + batch_idx), i, targets
+                )
                 for i in self.train_textures
             }
         finally:
