@@ -64,7 +64,9 @@ def test_how_often_a_run_validates_does_not_change_what_it_trains(tmp_path, coco
                 run, coco_root, "trainer.max_steps=6", f"trainer.val_check_interval={every}", f"sample_every={every}"
             )
         )
-        weights.append(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"])
+        weights.append(
+            torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+        )
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
