@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from texnet.callbacks import SampleGrid
 from texnet.module import TextureNetModule, build_module
-from texnet.schedule import check_schedule
+from texnet.schedule import check_schedule, settings_at
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 ARMS = {
@@ -49,16 +49,15 @@ def build(cfg, size: int, batch: int) -> tuple[TextureNetModule, object]:
 
 
 def stages(cfg) -> list[tuple[int, int, int]]:
-    """(steps, image_size, batch_size) of each stage of the run `cfg` trains."""
-    size, batch, total = cfg.data.image_size, cfg.data.batch_size, cfg.trainer.max_steps
+    """(steps, image_size, batch_size) of each stage of the run `cfg` trains, as texnet.schedule applies them."""
+    total = cfg.trainer.max_steps
     schedule = check_schedule(OmegaConf.to_container(cfg.data.schedule) if cfg.data.get("schedule") else [])
-    bounds = [s["step"] for s in schedule if s["step"] < total] + [total]
-    out, start = [], 0
-    for stage, end in zip([{}, *schedule], bounds):
-        size, batch = stage.get("image_size", size), stage.get("batch_size", batch)
-        if end > start:
-            out.append((end - start, size, batch))
-        start = max(start, end)
+    defaults = {"image_size": cfg.data.image_size, "batch_size": cfg.data.batch_size}
+    starts = sorted({0, *(stage["step"] for stage in schedule if stage["step"] < total)})
+    out = []
+    for start, end in zip(starts, [*starts[1:], total]):
+        settings = settings_at(schedule, start, defaults)
+        out.append((end - start, settings["image_size"], settings["batch_size"]))
     return out
 
 
