@@ -82,6 +82,32 @@ class InterruptAt(pl.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.parametrize(
+    "stop, overrides",
+    [
+        (3, []),  # mid-epoch (two batches per epoch)
+        (4, []),  # at an epoch's end
+        # past a stage change (which ends an epoch early), photos read by a worker process
+        (6, ["data.schedule=[{step:0},{step:4,image_size:48,batch_size:1}]", "data.num_workers=1"]),
+    ],
+)
+def test_a_stopped_and_resumed_run_trains_as_the_uninterrupted_one(tmp_path, coco_root, stop, overrides):
+    """Resumed with ckpt_path=, a run stopped at step `stop` ends with the uninterrupted run's weights, bit for
+    bit: the same crops (the loader resumes mid-epoch), the same noise (the RNG is in the checkpoint)."""
+    common = ["trainer.max_steps=9", "trainer.val_check_interval=3", *overrides]
+    whole = train(tiny_cfg(tmp_path / "whole", coco_root, *common))
+    stopped = tmp_path / "stopped"
+    stop_at = ["+callbacks.stop._target_=test_train.InterruptAt", f"+callbacks.stop.step={stop}"]
+    with pytest.raises(SystemExit):
+        train(tiny_cfg(stopped, coco_root, *common, *stop_at))
+    resumed = train(
+        tiny_cfg(tmp_path / "resumed", coco_root, *common, f"ckpt_path={stopped / 'checkpoints' / 'last.ckpt'}")
+    )
+    weights = [torch.load(r["last"], map_location="cpu", weights_only=True)["state_dict"] for r in (whole, resumed)]
+    assert resumed["global_step"] == 9 and weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_a_stopped_run_keeps_its_last_step_and_says_how_to_resume(tmp_path, coco_root, caplog):
     run = tmp_path / "run"
     cfg = tiny_cfg(

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from texnet.errors import TexnetError
 from texnet.image import IMAGE_EXTENSIONS, open_rgb, pil_to_tensor
+from texnet.sampling import seeded
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +180,14 @@ class ImageFiles(Dataset):
             log.warning("skipping unreadable file: %s", err)
             return None
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
+        """The image at an index, transformed; an ``(index, seed)`` item (texnet.sampling) draws from `seed`."""
+        index, seed = item if isinstance(item, tuple) else (item, None)
         tries = min(len(self.paths), MAX_CONSECUTIVE_SKIPS)
         for step in range(tries):
             img = self.open((index + step) % len(self.paths))
             if img is not None:
-                return pil_to_tensor(self.transform(img))[0]
+                return pil_to_tensor(seeded(seed, self.transform, img))[0]
         raise TexnetError(
             f"{tries} consecutive content images from '{self.paths[index]}' on are unreadable: check the dataset folder"
         )
@@ -199,5 +202,9 @@ class BuiltinPhotos(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return pil_to_tensor(self.transform(self.photos[index % len(self.photos)]))[0]
+    def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
+        """A random crop of photo ``index % len(photos)``; an ``(index, seed)`` item (texnet.sampling) draws it
+        from `seed`."""
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        photo = self.photos[index % len(self.photos)]
+        return pil_to_tensor(seeded(seed, self.transform, photo))[0]

@@ -50,6 +50,7 @@ from texnet.content_sources import (
 )
 from texnet.errors import TexnetError
 from texnet.image import open_rgb, pil_to_tensor
+from texnet.sampling import EpochSampler, ResumableLoader
 from texnet.schedule import check_schedule, settings_at
 
 log = logging.getLogger(__name__)
@@ -192,26 +193,28 @@ class ContentDataModule(pl.LightningDataModule):
         log.warning("only %d readable images for %d validation photos", len(val), self.num_val)
         return val, paths
 
-    def train_dataloader(self) -> DataLoader:
-        """Batches at the crop and batch size in force at the trainer's step (see texnet.schedule).
+    def train_dataloader(self) -> ResumableLoader:
+        """Batches at the crop and batch size in force at the trainer's step (see texnet.schedule), in an order
+        and with crops drawn from (``seed``, epoch) alone, resumable mid-epoch (texnet.sampling).
 
         Lightning calls this again at every epoch when a schedule is set (train.py sets
-        reload_dataloaders_every_n_epochs), so the shuffling seed moves on with the epoch.
+        reload_dataloaders_every_n_epochs) and sets the sampler's epoch before each.
         """
         self.setup()
         assert self._train is not None
         trainer = self.trainer
-        step, epoch = (trainer.global_step, trainer.current_epoch) if trainer is not None else (0, 0)
+        step = trainer.global_step if trainer is not None else 0
         settings = settings_at(self.schedule, step, {"image_size": self.image_size, "batch_size": self.batch_size})
         self._train.transform = self.train_transform(settings["image_size"])
-        return DataLoader(
+        return ResumableLoader(
             self._train,
             batch_size=settings["batch_size"],
-            shuffle=True,
+            sampler=EpochSampler(len(self._train), self.seed),
             num_workers=self.num_workers,
             # Tiny folders (fewer photos than a batch) still yield one short batch per epoch.
             drop_last=len(self._train) > settings["batch_size"],
-            generator=torch.Generator().manual_seed(self.seed + epoch if self.schedule else self.seed),
+            # Own generator: without one, the loader draws its workers' base seed from the global RNG.
+            generator=torch.Generator(),
             persistent_workers=self.num_workers > 0 and not self.schedule,
         )
 

@@ -23,6 +23,7 @@ from texnet.conditional_norm import texture_parameters
 from texnet.errors import TexnetError
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
+from texnet.sampling import rng_states, set_rng_states
 from texnet.schedule import check_schedule, settings_at, stage_index
 from texnet.texture_set import TextureSet, texture_set
 from texnet.textures import load_texture, texture_name
@@ -62,6 +63,7 @@ class TextureNetModule(pl.LightningModule):
         super().__init__()
         self.schedule = check_schedule(schedule)
         self._stage: int | None = None
+        self._rng_states: dict | None = None  # a resumed run's, put back at the start of training
         self.save_hyperparameters(ignore=["texture_image"])
         self.generator = build_generator(**model)
         # Read by Lightning's ThroughputMonitor (conf/callbacks): texnet counts no FLOPs, so it logs images/s only.
@@ -243,6 +245,17 @@ class TextureNetModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         mark_checkpoint(checkpoint, self.texture_name)
+        checkpoint["rng_states"] = rng_states()  # the noise's RNG, so a resumed run draws the noise it would have
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._rng_states = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        """A resumed run's global RNG as it was saved (after set-up and the sanity check, which draw from it).
+        Single-process only: the checkpoint holds the first process's states."""
+        if self._rng_states is not None and self.trainer.world_size == 1:
+            set_rng_states(self._rng_states)
+        self._rng_states = None
 
 
 def build_partial(optim: dict, key: str) -> Callable[..., Any]:
