@@ -1,9 +1,10 @@
 """The checkpoint format of a trained texture network, in one place: written, read, checked, turned back into a generator.
 
 A texnet checkpoint is the dict Lightning saves (``state_dict``, ``hyper_parameters``, ``global_step``, ...) with
-one more entry, ``texnet``, that :func:`mark_checkpoint` adds from ``TextureNetModule.on_save_checkpoint``:
-``{"kind": KIND, "texture_name": ...}``. The generator's weights are the ``generator.*`` entries of the state
-dict, its options ``hyper_parameters["model"]`` (the ``arch`` name, never a class name, so classes can be
+two more entries that ``TextureNetModule.on_save_checkpoint`` adds: ``texnet`` (:func:`mark_checkpoint`:
+``{"kind": KIND, "texture_name": ...}``) and ``rng_states`` (the global RNG, for an exact resume: texnet.sampling;
+inference ignores it and shipped models leave it out). The generator's weights are the ``generator.*`` entries of
+the state dict, its options ``hyper_parameters["model"]`` (the ``arch`` name, never a class name, so classes can be
 renamed) and the texture image the ``texture`` buffer; the frozen VGG is not stored (texnet.module says why).
 A network of several textures has their names in ``hyper_parameters["model"]["textures"]`` (the generator's
 ``textures`` option), their images in the buffers ``texture_images.0``, ``texture_images.1``, ... and the names
