@@ -175,12 +175,13 @@ def test_hydra_configs_instantiate(name: str, crop: int, tmp_path: Path) -> None
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / f"{name}.yaml")
+    data = OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / f"{name}.yaml")
+    cfg = OmegaConf.create({"seed": 3, "data": data}).data  # as in train.yaml, whose seed data.seed follows
     if name != "builtin":
         assert OmegaConf.is_missing(cfg, "root")
         cfg.root = str(tmp_path)
     dm = instantiate(cfg)
-    assert isinstance(dm, ContentDataModule) and dm.source == name and dm.image_size == crop
+    assert isinstance(dm, ContentDataModule) and dm.source == name and dm.image_size == crop and dm.seed == 3
 
 
 def test_lightning_fit_uses_datamodule() -> None:
