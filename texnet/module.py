@@ -251,8 +251,8 @@ class TextureNetModule(pl.LightningModule):
         self._rng_states = checkpoint.get("rng_states")
 
     def on_train_start(self) -> None:
-        """A resumed run's global RNG as it was saved (after set-up and the sanity check, which draw from it).
-        Single-process only: the checkpoint holds the first process's states."""
+        """A resumed run's global RNG as it was saved, put back here, after set-up (building the network draws
+        from it). Single-process only: the checkpoint holds the first process's states."""
         if self._rng_states is not None and self.trainer.world_size == 1:
             set_rng_states(self._rng_states)
         self._rng_states = None
