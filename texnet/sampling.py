@@ -95,8 +95,7 @@ class ResumableLoader(DataLoader):
         return {"epoch": self._epoch, "items": self._items}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if isinstance(self.sampler, EpochSampler):
-            self.sampler.set_epoch(state["epoch"])
+        if isinstance(self.sampler, EpochSampler):  # Lightning sets the epoch itself before the next pass
             self.sampler.resume(state["epoch"], state["items"])
         elif state.get("items"):
             log.warning("the sampler is not texnet's (a distributed run?): the resumed epoch starts from its beginning")
