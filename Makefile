@@ -50,10 +50,15 @@ app: install
 # RECIPE= adds options to the stylise models' training, as a card's command says (`make models MODELS=pebbles
 # TEXTURE_MODELS= RECIPE=experiment=quality` retrains the shipped pebbles, ~35 minutes on 2 cores); TEXTURE_RECIPE=
 # does the same for the texture-mode models (`make models MODELS= TEXTURE_MODELS=pebbles TEXTURE_RECIPE=seed=1`).
+# MULTI_MODELS are networks of several textures (experiment=multi_texture), named by their textures joined by "+",
+# scored per texture; MULTI_RECIPE adds options as their card's command says (`make models MODELS= TEXTURE_MODELS=
+# MULTI_RECIPE=seed=4` rebuilds the shipped mosaic+starry+pebbles, ~37 minutes on 1 core).
 MODELS ?= mosaic starry pebbles
 RECIPE ?=
 TEXTURE_MODELS ?= mosaic starry pebbles
 TEXTURE_RECIPE ?=
+MULTI_MODELS ?= mosaic+starry+pebbles
+MULTI_RECIPE ?=
 models: install
 	@for t in $(MODELS); do \
 	  run=runs/models/$$t/$$(date +%Y-%m-%d_%H-%M-%S); \
@@ -68,4 +73,15 @@ models: install
 	  $(PY) bench/texture_vs_gatys.py --checkpoint $$run/checkpoints/last.ckpt --json $$run/quality.json --picture $$run/quality.png && \
 	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$t-texture \
 	    --command "python train.py experiment=texture texture=$$t$(if $(TEXTURE_RECIPE), $(TEXTURE_RECIPE))" --quality $$run/quality.json || exit 1; \
+	done
+	@for m in $(MULTI_MODELS); do \
+	  run=runs/models/$$m/$$(date +%Y-%m-%d_%H-%M-%S); textures=$$(echo $$m | tr + ' '); \
+	  $(PY) train.py experiment=multi_texture "texture.images=[$$(echo $$m | tr + ,)]" $(MULTI_RECIPE) hydra.run.dir=$$run && \
+	  for t in $$textures; do \
+	    $(PY) bench/quality_vs_gatys.py --checkpoint $$run/checkpoints/last.ckpt --mix $$t --json $$run/quality_$$t.json \
+	      --picture $$run/quality_$$t.png || exit 1; \
+	  done && \
+	  $(PY) scripts/ship_model.py --checkpoint $$run/checkpoints/last.ckpt --name $$m \
+	    --command "python train.py experiment=multi_texture$(if $(MULTI_RECIPE), $(MULTI_RECIPE))" \
+	    --quality $$(for t in $$textures; do echo $$run/quality_$$t.json; done) || exit 1; \
 	done

@@ -37,7 +37,7 @@ from texnet.gatys import run_gatys
 from texnet.image import load_image, open_rgb, pil_to_tensor, save_image
 from texnet.inference import load, read_checkpoint
 from texnet.losses import build_perceptual_loss, default_loss_config
-from texnet.textures import load_texture
+from texnet.textures import load_texture, texture_name
 
 CACHE_DIR = Path(__file__).parent / "results" / "quality_vs_gatys"
 TARGET_STYLE, TARGET_CONTENT, TARGET_LAYER = 1.0, 1.25, 3.0  # issue 14's targets, as ratios to Gatys
@@ -151,6 +151,8 @@ def main() -> None:
     stylizer = load(args.checkpoint, device="cpu", backend="eager") if ckpt else None
     pick = stylizer.textures.index(args.mix) if stylizer and args.mix in stylizer.textures else 0
     texture = load_texture(args.texture, 256) if args.texture else stylizer.texture_tensors[pick]
+    # the scored texture's name (scripts/ship_model.py files a network of several textures' figures under it)
+    scored = texture_name(args.texture) if args.texture else (stylizer.textures or [stylizer.texture_name])[pick]
     perceptual = build_perceptual_loss(texture, **loss_cfg)
     names, photos = held_out_photos(args.photos, args.size)
     layers = list(perceptual.style.layers)
@@ -261,6 +263,7 @@ def main() -> None:
         Path(args.json).write_text(
             json.dumps(
                 {
+                    "texture": scored,
                     "photos": names,
                     "size": args.size,
                     "iterations": args.iterations,

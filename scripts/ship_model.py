@@ -8,6 +8,9 @@ photos, or of `bench/texture_vs_gatys.py --json` for a texture-mode model) and s
 
     python scripts/ship_model.py --checkpoint runs/models/mosaic/checkpoints/last.ckpt --name mosaic \\
         --command "python train.py texture=mosaic" --quality runs/models/mosaic/quality.json
+
+A network of several textures takes one JSON per texture (`bench/quality_vs_gatys.py --mix <texture> --json ...`):
+its card holds each texture's figures under ``textures`` and their mean where one texture's figures go.
 """
 
 from __future__ import annotations
@@ -95,6 +98,27 @@ def quality_fields(quality: dict) -> dict:
     return fields
 
 
+def several_textures_fields(textures: list[str], qualities: list[dict]) -> dict:
+    """The card's quality figures of a network of several textures: each texture's (keyed by the texture the
+    JSON scored) and, where a single texture's figures go, their mean (the target met only if met for every one)."""
+    per_texture = {q.get("texture"): quality_fields(q) for q in qualities}
+    if sorted(per_texture, key=str) != sorted(textures):
+        raise SystemExit(
+            f"error: --quality needs one bench/quality_vs_gatys.py --mix <texture> --json file per texture of this "
+            f"network ({', '.join(textures)}); got {', '.join(str(t) for t in per_texture)}"
+        )
+    ordered = [per_texture[name] for name in textures]
+    return {
+        **{
+            key: round(statistics.mean(f[key] for f in ordered), 2)
+            for key in ("content_vs_gatys", "style_vs_gatys", "total_vs_gatys")
+        },
+        "held_out_photos": ordered[0]["held_out_photos"],
+        "quality_target_met": all(f["quality_target_met"] for f in ordered),
+        "textures": {name: per_texture[name] for name in textures},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path)
@@ -104,7 +128,9 @@ def main() -> None:
         "--quality",
         required=True,
         type=Path,
-        help="bench/quality_vs_gatys.py --json output (bench/texture_vs_gatys.py's for texture mode)",
+        nargs="+",
+        help="bench/quality_vs_gatys.py --json output (bench/texture_vs_gatys.py's for texture mode); a network of "
+        "several textures: one per texture (--mix <texture>)",
     )
     parser.add_argument(
         "--trained-on",
@@ -115,7 +141,14 @@ def main() -> None:
     ckpt = read_checkpoint(args.checkpoint)
     run = args.checkpoint.resolve().parent.parent
     minutes = (args.checkpoint.stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
-    quality = json.loads(args.quality.read_text())
+    qualities = [json.loads(path.read_text()) for path in args.quality]
+    textures = ckpt["hyper_parameters"]["model"].get("textures")
+    if textures:
+        figures = several_textures_fields(list(textures), qualities)
+    elif len(qualities) == 1:
+        figures = quality_fields(qualities[0])
+    else:
+        raise SystemExit("error: a network of one texture takes one --quality file")
     about = describe_checkpoint(ckpt)
     card = {
         "texture": about["texture"],
@@ -125,7 +158,7 @@ def main() -> None:
         "minutes": round(minutes, 1),
         "trained_on": args.trained_on,
         "command": args.command,
-        **quality_fields(quality),
+        **figures,
         "seconds_512px": round(seconds_per_image(args.checkpoint), 3),
     }
     path = ship(args.checkpoint, args.name, card)

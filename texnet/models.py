@@ -48,25 +48,28 @@ def main() -> None:
         print("no shipped models in this installation")
         return
     w = max(len(name) for name in shipped)
+    t = max(len("texture"), *(len(card["texture"]) for card in shipped.values()))
     print(
-        f"{'name':{w}} {'texture':10} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} {'total':>8} "
-        f"{'s/512px':>8}  command"
+        f"{'name':{w}} {'texture':{t}} {'mode':8} {'steps':>6} {'minutes':>8} {'content':>8} {'style':>8} "
+        f"{'total':>8} {'s/512px':>8}  command"
     )
 
-    def ratio(card: dict, key: str) -> str:
-        return f"{card[key]:7.2f}x" if card.get(key) is not None else f"{'-':>8}"
+    def ratios(card: dict) -> str:
+        keys = ("content_vs_gatys", "style_vs_gatys", "total_vs_gatys")
+        return " ".join(f"{card[key]:7.2f}x" if card.get(key) is not None else f"{'-':>8}" for key in keys)
 
     for name, card in sorted(shipped.items()):
         print(
-            f"{name:{w}} {card['texture']:10} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
-            f"{ratio(card, 'content_vs_gatys')} {ratio(card, 'style_vs_gatys')} {ratio(card, 'total_vs_gatys')} "
-            f"{card['seconds_512px']:8.2f}  {card['command']}"
+            f"{name:{w}} {card['texture']:{t}} {card['mode']:8} {card['steps']:6d} {card['minutes']:8.1f} "
+            f"{ratios(card)} {card['seconds_512px']:8.2f}  {card['command']}"
         )
+        for texture, figures in card.get("textures", {}).items():  # several textures: the row above is their mean
+            print(f"{'':{w}} {'- ' + texture:{t}} {'':8} {'':6} {'':8} {ratios(figures)}")
     print(
         "content, style and their total: network / Gatys-100 with the same loss (lower is better; stylise mode on "
-        "held-out photos, target style <= 1x and content <= 1.25x; texture mode against Gatys synthesis from noise); "
-        "use a name wherever a checkpoint path goes: texnet.load('NAME'), stylize.py checkpoint=NAME, "
-        "train.py init_from=NAME"
+        "held-out photos, target style <= 1x and content <= 1.25x; texture mode against Gatys synthesis from noise; "
+        "several textures: their mean, then each one's); use a name wherever a checkpoint path goes: "
+        "texnet.load('NAME'), stylize.py checkpoint=NAME, train.py init_from=NAME"
     )
 
 
