@@ -151,3 +151,28 @@ def test_the_shipped_mosaic_gives_the_same_image_as_before():
     photo = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(0))
     out = texnet.load("mosaic", device="cpu").stylize(photo, seed=0)
     torch.testing.assert_close(out[0, :, ::6, ::10].flatten(), torch.tensor(MOSAIC_REFERENCE), atol=1e-5, rtol=0)
+
+
+def test_the_shipped_three_texture_model_blends_and_takes_a_new_texture_by_name(tmp_path, photo_path, one_thread):
+    """The shipped network of several textures: each texture and a blend by name, and ``init_from=<name>
+    texture.add=<image>`` gives a network of four whose three shipped textures draw exactly what they drew."""
+    from test_stylize import train_checkpoint
+
+    name = "mosaic+starry+pebbles"
+    before = digest(MODELS_DIR / f"{name}.ckpt")
+    assert set(cards()[name]["textures"]) == {"mosaic", "starry", "pebbles"}
+    shipped = texnet.load(name, device="cpu", backend="eager")
+    photo = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    outs = {mix: shipped.stylize(photo, seed=0, mix=mix) for mix in ("mosaic", "starry", "pebbles")}
+    blend = shipped.stylize(photo, seed=0, mix={"mosaic": 0.5, "starry": 0.5})
+    assert min((a - b).abs().mean() for a, b in [(outs["mosaic"], outs["starry"]), (outs["starry"], blend)]) > 0.01
+    added = texnet.load(
+        train_checkpoint(tmp_path / "add", "stylize", f"init_from={name}", f"texture.add={photo_path}"),
+        device="cpu",
+        backend="eager",
+    )
+    assert added.textures == ["mosaic", "starry", "pebbles", "astronaut"]
+    for mix, out in outs.items():
+        assert torch.equal(added.stylize(photo, seed=0, mix=mix), out)
+    assert (added.stylize(photo, seed=0, mix="astronaut") - outs["mosaic"]).abs().mean() > 0.01
+    assert digest(MODELS_DIR / f"{name}.ckpt") == before  # adding to a shipped model writes only the new run
