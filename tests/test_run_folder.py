@@ -66,6 +66,21 @@ def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_faile
         used / ".hydra"
     ]
 
+    # the default folder's form: interpolated from the texture's name (it used to escape the check with a warning)
+    texture_named = tmp_path / "named" / "mosaic"
+    (texture_named / ".hydra").mkdir(parents=True)
+    (texture_named / ".hydra" / "config.yaml").write_text("earlier run\n")
+    done = subprocess.run(
+        [sys.executable, "train.py", "hydra.run.dir=" + str(tmp_path / "named") + "/${hydra:runtime.choices.texture}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1 and "already holds a run (.hydra)" in done.stderr.strip().splitlines()[-1]
+    assert (texture_named / ".hydra" / "config.yaml").read_text() == "earlier run\n"
+
     fresh = tmp_path / "fresh"
     done = subprocess.run(
         [sys.executable, "train.py", f"texture.image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={fresh}"],
