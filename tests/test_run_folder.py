@@ -48,18 +48,20 @@ def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_faile
 
     from conftest import ROOT as PROJECT_ROOT
 
+    def train_py(*overrides: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "train.py", *overrides],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TEXNET_OFFLINE": "1"},
+        )
+
     used = tmp_path / "used"
     (used / ".hydra").mkdir(parents=True)
     (used / ".hydra" / "config.yaml").write_text("earlier run\n")
-    env = {**os.environ, "TEXNET_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "train.py", f"hydra.run.dir={used}"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = train_py(f"hydra.run.dir={used}")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: run folder '{used}' already holds a run (.hydra)")
     assert (used / ".hydra" / "config.yaml").read_text() == "earlier run\n" and sorted(used.iterdir()) == [
@@ -70,25 +72,11 @@ def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_faile
     texture_named = tmp_path / "named" / "mosaic"
     (texture_named / ".hydra").mkdir(parents=True)
     (texture_named / ".hydra" / "config.yaml").write_text("earlier run\n")
-    done = subprocess.run(
-        [sys.executable, "train.py", "hydra.run.dir=" + str(tmp_path / "named") + "/${hydra:runtime.choices.texture}"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = train_py("hydra.run.dir=" + str(tmp_path / "named") + "/${hydra:runtime.choices.texture}")
     assert done.returncode == 1 and "already holds a run (.hydra)" in done.stderr.strip().splitlines()[-1]
     assert (texture_named / ".hydra" / "config.yaml").read_text() == "earlier run\n"
 
     fresh = tmp_path / "fresh"
-    done = subprocess.run(
-        [sys.executable, "train.py", f"texture.image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={fresh}"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = train_py(f"texture.image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={fresh}")
     assert done.returncode == 1 and "missing.jpg" in done.stderr.strip().splitlines()[-1]
     assert not fresh.exists()
