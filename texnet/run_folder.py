@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -73,8 +74,6 @@ class RunFolderGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         # The default run folder interpolates ${hydra:runtime.choices.texture}, which resolves only once Hydra's
         # config is set; Hydra sets it after this callback (run_job sets the same config again, so this changes nothing).
-        from hydra.core.hydra_config import HydraConfig
-
         HydraConfig.instance().set_config(config)
         self._guard(Path(str(config.hydra.run.dir)), config.get("ckpt_path"), HYDRA_RUN_ENTRIES)
 
