@@ -177,7 +177,7 @@ class ResidualGenerator(NoiseGenerator):
 
     The same interface and noise input as :class:`PyramidGenerator` (noise next to the photo at full
     resolution, scaled by the noise factor). Most of its work happens at 1/4 resolution, so it has 14x the
-    pyramid's parameters (1.7M) at ~1.1x its training cost per step (the frozen VGG dominates; measured).
+    pyramid's parameters (1.7M); it trains slower and keeps the photo less well (docs/results.md, sessions 22-23).
     """
 
     arch = "residual"
