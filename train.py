@@ -25,6 +25,7 @@ from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.module import TextureNetModule, build_module
+from texnet.progress import with_progress_bar
 from texnet.run_folder import check_run_folder, record_start, remove_failed_start
 from texnet.texture_set import run_name
 
@@ -81,7 +82,9 @@ def build(
     elif cfg.init_from:
         init_generator(module, cfg)
     datamodule = instantiate(cfg.data)
-    callbacks = [instantiate(spec) for spec in cfg.callbacks.values()]
+    callbacks = with_progress_bar(
+        [instantiate(spec) for spec in cfg.callbacks.values()], cfg.trainer.enable_progress_bar
+    )
     if not any(isinstance(cb, LastCheckpoint) for cb in callbacks):
         raise TexnetError(
             "callbacks.last_checkpoint is missing: every run needs its last.ckpt (conf/callbacks/default.yaml)"

@@ -10,8 +10,10 @@ import torch
 from conftest import CONFIG_DIR, ROOT, tiny_cfg
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
+from pytorch_lightning.callbacks import RichProgressBar
 
 from texnet.errors import TexnetError
+from texnet.progress import RICH
 from texnet.textures import texture_path
 from train import train
 
@@ -106,6 +108,28 @@ def test_a_stopped_and_resumed_run_trains_as_the_uninterrupted_one(tmp_path, coc
     weights = [torch.load(r["last"], map_location="cpu", weights_only=True)["state_dict"] for r in (whole, resumed)]
     assert resumed["global_step"] == 9 and weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+class ShownProgress(pl.Callback):
+    """Records, after every training step, the step and title the run's progress bar shows."""
+
+    shown: list[tuple[str, str]] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
+        bar = trainer.progress_bar_callback
+        title = bar._get_train_description(trainer.current_epoch) if isinstance(bar, RichProgressBar) else ""
+        ShownProgress.shown.append((bar.get_metrics(trainer, module)["step"], title.strip()))
+
+
+def test_the_progress_bar_counts_the_run_in_steps(tmp_path, coco_root):
+    """The console shows how far the run is (step 5/8), and no negative epoch total (Lightning 2.6's rich bar wrote
+    "Epoch 1/-2" for runs limited by steps)."""
+    ShownProgress.shown = []
+    progress = ["trainer.enable_progress_bar=true", "+callbacks.shown._target_=test_train.ShownProgress"]
+    train(tiny_cfg(tmp_path / "run", coco_root, *progress))
+    assert [step for step, _ in ShownProgress.shown] == [f"{n}/8" for n in range(1, 9)]
+    if RICH:  # tqdm titles its bar "Epoch N" itself
+        assert {title for _, title in ShownProgress.shown} == {"Epoch 0", "Epoch 1", "Epoch 2", "Epoch 3"}
 
 
 def test_a_stopped_run_keeps_its_last_step_and_says_how_to_resume(tmp_path, coco_root, caplog):

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from texnet.errors import TexnetError
 from texnet.image import load_image, next_free_dir, save_image
 from texnet.losses import PerceptualLoss, build_perceptual_loss, default_loss_config
+from texnet.progress import with_progress_bar
 from texnet.textures import load_texture, texture_path
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def run_gatys(
             enable_model_summary=False,
             enable_progress_bar=progress,
             num_sanity_val_steps=0,
-            callbacks=[recorder, *callbacks],
+            callbacks=with_progress_bar([recorder, *callbacks], progress),
         )
         trainer.fit(module)
         done += stage_iters
