@@ -13,6 +13,7 @@ import torch
 from test_stylize import stylize_cfg, train_checkpoint
 from torch import nn
 
+import texnet.export as export_module
 from stylize import stylize
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, export_onnx, export_torchscript, ort_session
@@ -169,3 +170,25 @@ def test_fast_path_matches_eager_for_both_architectures(arch, norm, padding):
     with torch.no_grad():
         np.testing.assert_allclose(out, generator(x, noise_factor=0.0).numpy(), atol=1e-4)
     assert GraphInputs(generator).input_names == ["content", "noise_factor"]
+
+
+def test_the_fast_path_traces_a_network_once_and_reuses_its_graph(tmp_path, monkeypatch):
+    """A second process (here: a second load) of the same network reads its ONNX graph from $TEXNET_CACHE instead of
+    tracing it again and stylises the same; other weights get their own graph; an unwritable cache only costs time."""
+    traced = []
+    real = export_module.onnx_bytes
+    monkeypatch.setattr(export_module, "onnx_bytes", lambda module: traced.append(1) or real(module))
+    monkeypatch.setenv("TEXNET_CACHE", str(tmp_path / "cache"))
+    photo = torch.rand(1, 3, 70, 97)
+    first, second = load("mosaic").stylize(photo, seed=3), load("mosaic").stylize(photo, seed=3)
+    assert len(traced) == 1 and len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
+    assert torch.equal(first, second)
+
+    other = load("mosaic")
+    with torch.no_grad():
+        other.generator.to_rgb.bias.add_(0.5)
+    assert not torch.equal(other.stylize(photo, seed=3), first) and len(traced) == 2
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("TEXNET_CACHE", str(tmp_path / "file"))
+    assert torch.equal(load("mosaic").stylize(photo, seed=3), first) and len(traced) == 3

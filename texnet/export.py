@@ -23,9 +23,13 @@ Batch-norm networks normalise over the batch, as eager does (texnet.inference fe
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
+import importlib
 import io
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +37,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from texnet.cache import cache_dir
 from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.errors import TexnetError
 from texnet.noise_generator import NoiseGenerator
@@ -132,6 +137,54 @@ def onnx_bytes(module: GraphInputs, opset: int = OPSET) -> bytes:
     return buffer.getvalue()
 
 
+GRAPH_CODE = (
+    "texnet.export",
+    "texnet.generator",
+    "texnet.noise_generator",
+    "texnet.conditional_norm",
+    "texnet.precision",
+)
+CACHED_GRAPHS = 32  # the newest ONNX graphs kept in the cache (a pyramid's is ~0.5 MB, a residual net's ~7 MB)
+
+
+def graph_key(module: GraphInputs, opset: int = OPSET) -> str:
+    """A digest of everything :func:`onnx_bytes` depends on: the generator's layers (their repr: kinds, sizes,
+    padding), options and weights, the graph's inputs, the opset, the torch that traces and texnet's code that is
+    traced."""
+    g = module.generator
+    options = sorted((k, v) for k, v in vars(g).items() if isinstance(v, (str, int, float, bool, list, tuple)))
+    digest = hashlib.sha256(repr((repr(g), options, module.input_names, opset, torch.__version__)).encode())
+    for name in GRAPH_CODE:
+        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    for name, tensor in g.state_dict().items():
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def cached_onnx_bytes(module: GraphInputs) -> bytes:
+    """:func:`onnx_bytes` kept in ``$TEXNET_CACHE/onnx`` under :func:`graph_key`: tracing costs every process that
+    stylises ~0.9 s (the onnx import included), reading the file a millisecond. Where the cache cannot be written,
+    the graph is traced each time."""
+    folder = cache_dir() / "onnx"
+    path = folder / f"{graph_key(module)}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    data = onnx_bytes(module)
+    partial = folder / f"{path.stem}.{os.getpid()}.partial"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        os.replace(partial, path)  # whole or absent: a reader never sees half a file
+        for old in sorted(folder.glob("*.onnx"), key=lambda f: f.stat().st_mtime, reverse=True)[CACHED_GRAPHS:]:
+            old.unlink(missing_ok=True)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        log.debug("ONNX graph not cached in %s: %s", folder, error)
+    return data
+
+
 def ort_session(model: GraphInputs | bytes | str | Path, threads: int | None = None):
     """An onnxruntime CPU session with full graph optimisation.
 
@@ -144,7 +197,7 @@ def ort_session(model: GraphInputs | bytes | str | Path, threads: int | None = N
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    source = onnx_bytes(model) if isinstance(model, GraphInputs) else model
+    source = cached_onnx_bytes(model) if isinstance(model, GraphInputs) else model
     return ort.InferenceSession(
         source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"]
     )

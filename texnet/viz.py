@@ -29,6 +29,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from texnet.cache import cache_dir
 from texnet.errors import TexnetError
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,8 @@ NPM_ASSETS: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 def static_dir() -> Path:
-    """Where the front-end lives: ``$TEXNET_CACHE/visdom-static`` (default ``~/.cache/texnet``).
-
-    Same rule as ``texnet.weights.cache_dir``, repeated so the server starts without importing torch.
-    """
-    return Path(os.environ.get("TEXNET_CACHE", Path.home() / ".cache" / "texnet")) / "visdom-static"
+    """Where the front-end lives: ``$TEXNET_CACHE/visdom-static`` (default ``~/.cache/texnet``)."""
+    return cache_dir() / "visdom-static"
 
 
 def assets_ready(folder: Path) -> bool:

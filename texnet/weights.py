@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torchvision import models
 
+from texnet.cache import cache_dir
 from texnet.errors import TexnetError
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ class VGGWeights:
     state_dict: dict[str, torch.Tensor] | None  # None only for explicit random weights
     preprocessing: str  # "imagenet" (RGB, mean/std) | "caffe" (BGR, 0-255, mean-subtracted)
     source: str  # human-readable origin, for logs and checkpoints
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TEXNET_CACHE", Path.home() / ".cache" / "texnet"))
 
 
 def resolve_weights(arch: str, weights: str = "auto") -> VGGWeights:
