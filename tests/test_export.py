@@ -174,7 +174,8 @@ def test_fast_path_matches_eager_for_both_architectures(arch, norm, padding):
 
 def test_the_fast_path_traces_a_network_once_and_reuses_its_graph(tmp_path, monkeypatch):
     """A second process (here: a second load) of the same network reads its ONNX graph from $TEXNET_CACHE instead of
-    tracing it again and stylises the same; other weights get their own graph; an unwritable cache only costs time."""
+    tracing it again and stylises the same; other weights get their own graph, and only the newest graphs are kept;
+    an unwritable cache only costs time."""
     traced = []
     real = export_module.onnx_bytes
     monkeypatch.setattr(export_module, "onnx_bytes", lambda module: traced.append(1) or real(module))
@@ -184,10 +185,13 @@ def test_the_fast_path_traces_a_network_once_and_reuses_its_graph(tmp_path, monk
     assert len(traced) == 1 and len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
     assert torch.equal(first, second)
 
+    monkeypatch.setattr(export_module, "CACHED_GRAPHS", 1)  # the newest graph only
     other = load("mosaic")
     with torch.no_grad():
         other.generator.to_rgb.bias.add_(0.5)
     assert not torch.equal(other.stylize(photo, seed=3), first) and len(traced) == 2
+    kept = [f.stem for f in (tmp_path / "cache" / "onnx").iterdir()]
+    assert kept == [export_module.graph_key(GraphInputs(other.generator, noise_inputs=True))]
 
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("TEXNET_CACHE", str(tmp_path / "file"))

@@ -163,13 +163,19 @@ def graph_key(module: GraphInputs, opset: int = OPSET) -> str:
 
 
 def cached_onnx_bytes(module: GraphInputs) -> bytes:
-    """:func:`onnx_bytes` kept in ``$TEXNET_CACHE/onnx`` under :func:`graph_key`: tracing costs every process that
-    stylises ~0.9 s (the onnx import included), reading the file a millisecond. Where the cache cannot be written,
-    the graph is traced each time."""
+    """:func:`onnx_bytes` kept in ``$TEXNET_CACHE/onnx`` under :func:`graph_key`: tracing (and the onnx import it
+    needs) costs every process that stylises about a second, reading the file next to nothing (docs/results.md).
+    The most recently used graphs are kept; where the cache cannot be written, the graph is traced each time."""
     folder = cache_dir() / "onnx"
     path = folder / f"{graph_key(module)}.onnx"
-    if path.is_file():
-        return path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError:  # absent, or just removed by another process keeping the newest graphs
+        pass
+    else:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: among the newest
+        return data
     data = onnx_bytes(module)
     partial = folder / f"{path.stem}.{os.getpid()}.partial"
     try:
