@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,30 @@ os.environ.setdefault("TEXNET_OFFLINE", "1")  # never wait on torchvision's down
 torch.set_num_threads(2)
 
 from texnet.vgg import VGGFeatures  # noqa: E402
+
+
+def _own_cache() -> Path:
+    """A $TEXNET_CACHE of the tests' own, with the user's converted VGG weights (and Visdom files) linked in: the
+    graphs the tests trace for tiny random networks would otherwise push the user's own out of the newest 32 that
+    stylising keeps in $TEXNET_CACHE/onnx."""
+    from texnet.cache import cache_dir
+    from texnet.weights import resolve_weights
+
+    resolve_weights("vgg16", "auto")  # the offline weights converted into the user's cache (once, as any run does)
+    user, own = cache_dir(), Path(tempfile.mkdtemp(prefix="texnet-test-cache-"))
+    for entry in user.iterdir() if user.is_dir() else ():
+        if entry.name != "onnx":
+            (own / entry.name).symlink_to(entry)
+    return own
+
+
+TEST_CACHE = _own_cache()
+os.environ["TEXNET_CACHE"] = str(TEST_CACHE)  # subprocesses too
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)  # removes the links, not what they point to
+
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "conf"  # the root scripts' Hydra configs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -298,6 +299,7 @@ def test_stylize_py_command_line_texture_picks_one(multi, tmp_path):
         "progress=false",
     ]
     env = {"PYTHONPATH": str(ROOT), "TEXNET_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    env["TEXNET_CACHE"] = os.environ["TEXNET_CACHE"]  # the tests' own (conftest), not the user's
     ok = subprocess.run(
         [*run, "texture=pebbles", f"output={tmp_path / 'p.png'}"], capture_output=True, text=True, env=env, cwd=tmp_path
     )
