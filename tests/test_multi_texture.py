@@ -298,8 +298,13 @@ def test_stylize_py_command_line_texture_picks_one(multi, tmp_path):
         "seed=0",
         "progress=false",
     ]
-    env = {"PYTHONPATH": str(ROOT), "TEXNET_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    env["TEXNET_CACHE"] = os.environ["TEXNET_CACHE"]  # the tests' own (conftest), not the user's
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "TEXNET_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PATH": "/usr/bin:/bin",
+        "TEXNET_CACHE": os.environ["TEXNET_CACHE"],  # the tests' own (conftest), not the user's
+    }
     ok = subprocess.run(
         [*run, "texture=pebbles", f"output={tmp_path / 'p.png'}"], capture_output=True, text=True, env=env, cwd=tmp_path
     )
