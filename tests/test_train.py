@@ -177,17 +177,15 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
             tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"
         )
     )
-    assert tuned["global_step"] == 4  # a new run, not a resume at step 16
-    assert (
-        torch.load(tuned["last"], map_location="cpu", weights_only=False)["hyper_parameters"]["loss"]["style_scale"]
-        == 2
-    )
-    # it started from the trained weights: 4 steps from them end nearer to them than 4 steps from a fresh start do
-    # (a weight distance, not the validation loss, which 16 tiny steps lower on some CPUs and not on others)
-    weights = {
-        name: torch.load(run["last"], map_location="cpu", weights_only=False)["state_dict"]
+    ckpts = {
+        name: torch.load(run["last"], map_location="cpu", weights_only=False)
         for name, run in (("first", first), ("tuned", tuned), ("fresh", fresh))
     }
+    assert tuned["global_step"] == 4  # a new run, not a resume at step 16
+    assert ckpts["tuned"]["hyper_parameters"]["loss"]["style_scale"] == 2
+    # it started from the trained weights: 4 steps from them end nearer to them than 4 steps from a fresh start do
+    # (a weight distance, not the validation loss, which 16 tiny steps lower on some CPUs and not on others)
+    weights = {name: ckpt["state_dict"] for name, ckpt in ckpts.items()}
 
     def distance_to_first(run: str) -> float:
         return sum(
