@@ -47,6 +47,19 @@ def test_explicit_state_dict_is_loaded(tmp_path):
     assert vgg.preprocessing == "imagenet"
 
 
+def test_weights_for_the_layers_in_use_suffice_and_a_missing_one_is_named(tmp_path):
+    """The extractor loads only the layers up to the deepest one asked for; a file lacking one of those is a
+    one-line error naming the file, not uninitialised weights."""
+    full = models.vgg16(weights=None).features.state_dict()
+    path = tmp_path / "block1.pth"
+    torch.save({k: v for k, v in full.items() if int(k.split(".")[0]) < 4}, path)  # conv1_1 and conv1_2 only
+    vgg = VGGFeatures(["relu1_2"], arch="vgg16", weights=str(path))
+    assert torch.equal(vgg.body[2].weight, full["2.weight"])
+    with pytest.raises(TexnetError, match=r"block1\.pth lack \['5\.bias', '5\.weight'\]") as err:
+        VGGFeatures(["relu2_1"], arch="vgg16", weights=str(path))
+    assert "\n" not in str(err.value)
+
+
 def test_auto_without_any_source_says_how_to_get_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXNET_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(W, "hed_h5_path", lambda: None)

