@@ -28,8 +28,13 @@ def vgg_layout(arch: str) -> nn.Sequential:
 
 def layer_names(arch: str) -> list[str]:
     """Names of torchvision's `vggXX().features` modules: conv1_1, relu1_1, ..., pool5."""
+    return names_of(vgg_layout(arch))
+
+
+def names_of(layout: nn.Sequential) -> list[str]:
+    """conv1_1, relu1_1, ..., pool5 for the modules of a `vggXX().features` layout."""
     names, block, n = [], 1, 1
-    for module in vgg_layout(arch):
+    for module in layout:
         if isinstance(module, nn.Conv2d):
             names.append(f"conv{block}_{n}")
         elif isinstance(module, nn.ReLU):
@@ -68,13 +73,14 @@ class VGGFeatures(nn.Module):
         self.precision = precision
         resolved = weights if isinstance(weights, VGGWeights) else resolve_weights(arch, weights)
         self.arch, self.weights_source, self.preprocessing = resolved.arch, resolved.source, resolved.preprocessing
-        names = layer_names(self.arch)
+        layout = vgg_layout(self.arch)
+        names = names_of(layout)
         self.layers = list(dict.fromkeys(layers))
         unknown = [name for name in self.layers if name not in names]
         if unknown:
             raise TexnetError(f"unknown {self.arch} layer(s) {unknown}: choose from {', '.join(names)}")
         depth = max(names.index(name) for name in self.layers) + 1
-        features = vgg_layout(self.arch)[:depth].to_empty(device="cpu")
+        features = layout[:depth].to_empty(device="cpu")
         if resolved.state_dict is not None:
             missing = set(features.state_dict()) - set(resolved.state_dict)
             if missing:
