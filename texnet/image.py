@@ -16,12 +16,17 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from texnet.errors import TexnetError
+
+if (
+    TYPE_CHECKING
+):  # torch is imported where tensors are made: stylising with a graph (texnet.graph_stylize) never needs it
+    import torch
 
 # Pillow format names texnet reads (MPO: the multi-picture JPEGs many phones write). A format this Pillow build
 # cannot open (no AVIF or HEIF plugin, say) drops out of IMAGE_EXTENSIONS by itself.
@@ -141,6 +146,14 @@ def fit_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def output_size(width: int, height: int, max_size: int | None, size: int | None) -> tuple[int, int]:
+    """(width, height) after `size` (longer side exactly) or `max_size` (longer side at most), aspect kept."""
+    if size:
+        scale = size / max(width, height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    return fit_size(width, height, max_size)
+
+
 def load_image(path: str | Path, max_size: int | None = None, what: str = "image") -> torch.Tensor:
     """Load `path` as a (1, 3, H, W) tensor in [0, 1], longer side at most `max_size`."""
     img = open_rgb(path, what)
@@ -155,6 +168,8 @@ def load_image(path: str | Path, max_size: int | None = None, what: str = "image
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    import torch
+
     arr = np.asarray(to_rgb(img), dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 

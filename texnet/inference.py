@@ -13,7 +13,7 @@ images no larger than ``generator.multiple`` px on a side, which the exported gr
 Memory: an image is processed whole, at full resolution, when it fits; photos that do not (or ``tile_size=``) go
 by tiles that share whole-image instance-norm statistics (:mod:`texnet.tiling`). Whole, it takes about
 ``full_res_channels * 4 bytes * 4`` per pixel with onnxruntime and ``* 7`` eagerly (measured: ~0.65 and ~1.2 KB
-per pixel for the default pyramid; ~1.2 and ~0.9 KB for the residual net, see PEAK_MAPS); a tensor that needs more than the available memory is refused with a
+per pixel for the default pyramid; ~1.2 and ~0.9 KB for the residual net, see texnet.memory.PEAK_MAPS); a tensor that needs more than the available memory is refused with a
 message giving the limit in megapixels and a ``max_size`` that fits.
 
 Networks of several textures (conditional instance norm): ``stylize(photo, mix={"mosaic": 0.7, "starry": 0.3})`` blends
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -46,17 +45,14 @@ from texnet.checkpoint import (  # noqa: F401 - public here too
 from texnet.conditional_norm import mix_weights, selected
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, ort_session
-from texnet.image import fit_size, open_rgb, pil_to_tensor, tensor_to_pil, to_rgb
+from texnet.image import open_rgb, output_size, pil_to_tensor, tensor_to_pil, to_rgb
+from texnet.memory import bytes_per_pixel, cpu_memory_available
 from texnet.noise_generator import NoiseGenerator
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "eager")
 PRECISIONS = {"32": None, "16": torch.float16, "bf16": torch.bfloat16}
-# Peak memory growth of one forward pass, in units of the generator's full_res_channels float32 maps per pixel
-# (measured at 1024x1024: pyramid 0.63 / 1.19 KB per pixel, residual net 1.16 / 0.94 KB: onnxruntime's 9x9
-# first convolution unfolds its input).
-PEAK_MAPS = {"pyramid": {"onnxruntime": 4, "eager": 7}, "residual": {"onnxruntime": 10, "eager": 8}}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -104,20 +100,10 @@ def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.
 
 
 def available_memory(device: torch.device) -> int:
-    """Bytes free for tensors on `device`: on Linux CPUs MemAvailable, capped by a container's cgroup limit."""
+    """Bytes free for tensors on `device` (CPU: texnet.memory.cpu_memory_available)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                free = int(line.split()[1]) * 1024
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            free = min(free, int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
-    except (OSError, ValueError):
-        pass
-    return free
+    return cpu_memory_available()
 
 
 class Stylizer:
@@ -209,7 +195,7 @@ class Stylizer:
     def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:
         """Refuse an image whose full-resolution forward pass would not fit in memory (see module doc)."""
         full_h, full_w = self.generator.padded_size(height, width)
-        per_pixel = self.generator.full_res_channels * 4 * PEAK_MAPS[self.generator.arch][self.backend]
+        per_pixel = bytes_per_pixel(self.generator.arch, self.generator.full_res_channels, self.backend)
         need, free = batch * full_h * full_w * per_pixel, available_memory(self.device)
         if need > free:
             limit = free / per_pixel / batch
@@ -340,7 +326,7 @@ def prepare_image(
             )
         content = content.detach().float().cpu()
         height, width = content.shape[-2:]
-        new_w, new_h = _target_size(width, height, max_size, size)
+        new_w, new_h = output_size(width, height, max_size, size)
         if (new_w, new_h) != (width, height):
             content = F.interpolate(
                 content, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False
@@ -352,15 +338,7 @@ def prepare_image(
         pil = open_rgb(image, "image")
     else:
         raise TexnetError(f"cannot stylise a {type(image).__name__}: pass a path, a PIL image or a tensor")
-    target = _target_size(*pil.size, max_size, size)
+    target = output_size(*pil.size, max_size, size)
     if target != pil.size:
         pil = pil.resize(target, Image.Resampling.LANCZOS)
     return pil_to_tensor(pil)
-
-
-def _target_size(width: int, height: int, max_size: int | None, size: int | None) -> tuple[int, int]:
-    """(width, height) after `size` (longer side exactly) or `max_size` (longer side at most), aspect kept."""
-    if size:
-        scale = size / max(width, height)
-        return max(1, round(width * scale)), max(1, round(height * scale))
-    return fit_size(width, height, max_size)

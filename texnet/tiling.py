@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.image import open_image, open_rgb, to_rgb
+from texnet.image import open_image, open_rgb, output_size, to_rgb
 from texnet.noise_generator import NoiseGenerator
 from texnet.norm_stats import Moments, Stats, norm_layers, normalise_with, override, schedule
 
@@ -363,18 +363,14 @@ def _target_pil(image: Image.Image | str, max_size: int | None, size: int | None
     """The RGB PIL image that Stylizer.stylize would make a tensor of (same EXIF, mode and resizing rules)."""
     from PIL import ImageOps
 
-    from texnet.inference import _target_size
-
     pil = open_rgb(image, "image") if not isinstance(image, Image.Image) else to_rgb(ImageOps.exif_transpose(image))
-    target = _target_size(*pil.size, max_size, size)
+    target = output_size(*pil.size, max_size, size)
     return pil.resize(target, Image.Resampling.LANCZOS) if target != pil.size else pil
 
 
 def needs_tiles(stylizer, image, max_size: int | None, size: int | None) -> bool:
     """Whether stylising `image` whole would not fit in memory (the Stylizer's check would refuse it); reads only a
     file's header. Tensors are in memory already and go whole (or tiled with tile_size=)."""
-    from texnet.inference import _target_size
-
     if isinstance(image, torch.Tensor):
         return False
     if isinstance(image, Image.Image):
@@ -382,7 +378,7 @@ def needs_tiles(stylizer, image, max_size: int | None, size: int | None) -> bool
     else:
         with open_image(image, "image") as header:
             width, height = header.size
-    width, height = _target_size(width, height, max_size, size)
+    width, height = output_size(width, height, max_size, size)
     try:
         stylizer._check_memory(1, height, width, "image")
     except TexnetError:
