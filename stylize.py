@@ -10,6 +10,10 @@ Existing files are never replaced unless overwrite=true: a result whose name is 
 (photo-2.png, ...). Folders are searched recursively (hidden files and folders ignored) and their sub-folders mirrored
 in the output; non-image files are skipped with one warning each, and an unreadable image is reported at the end
 without stopping the others. Results are PNG unless output= names a single file.
+
+One photo on a CPU with no seed, tiles, colour transfer or texture mix runs the checkpoint's ONNX graph without
+importing torch (texnet.graph_stylize): a shipped model's ships beside it, any other checkpoint's is cached the first
+time it stylises a photo.
 """
 
 from __future__ import annotations
@@ -18,20 +22,24 @@ import glob
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 
-from texnet.batch import check_failures, stylize_files
 from texnet.config import STYLIZE_SCHEMAS, validate
 from texnet.errors import TexnetError
-from texnet.image import IMAGE_EXTENSIONS, check_output, next_free_file, save_image
-from texnet.inference import Stylizer, load
-from texnet.textures import texture_name
+from texnet.graph_stylize import GraphModel, checkpoint_digest
+from texnet.image import IMAGE_EXTENSIONS, check_output, next_free_file, open_rgb, output_size, save_image
+from texnet.models import resolve_checkpoint
+
+if TYPE_CHECKING:  # torch and the code that needs it are imported only when a run goes through texnet.inference
+    from texnet.inference import Stylizer
 
 log = logging.getLogger("texnet.stylize")
+GPU_DEVICES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # CUDA, ROCm, WSL2: where device=auto might pick a GPU
 
 EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -47,6 +55,17 @@ def stylize(cfg: DictConfig) -> list[Path]:
         )
     if not cfg.checkpoint:
         raise TexnetError("checkpoint= is required: a .ckpt written by train.py (or method=gatys for the baseline)")
+    checkpoint = graph_checkpoint(cfg)
+    if checkpoint is not None:
+        model = GraphModel.find(checkpoint, checkpoint_digest(checkpoint), cfg.threads)
+        written = stylize_with_graph(model, cfg) if model is not None else None
+        if written is not None:
+            return written
+        checkpoint = checkpoint if model is None else None  # no graph yet: make one below for the next run
+    import torch
+
+    from texnet.inference import load
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     stylizer = load(cfg.checkpoint, device=cfg.device, backend=cfg.backend, precision=cfg.precision)
@@ -56,7 +75,57 @@ def stylize(cfg: DictConfig) -> list[Path]:
         return [export_model(stylizer, cfg)]
     if stylizer.mode == "texture":
         return generate_textures(stylizer, cfg)
-    return stylize_photos(stylizer, cfg)
+    written = stylize_photos(stylizer, cfg)
+    if checkpoint is not None and stylizer.backend == "onnxruntime" and not stylizer.generator.textures:
+        from texnet.export import cache_checkpoint_graph
+
+        log.info("cached its graph for the next photo without torch: %s", cache_checkpoint_graph(stylizer, checkpoint))
+    return written
+
+
+def graph_checkpoint(cfg: DictConfig) -> Path | None:
+    """The checkpoint file when `cfg` asks what texnet.graph_stylize does without torch: one photo file, no seed,
+    on a CPU (device=cpu, or auto on a machine without a GPU device), float32, no export, tiles, colour transfer or
+    texture mix. None otherwise: texnet.inference does the rest."""
+    if (
+        cfg.export
+        or cfg.seed is not None
+        or cfg.tile_size
+        or cfg.preserve_color
+        or texture_mix(cfg) is not None
+        or cfg.backend not in ("auto", "onnxruntime")
+        or str(cfg.precision) != "32"
+        or not (cfg.device == "cpu" or (cfg.device == "auto" and not any(map(Path.exists, map(Path, GPU_DEVICES)))))
+        or not cfg.input
+        or not Path(str(cfg.input)).expanduser().is_file()
+    ):
+        return None
+    checkpoint = resolve_checkpoint(cfg.checkpoint)
+    return checkpoint if checkpoint.is_file() else None
+
+
+def stylize_with_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
+    """Stylise cfg.input with `model` (texnet.graph_stylize); None, with nothing written, when the photo is not
+    readable (reported as texnet.batch reports it), too small for the graph's padding or too large for memory."""
+    src = Path(str(cfg.input)).expanduser()
+    single, folder = output_target(cfg, Path("runs/stylized") / model.texture_name, 1)
+    try:
+        photo = open_rgb(src, "image")
+    except TexnetError:
+        return None
+    target = output_size(*photo.size, cfg.max_size, cfg.size)
+    if not model.fits(*target):
+        return None
+    if target != photo.size:
+        photo = photo.resize(target, Image.Resampling.LANCZOS)
+    log.info("loaded the graph %s (onnxruntime, torch not needed) for %s", model.path, cfg.checkpoint)
+    out = save_image(
+        model.stylize(photo, cfg.noise_factor),
+        OutputNames(cfg.overwrite)(single or folder / f"{src.stem}.png"),
+        overwrite=True,
+    )
+    log.info("wrote 1 image(s) to %s", folder)
+    return [out]
 
 
 def texture_mix(cfg: DictConfig) -> str | dict[str, float] | None:
@@ -123,6 +192,8 @@ def output_target(cfg: DictConfig, default: Path, count: int) -> tuple[Path | No
 
 def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     """Stylise every input (texnet.batch: photos of equal resized size are batched up to cfg.batch_size)."""
+    from texnet.batch import check_failures, stylize_files
+
     inputs = collect_inputs(cfg.input)
     single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, len(inputs))
     names = OutputNames(cfg.overwrite)
@@ -178,7 +249,9 @@ def export_model(stylizer: Stylizer, cfg: DictConfig) -> Path:
 
 def stylize_gatys(cfg: DictConfig) -> list[Path]:
     """method=gatys: one run_gatys optimisation per input photo, each in its own folder (result.png, losses.csv)."""
+    from texnet.batch import check_failures
     from texnet.gatys import run_gatys
+    from texnet.textures import texture_name
 
     inputs = collect_inputs(cfg.input)
     name = texture_name(cfg.texture.image)

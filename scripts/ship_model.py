@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from texnet.checkpoint import describe_checkpoint, read_checkpoint
+from texnet.export import export_onnx
 from texnet.inference import load
 from texnet.models import CARDS, MODELS_DIR, cards
 
@@ -49,10 +50,22 @@ def ship(checkpoint: Path, name: str, card: dict) -> Path:
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     target = MODELS_DIR / f"{name}.ckpt"
     torch.save(slim_checkpoint(read_checkpoint(checkpoint)), target)
+    ship_graph(target)
     all_cards = cards()
     all_cards[name] = card
     CARDS.write_text(json.dumps(all_cards, indent=2, sort_keys=True) + "\n")
     return target
+
+
+def ship_graph(target: Path) -> Path | None:
+    """Write the ONNX graph beside a shipped stylise-mode model of one texture (texnet.graph_stylize: one photo
+    without importing torch); other models get none (a stale one is removed)."""
+    graph = target.with_suffix(".onnx")
+    graph.unlink(missing_ok=True)
+    ckpt = read_checkpoint(target)
+    if describe_checkpoint(ckpt)["mode"] != "stylize" or ckpt["hyper_parameters"]["model"].get("textures"):
+        return None
+    return export_onnx(target, graph)
 
 
 def seconds_per_image(checkpoint: Path, side: int = 512, repeats: int = 5) -> float:

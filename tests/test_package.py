@@ -33,8 +33,12 @@ result = stylize(photo, "mosaic", Path(out) / "gatys", iterations=2, max_size=48
 demo = build_app(Path(out) / "runs", None, repo=out)
 from texnet.models import cards
 shipped = {name: texnet.load(name, device="cpu").texture_name for name in cards()}
+from texnet.graph_stylize import GraphModel, checkpoint_digest
+from texnet.models import MODELS_DIR
+graph = GraphModel.find(MODELS_DIR / "mosaic.ckpt", checkpoint_digest(MODELS_DIR / "mosaic.ckpt"))
 print(json.dumps({"texnet": texnet.__file__, "size": image.size, "texture": stylizer.texture_name,
-                  "gatys": result.image_path.is_file(), "blocks": len(demo.blocks), "shipped": shipped}))
+                  "gatys": result.image_path.is_file(), "blocks": len(demo.blocks), "shipped": shipped,
+                  "graph": graph is not None}))
 """
 
 
@@ -88,3 +92,4 @@ def test_a_non_editable_install_works_from_another_folder(tmp_path, photo_path):
     assert Path(report["texnet"]).is_relative_to(env_dir) and not Path(report["texnet"]).is_relative_to(ROOT)
     assert report["size"] == [512, 512] and report["texture"] == "mosaic" and report["gatys"] and report["blocks"] > 10
     assert report["shipped"]["mosaic"] == "mosaic"  # the shipped models are package data of the installed copy
+    assert report["graph"]  # ... and so is the graph that stylises a photo without torch

@@ -38,8 +38,11 @@ import torch
 from torch import nn
 
 from texnet.cache import cache_dir
-from texnet.checkpoint import checkpoint_generator, read_checkpoint
+from texnet.checkpoint import checkpoint_generator, checkpoint_texture_name, read_checkpoint
 from texnet.errors import TexnetError
+from texnet.graph_stylize import cached_graph_path, checkpoint_digest, session
+from texnet.memory import bytes_per_pixel
+from texnet.models import resolve_checkpoint
 from texnet.noise_generator import NoiseGenerator
 
 log = logging.getLogger(__name__)
@@ -177,6 +180,14 @@ def cached_onnx_bytes(module: GraphInputs) -> bytes:
             os.utime(path)  # used now: among the newest
         return data
     data = onnx_bytes(module)
+    write_cached(path, data)
+    return data
+
+
+def write_cached(path: Path, data: bytes) -> None:
+    """Put a graph in the cache folder: atomically, keeping the newest CACHED_GRAPHS; a cache that cannot be
+    written is only logged (the graph is made again next time)."""
+    folder = path.parent
     partial = folder / f"{path.stem}.{os.getpid()}.partial"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -188,34 +199,71 @@ def cached_onnx_bytes(module: GraphInputs) -> bytes:
         with contextlib.suppress(OSError):
             partial.unlink()
         log.debug("ONNX graph not cached in %s: %s", folder, error)
-    return data
 
 
 def ort_session(model: GraphInputs | bytes | str | Path, threads: int | None = None):
-    """An onnxruntime CPU session with full graph optimisation.
-
-    Threads follow ``torch.get_num_threads()``; idle threads sleep instead of spinning, which measured ~25% faster
-    on a shared 2-core machine (spinning workers compete with the thread doing the work).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    """An onnxruntime CPU session (texnet.graph_stylize.session) of a generator's graph (cached) or of an ONNX
+    file or bytes; threads follow ``torch.get_num_threads()``."""
     source = cached_onnx_bytes(model) if isinstance(model, GraphInputs) else model
-    return ort.InferenceSession(
-        source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"]
-    )
+    return session(source, threads or torch.get_num_threads())
 
 
-def _graph(model: str | Path | HasGenerator, noise_inputs: bool) -> GraphInputs:
-    """A CPU copy of the generator of a checkpoint path or of a Stylizer (whose own one stays where it is)."""
+def _graph(model: str | Path | HasGenerator, noise_inputs: bool) -> tuple[GraphInputs, dict[str, str]]:
+    """A CPU copy of the generator of a checkpoint path or of a Stylizer (whose own one stays where it is), and the
+    metadata of its graph."""
     if isinstance(model, (str, Path)):
-        generator = checkpoint_generator(read_checkpoint(model), model)
+        ckpt = read_checkpoint(model)
+        generator, texture, source = checkpoint_generator(ckpt, model), checkpoint_texture_name(ckpt), model
     else:
-        generator = copy.deepcopy(model.generator).cpu()
-    return GraphInputs(generator.eval().requires_grad_(False), noise_inputs=noise_inputs)
+        generator, texture = copy.deepcopy(model.generator).cpu(), getattr(model, "texture_name", "texture")
+        source = getattr(model, "source", None)
+    module = GraphInputs(generator.eval().requires_grad_(False), noise_inputs=noise_inputs)
+    return module, graph_metadata(module.generator, texture, _checkpoint_file(source))
+
+
+def _checkpoint_file(source: str | Path | None) -> Path | None:
+    """The checkpoint file a model was read from (a path or a shipped model's name), if it still exists."""
+    with contextlib.suppress(TexnetError):
+        path = resolve_checkpoint(source) if source else None
+        return path if path is not None and path.is_file() else None
+    return None
+
+
+def graph_metadata(generator: NoiseGenerator, texture: str, checkpoint: Path | None) -> dict[str, str]:
+    """What an exported graph says about itself (ONNX metadata_props, texnet.* keys): mode, texture(s), the trained
+    noise factor, the padding multiple, peak bytes per pixel in onnxruntime and the SHA-256 of the checkpoint file
+    it came from; texnet.graph_stylize reads them to stylise without torch."""
+    meta = {
+        "texnet.mode": generator.mode,
+        "texnet.texture": texture,
+        "texnet.textures": ",".join(generator.textures),
+        "texnet.noise_factor": repr(float(generator.noise_factor)),
+        "texnet.multiple": str(generator.multiple),
+        "texnet.bytes_per_pixel": str(bytes_per_pixel(generator.arch, generator.full_res_channels, "onnxruntime")),
+    }
+    if checkpoint is not None:
+        meta["texnet.checkpoint_sha256"] = checkpoint_digest(checkpoint)
+    return meta
+
+
+def with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
+    """An ONNX model's bytes with `metadata` added to its metadata_props."""
+    import onnx
+
+    model = onnx.load_from_string(data)
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    return model.SerializeToString()
+
+
+def cache_checkpoint_graph(stylizer: HasGenerator, checkpoint: Path) -> Path:
+    """Write the graph texnet.graph_stylize runs for `checkpoint` (noise_factor input) into the cache and return
+    its path; a stylise-mode network of one texture only."""
+    module, metadata = _graph(stylizer, noise_inputs=False)
+    metadata["texnet.checkpoint_sha256"] = checkpoint_digest(checkpoint)
+    path = cached_graph_path(metadata["texnet.checkpoint_sha256"])
+    write_cached(path, with_metadata(onnx_bytes(module), metadata))
+    return path
 
 
 def _target(path: str | Path, overwrite: bool) -> Path:
@@ -239,9 +287,9 @@ def export_onnx(
     Run it with onnxruntime: ``session.run(None, {"content": x, "noise_factor": np.array([1.0], np.float32)})``
     (and ``"mix": np.array([0.7, 0.3], np.float32)`` for a network of two textures).
     """
-    module = _graph(checkpoint, noise_inputs)
+    module, metadata = _graph(checkpoint, noise_inputs)
     path = _target(path, overwrite)
-    path.write_bytes(onnx_bytes(module, opset))
+    path.write_bytes(with_metadata(onnx_bytes(module, opset), metadata))
     log.info("wrote ONNX model %s (inputs: %s)", path, ", ".join(module.input_names))
     return path
 
@@ -254,7 +302,7 @@ def export_torchscript(
     The trace keeps the image size symbolic (checked by tests/test_export.py at sizes other than the traced one).
     torch 2.14 marks torch.jit deprecated (FutureWarning on load): prefer ONNX for anything long-lived.
     """
-    module = _graph(checkpoint, noise_inputs)
+    module, _ = _graph(checkpoint, noise_inputs)
     path = _target(path, overwrite)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notice and TracerWarnings (the trace is tested)

@@ -1,0 +1,111 @@
+"""One photo without torch (texnet.graph_stylize): the shipped graphs stylise as their checkpoints do, stylize.py
+caches a checkpoint's graph on its first photo and uses it from the second, and a graph of another checkpoint is
+never used."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from PIL import Image
+from test_stylize import stylize_cfg, train_checkpoint, write_photo
+
+from stylize import stylize
+from texnet.graph_stylize import GraphModel, cached_graph_path, checkpoint_digest
+from texnet.inference import load
+from texnet.models import MODELS_DIR, cards
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+GRAPH_LOG = "torch not needed"
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path), dtype=np.int16)
+
+
+@pytest.mark.parametrize("name", [n for n, c in sorted(cards().items()) if c["mode"] == "stylize" and "+" not in n])
+def test_each_shipped_stylise_model_has_a_graph_that_stylises_as_it_does(name, photo_path):
+    checkpoint = MODELS_DIR / f"{name}.ckpt"
+    model = GraphModel.find(checkpoint, checkpoint_digest(checkpoint))
+    assert model is not None, f"no graph for {checkpoint}: rebuild it with scripts/ship_model.py's ship_graph"
+    photo = Image.open(photo_path).convert("RGB").resize((96, 80))
+    fast = np.asarray(model.stylize(photo, noise_factor=0), dtype=np.int16)
+    eager = np.asarray(load(name, device="cpu", backend="eager").stylize(photo, noise_factor=0), dtype=np.int16)
+    assert model.texture_name == cards()[name]["texture"]
+    assert np.abs(fast - eager).max() <= 1  # float32 in two runtimes, rounded to 8 bits
+    assert np.abs(fast - np.asarray(photo, dtype=np.int16)).mean() > 5  # ... and it stylises
+
+
+def test_one_photo_with_a_shipped_model_never_imports_torch(tmp_path, photo_path):
+    out = tmp_path / "out.png"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "stylize.py",
+            "checkpoint=mosaic",
+            f"input={photo_path}",
+            f"output={out}",
+            "device=cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" not in imported and "onnxruntime" in imported
+    assert Image.open(out).size == Image.open(photo_path).size
+
+
+def test_a_checkpoints_first_photo_caches_its_graph_for_the_next(tmp_path, caplog):
+    checkpoint = train_checkpoint(tmp_path / "net")
+    photo = write_photo(tmp_path / "photo.png", 72, 56)
+    cached = cached_graph_path(checkpoint_digest(checkpoint))
+    with caplog.at_level(logging.INFO):
+        (first,) = stylize(
+            stylize_cfg(
+                f"checkpoint={checkpoint}",
+                f"input={photo}",
+                f"output={tmp_path / 'a.png'}",
+                "noise_factor=0",
+                "device=cpu",
+            )
+        )
+        assert cached.is_file() and GRAPH_LOG not in caplog.text
+        (second,) = stylize(
+            stylize_cfg(
+                f"checkpoint={checkpoint}",
+                f"input={photo}",
+                f"output={tmp_path / 'b.png'}",
+                "noise_factor=0",
+                "device=cpu",
+            )
+        )
+        assert GRAPH_LOG in caplog.text
+    assert np.abs(pixels(first) - pixels(second)).max() <= 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # a seed is torch's noise: the graph cannot draw it
+        stylize(
+            stylize_cfg(
+                f"checkpoint={checkpoint}", f"input={photo}", f"output={tmp_path / 'c.png'}", "seed=1", "device=cpu"
+            )
+        )
+    assert GRAPH_LOG not in caplog.text
+
+
+def test_a_graph_of_another_checkpoint_is_never_used(tmp_path):
+    other = shutil.copy(MODELS_DIR / "pebbles.ckpt", tmp_path / "pebbles.ckpt")
+    shutil.copy(MODELS_DIR / "mosaic.onnx", tmp_path / "pebbles.onnx")  # mosaic's graph beside pebbles
+    assert GraphModel.find(other, checkpoint_digest(other)) is None
+    shutil.copy(MODELS_DIR / "pebbles.onnx", tmp_path / "pebbles.onnx")
+    assert GraphModel.find(other, checkpoint_digest(other)).texture_name == "pebbles"
