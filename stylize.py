@@ -79,7 +79,7 @@ def stylize(cfg: DictConfig) -> list[Path]:
     if checkpoint is not None and stylizer.backend == "onnxruntime" and not stylizer.generator.textures:
         from texnet.export import cache_checkpoint_graph
 
-        log.info("cached its graph for the next photo without torch: %s", cache_checkpoint_graph(stylizer, checkpoint))
+        log.info("cached its graph for the next photo without torch: %s", cache_checkpoint_graph(stylizer))
     return written
 
 
@@ -95,7 +95,7 @@ def graph_checkpoint(cfg: DictConfig) -> Path | None:
         or texture_mix(cfg) is not None
         or cfg.backend not in ("auto", "onnxruntime")
         or str(cfg.precision) != "32"
-        or not (cfg.device == "cpu" or (cfg.device == "auto" and not any(map(Path.exists, map(Path, GPU_DEVICES)))))
+        or not (cfg.device == "cpu" or (cfg.device == "auto" and not any(Path(p).exists() for p in GPU_DEVICES)))
         or not cfg.input
         or not Path(str(cfg.input)).expanduser().is_file()
     ):

@@ -17,6 +17,7 @@ from PIL import Image
 from test_stylize import stylize_cfg, train_checkpoint, write_photo
 
 from stylize import stylize
+from texnet.export import cache_checkpoint_graph
 from texnet.graph_stylize import GraphModel, cached_graph_path, checkpoint_digest
 from texnet.inference import load
 from texnet.models import MODELS_DIR, cards
@@ -109,3 +110,11 @@ def test_a_graph_of_another_checkpoint_is_never_used(tmp_path):
     assert GraphModel.find(other, checkpoint_digest(other)) is None
     shutil.copy(MODELS_DIR / "pebbles.onnx", tmp_path / "pebbles.onnx")
     assert GraphModel.find(other, checkpoint_digest(other)).texture_name == "pebbles"
+
+
+def test_a_graph_is_named_by_the_bytes_its_network_was_read_from(tmp_path):
+    path = shutil.copy(MODELS_DIR / "mosaic.ckpt", tmp_path / "last.ckpt")
+    stylizer = load(path, device="cpu")
+    shutil.copy(MODELS_DIR / "pebbles.ckpt", path)  # training wrote a newer last.ckpt after the network was read
+    assert cache_checkpoint_graph(stylizer) == cached_graph_path(checkpoint_digest(MODELS_DIR / "mosaic.ckpt"))
+    assert GraphModel.find(path, checkpoint_digest(path)) is None  # the newer file's network is not mosaic's graph

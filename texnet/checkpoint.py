@@ -16,6 +16,8 @@ reading one can never run code. This module needs neither Lightning nor the trai
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import torch
@@ -37,11 +39,18 @@ def mark_checkpoint(checkpoint: dict, texture_name: str) -> None:
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict of a texture network (a file, or a shipped model's name: texnet.models), or a one-line
     TexnetError saying what is wrong with `path`."""
+    return read_checkpoint_file(path)[0]
+
+
+def read_checkpoint_file(path: str | Path) -> tuple[dict, str]:
+    """:func:`read_checkpoint`, and the SHA-256 of the bytes it read: what names the ONNX graphs exported from
+    them (texnet.graph_stylize), taken from the same read so that a file rewritten meanwhile cannot be mislabelled."""
     path = resolve_checkpoint(path)
     if not path.is_file():
         raise TexnetError(f"checkpoint '{path}' does not exist: {EXPECTED}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a non-checkpoint makes the unpickler fail in arbitrary ways
         if "Unsupported global" in str(err):  # a pickle with objects other than tensors and plain data
             raise TexnetError(
@@ -56,7 +65,7 @@ def read_checkpoint(path: str | Path) -> dict:
         raise TexnetError(
             f"checkpoint '{path}' is not a texnet checkpoint (its texnet.kind is {kind!r}, not '{KIND}'): {EXPECTED}"
         )
-    return ckpt
+    return ckpt, hashlib.sha256(data).hexdigest()
 
 
 def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:

@@ -18,6 +18,8 @@ Inputs and output of an exported model (float32, images in [0, 1]):
     several textures (conditional instance norm): one more input, ``mix`` (shape [number of textures]): the
         convex mix weights (a one-hot vector picks one texture; texnet.conditional_norm.mix_weights makes them).
     output: ``output`` (B, 3, H, W).
+An exported ONNX model's metadata_props say what it is (:func:`graph_metadata`: texture, trained noise factor, the
+SHA-256 of the checkpoint file), which is what lets texnet.graph_stylize run it without torch.
 Batch-norm networks normalise over the batch, as eager does (texnet.inference feeds them one image at a time).
 """
 
@@ -38,11 +40,10 @@ import torch
 from torch import nn
 
 from texnet.cache import cache_dir
-from texnet.checkpoint import checkpoint_generator, checkpoint_texture_name, read_checkpoint
+from texnet.checkpoint import checkpoint_generator, checkpoint_texture_name, read_checkpoint_file
 from texnet.errors import TexnetError
-from texnet.graph_stylize import cached_graph_path, checkpoint_digest, session
+from texnet.graph_stylize import cached_graph_path, session
 from texnet.memory import bytes_per_pixel
-from texnet.models import resolve_checkpoint
 from texnet.noise_generator import NoiseGenerator
 
 log = logging.getLogger(__name__)
@@ -212,24 +213,24 @@ def _graph(model: str | Path | HasGenerator, noise_inputs: bool) -> tuple[GraphI
     """A CPU copy of the generator of a checkpoint path or of a Stylizer (whose own one stays where it is), and the
     metadata of its graph."""
     if isinstance(model, (str, Path)):
-        ckpt = read_checkpoint(model)
-        generator, texture, source = checkpoint_generator(ckpt, model), checkpoint_texture_name(ckpt), model
+        ckpt, digest = read_checkpoint_file(model)
+        generator, texture = checkpoint_generator(ckpt, model), checkpoint_texture_name(ckpt)
     else:
         generator, texture = copy.deepcopy(model.generator).cpu(), getattr(model, "texture_name", "texture")
-        source = getattr(model, "source", None)
+        digest = getattr(model, "checkpoint_sha256", None)
     module = GraphInputs(generator.eval().requires_grad_(False), noise_inputs=noise_inputs)
-    return module, graph_metadata(module.generator, texture, _checkpoint_file(source))
+    return module, graph_metadata(module.generator, texture, digest)
 
 
-def _checkpoint_file(source: str | Path | None) -> Path | None:
-    """The checkpoint file a model was read from (a path or a shipped model's name), if it still exists."""
-    with contextlib.suppress(TexnetError):
-        path = resolve_checkpoint(source) if source else None
-        return path if path is not None and path.is_file() else None
-    return None
+def _target(path: str | Path, overwrite: bool) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise TexnetError(f"output '{path}' already exists: choose another path or pass overwrite=true")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def graph_metadata(generator: NoiseGenerator, texture: str, checkpoint: Path | None) -> dict[str, str]:
+def graph_metadata(generator: NoiseGenerator, texture: str, checkpoint_sha256: str | None) -> dict[str, str]:
     """What an exported graph says about itself (ONNX metadata_props, texnet.* keys): mode, texture(s), the trained
     noise factor, the padding multiple, peak bytes per pixel in onnxruntime and the SHA-256 of the checkpoint file
     it came from; texnet.graph_stylize reads them to stylise without torch."""
@@ -241,8 +242,8 @@ def graph_metadata(generator: NoiseGenerator, texture: str, checkpoint: Path | N
         "texnet.multiple": str(generator.multiple),
         "texnet.bytes_per_pixel": str(bytes_per_pixel(generator.arch, generator.full_res_channels, "onnxruntime")),
     }
-    if checkpoint is not None:
-        meta["texnet.checkpoint_sha256"] = checkpoint_digest(checkpoint)
+    if checkpoint_sha256:
+        meta["texnet.checkpoint_sha256"] = checkpoint_sha256
     return meta
 
 
@@ -256,21 +257,12 @@ def with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
     return model.SerializeToString()
 
 
-def cache_checkpoint_graph(stylizer: HasGenerator, checkpoint: Path) -> Path:
-    """Write the graph texnet.graph_stylize runs for `checkpoint` (noise_factor input) into the cache and return
-    its path; a stylise-mode network of one texture only."""
+def cache_checkpoint_graph(stylizer: HasGenerator) -> Path:
+    """Write the graph texnet.graph_stylize runs for the checkpoint file `stylizer` was loaded from (noise_factor
+    input; a stylise-mode network of one texture) into the cache and return its path."""
     module, metadata = _graph(stylizer, noise_inputs=False)
-    metadata["texnet.checkpoint_sha256"] = checkpoint_digest(checkpoint)
     path = cached_graph_path(metadata["texnet.checkpoint_sha256"])
     write_cached(path, with_metadata(onnx_bytes(module), metadata))
-    return path
-
-
-def _target(path: str | Path, overwrite: bool) -> Path:
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise TexnetError(f"output '{path}' already exists: choose another path or pass overwrite=true")
-    path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 

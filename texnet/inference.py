@@ -7,6 +7,8 @@ Speed: on CPU the generator runs in onnxruntime (``backend="auto"``): the genera
 :mod:`texnet.export` in memory on first use (about a second) runs a 512 px photo several times faster than
 eager PyTorch (bench/stylize_speed.py prints the ratio). The noise is drawn by the generator's own
 ``draw_noise`` and fed to the graph, so for the same seed both backends give the same image (to ~1e-5).
+stylize.py stylises one unseeded photo without importing torch, through the exported graph that draws its own noise
+(:mod:`texnet.graph_stylize`).
 ``backend="eager"`` is the plain generator (also used on CUDA, with ``precision`` 16/bf16, and for
 images no larger than ``generator.multiple`` px on a side, which the exported graph cannot pad).
 
@@ -41,6 +43,7 @@ from texnet.checkpoint import (  # noqa: F401 - public here too
     checkpoint_texture_name,
     checkpoint_textures,
     read_checkpoint,
+    read_checkpoint_file,
 )
 from texnet.conditional_norm import mix_weights, selected
 from texnet.errors import TexnetError
@@ -77,8 +80,8 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
         precision: 32 | 16 | bf16; 16-bit runs the eager generator under autocast (faster on GPUs and
             AMX CPUs, outputs differ from float32 by a few grey levels).
     """
-    ckpt = read_checkpoint(checkpoint)
-    return Stylizer(
+    ckpt, digest = read_checkpoint_file(checkpoint)
+    stylizer = Stylizer(
         checkpoint_generator(ckpt, checkpoint),
         checkpoint_textures(ckpt, checkpoint),
         checkpoint_texture_name(ckpt),
@@ -87,6 +90,8 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
         precision=precision,
         source=str(checkpoint),
     )
+    stylizer.checkpoint_sha256 = digest
+    return stylizer
 
 
 def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -135,6 +140,7 @@ class Stylizer:
         ]
         self.texture_tensor = self.texture_tensors[0]
         self.texture_name, self.precision, self.source = texture_name, precision, source
+        self.checkpoint_sha256: str | None = None  # of the checkpoint file's bytes, when load() read one
         self.backend = self._resolve_backend(backend)
         self._session = None
 
