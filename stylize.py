@@ -11,9 +11,9 @@ Existing files are never replaced unless overwrite=true: a result whose name is 
 in the output; non-image files are skipped with one warning each, and an unreadable image is reported at the end
 without stopping the others. Results are PNG unless output= names a single file.
 
-One photo on a CPU with no seed, tiles, colour transfer or texture mix runs the checkpoint's ONNX graph without
-importing torch (texnet.graph_stylize): a shipped model's ships beside it, any other checkpoint's is cached the first
-time it stylises a photo.
+One photo on a CPU with no seed, tiles or colour transfer runs the checkpoint's ONNX graph without importing torch
+(texnet.graph_stylize): a shipped model's ships beside it, any other checkpoint's is cached the first time it
+stylises a photo.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def stylize(cfg: DictConfig) -> list[Path]:
     if stylizer.mode == "texture":
         return generate_textures(stylizer, cfg)
     written = stylize_photos(stylizer, cfg)
-    if checkpoint is not None and stylizer.backend == "onnxruntime" and not stylizer.generator.textures:
+    if checkpoint is not None and stylizer.backend == "onnxruntime":
         from texnet.export import cache_checkpoint_graph
 
         log.info("cached its graph for the next photo without torch: %s", cache_checkpoint_graph(stylizer))
@@ -85,14 +85,13 @@ def stylize(cfg: DictConfig) -> list[Path]:
 
 def graph_checkpoint(cfg: DictConfig) -> Path | None:
     """The checkpoint file when `cfg` asks what texnet.graph_stylize does without torch: one photo file, no seed,
-    on a CPU (device=cpu, or auto on a machine without a GPU device), float32, no export, tiles, colour transfer or
-    texture mix. None otherwise: texnet.inference does the rest."""
+    on a CPU (device=cpu, or auto on a machine without a GPU device), float32, no export, tiles or colour transfer.
+    None otherwise: texnet.inference does the rest."""
     if (
         cfg.export
         or cfg.seed is not None
         or cfg.tile_size
         or cfg.preserve_color
-        or texture_mix(cfg) is not None
         or cfg.backend not in ("auto", "onnxruntime")
         or str(cfg.precision) != "32"
         or not (cfg.device == "cpu" or (cfg.device == "auto" and not any(Path(p).exists() for p in GPU_DEVICES)))
@@ -108,6 +107,8 @@ def stylize_with_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
     """Stylise cfg.input with `model` (texnet.graph_stylize); None, with nothing written, when the photo is not
     readable (reported as texnet.batch reports it), too small for the graph's padding or too large for memory."""
     src = Path(str(cfg.input)).expanduser()
+    mix = texture_mix(cfg)
+    model.mix_weights(mix, "texture_mix")  # a bad name or weight: one line before any work
     single, folder = output_target(cfg, Path("runs/stylized") / model.texture_name, 1)
     try:
         photo = open_rgb(src, "image")
@@ -120,7 +121,7 @@ def stylize_with_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
         photo = photo.resize(target, Image.Resampling.LANCZOS)
     log.info("loaded the graph %s (onnxruntime, torch not needed) for %s", model.path, cfg.checkpoint)
     out = save_image(
-        model.stylize(photo, cfg.noise_factor),
+        model.stylize(photo, cfg.noise_factor, mix),
         OutputNames(cfg.overwrite)(single or folder / f"{src.stem}.png"),
         overwrite=True,
     )

@@ -58,12 +58,11 @@ def ship(checkpoint: Path, name: str, card: dict) -> Path:
 
 
 def ship_graph(target: Path) -> Path | None:
-    """Write the ONNX graph beside a shipped stylise-mode model of one texture (texnet.graph_stylize: one photo
-    without importing torch); other models get none (a stale one is removed)."""
+    """Write the ONNX graph beside a shipped stylise-mode model (texnet.graph_stylize: one photo without importing
+    torch); texture-mode models get none (a stale one is removed)."""
     graph = target.with_suffix(".onnx")
     graph.unlink(missing_ok=True)
-    ckpt = read_checkpoint(target)
-    if describe_checkpoint(ckpt)["mode"] != "stylize" or ckpt["hyper_parameters"]["model"].get("textures"):
+    if describe_checkpoint(read_checkpoint(target))["mode"] != "stylize":
         return None
     return export_onnx(target, graph)
 

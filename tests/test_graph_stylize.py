@@ -17,6 +17,7 @@ from PIL import Image
 from test_stylize import stylize_cfg, train_checkpoint, write_photo
 
 from stylize import stylize
+from texnet.errors import TexnetError
 from texnet.export import cache_checkpoint_graph
 from texnet.graph_stylize import GraphModel, cached_graph_path, checkpoint_digest
 from texnet.inference import load
@@ -30,17 +31,30 @@ def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path), dtype=np.int16)
 
 
-@pytest.mark.parametrize("name", [n for n, c in sorted(cards().items()) if c["mode"] == "stylize" and "+" not in n])
+@pytest.mark.parametrize("name", [n for n, c in sorted(cards().items()) if c["mode"] == "stylize"])
 def test_each_shipped_stylise_model_has_a_graph_that_stylises_as_it_does(name, photo_path):
     checkpoint = MODELS_DIR / f"{name}.ckpt"
     model = GraphModel.find(checkpoint, checkpoint_digest(checkpoint))
     assert model is not None, f"no graph for {checkpoint}: rebuild it with scripts/ship_model.py's ship_graph"
+    stylizer = load(name, device="cpu", backend="eager")
+    assert model.texture_name == cards()[name]["texture"] and model.textures == stylizer.textures
     photo = Image.open(photo_path).convert("RGB").resize((96, 80))
-    fast = np.asarray(model.stylize(photo, noise_factor=0), dtype=np.int16)
-    eager = np.asarray(load(name, device="cpu", backend="eager").stylize(photo, noise_factor=0), dtype=np.int16)
-    assert model.texture_name == cards()[name]["texture"]
-    assert np.abs(fast - eager).max() <= 1  # float32 in two runtimes, rounded to 8 bits
-    assert np.abs(fast - np.asarray(photo, dtype=np.int16)).mean() > 5  # ... and it stylises
+    blend = {t: 1 / len(stylizer.textures) for t in stylizer.textures}  # a network of several textures: all of them
+    for mix in (None, blend) if len(stylizer.textures) > 1 else (None,):
+        fast = np.asarray(model.stylize(photo, noise_factor=0, mix=mix), dtype=np.int16)
+        eager = np.asarray(stylizer.stylize(photo, noise_factor=0, mix=mix), dtype=np.int16)
+        assert np.abs(fast - eager).max() <= 1  # float32 in two runtimes, rounded to 8 bits
+        assert np.abs(fast - np.asarray(photo, dtype=np.int16)).mean() > 5  # ... and it stylises
+
+
+def test_a_texture_mix_goes_through_the_graph_and_a_bad_one_is_the_same_one_line(tmp_path, photo_path, caplog):
+    args = ("checkpoint=mosaic+starry+pebbles", f"input={photo_path}", "device=cpu", "max_size=96")
+    with caplog.at_level(logging.INFO):
+        (out,) = stylize(stylize_cfg(*args, f"output={tmp_path / 'a.png'}", "texture_mix={mosaic: 0.5, starry: 0.5}"))
+    assert GRAPH_LOG in caplog.text and max(Image.open(out).size) == 96
+    with pytest.raises(TexnetError, match=r"^texture_mix: the weights sum to 0.5; they must sum to 1 \(textures: "):
+        stylize(stylize_cfg(*args, f"output={tmp_path / 'b.png'}", "texture_mix={mosaic: 0.5}"))
+    assert not (tmp_path / "b.png").exists()
 
 
 def test_one_photo_with_a_shipped_model_never_imports_torch(tmp_path, photo_path):

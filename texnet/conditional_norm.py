@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from texnet.errors import TexnetError
+from texnet.texture_mix import mix_vector
 
 # an index, mix weights of shape (number of textures,), or an integer tensor of shape (batch,): one index per sample
 Texture = int | torch.Tensor
@@ -168,32 +169,6 @@ def check_names(names: Sequence[str]) -> list[str]:
 
 
 def mix_weights(names: Sequence[str], mix: str | Mapping[str, float] | None, option: str = "mix") -> torch.Tensor:
-    """Mix weights (len(names),) for `mix`: a texture's name (that texture alone), {name: weight} (a convex mix:
-    weights >= 0 summing to 1, missing names 0) or None (the first texture). Anything else is a one-line
-    TexnetError naming `option` and the valid names."""
-    valid = ", ".join(names)
-    if mix is None:
-        mix = {names[0]: 1.0}
-    elif isinstance(mix, str):
-        mix = {mix: 1.0}
-    if not isinstance(mix, Mapping) or not mix:
-        raise TexnetError(
-            f"{option}={mix!r} is not a texture name nor a mix such as {{{names[0]}: 1.0}}: textures are {valid}"
-        )
-    weights = torch.zeros(len(names))
-    for name, weight in mix.items():
-        if str(name) not in names:
-            raise TexnetError(f"{option}: '{name}' is not a texture of this network: use {valid}")
-        try:
-            weight = float(weight)
-        except (TypeError, ValueError):
-            raise TexnetError(f"{option}: the weight of '{name}' is {weight!r}, not a number") from None
-        if not weight >= 0:  # also NaN
-            raise TexnetError(
-                f"{option}: the weight of '{name}' is {weight:g}; mix weights must be >= 0 (textures: {valid})"
-            )
-        weights[names.index(str(name))] = weight
-    total = float(weights.sum())
-    if abs(total - 1) > 1e-3:
-        raise TexnetError(f"{option}: the weights sum to {total:g}; they must sum to 1 (textures: {valid})")
-    return weights / weights.sum()
+    """Mix weights (len(names),) for `mix` (texnet.texture_mix.mix_vector: a name, a convex {name: weight} or None
+    for the first texture); anything else is a one-line TexnetError naming `option` and the valid names."""
+    return torch.tensor(mix_vector(names, mix, option))

@@ -30,6 +30,7 @@ import copy
 import hashlib
 import importlib
 import io
+import json
 import logging
 import os
 import warnings
@@ -237,7 +238,7 @@ def graph_metadata(generator: NoiseGenerator, texture: str, checkpoint_sha256: s
     meta = {
         "texnet.mode": generator.mode,
         "texnet.texture": texture,
-        "texnet.textures": ",".join(generator.textures),
+        "texnet.textures": json.dumps(list(generator.textures)),
         "texnet.noise_factor": repr(float(generator.noise_factor)),
         "texnet.multiple": str(generator.multiple),
         "texnet.bytes_per_pixel": str(bytes_per_pixel(generator.arch, generator.full_res_channels, "onnxruntime")),
@@ -258,8 +259,8 @@ def with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
 
 
 def cache_checkpoint_graph(stylizer: HasGenerator) -> Path:
-    """Write the graph texnet.graph_stylize runs for the checkpoint file `stylizer` was loaded from (noise_factor
-    input; a stylise-mode network of one texture) into the cache and return its path."""
+    """Write the graph texnet.graph_stylize runs for the checkpoint file `stylizer` was loaded from (a stylise-mode
+    network; noise_factor input) into the cache and return its path."""
     module, metadata = _graph(stylizer, noise_inputs=False)
     path = cached_graph_path(metadata["texnet.checkpoint_sha256"])
     write_cached(path, with_metadata(onnx_bytes(module), metadata))
