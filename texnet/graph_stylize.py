@@ -1,8 +1,8 @@
 """Stylise a photo with a checkpoint's exported ONNX graph in onnxruntime, without importing torch.
 
 Importing torch is most of the time a one-photo ``stylize.py`` run takes on a CPU (the network runs in onnxruntime
-either way), so for a stylise-mode network the command line goes through here when a graph exported
-from exactly that checkpoint file (its SHA-256 is in the graph's metadata, texnet.export.graph_metadata) is found:
+either way), so for a stylise-mode network the command line goes through here when a graph exported from exactly
+that checkpoint file (its SHA-256 is in the graph's metadata, texnet.export.graph_metadata) is found:
 
 * beside the checkpoint, ``<name>.onnx`` (the shipped models have one: scripts/ship_model.py writes it, and a test
   checks that each stylises as its checkpoint does), or
