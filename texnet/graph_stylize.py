@@ -91,7 +91,7 @@ class GraphModel:
 
     def fits(self, width: int, height: int) -> bool:
         """Whether a width x height photo goes through the graph whole: sides above the padding multiple (the graph
-        reflects them) and the forward pass within free memory (padded sides bounded by side + multiple)."""
+        reflects them) and the forward pass within free memory (a padded side is at most side + 2 * multiple)."""
         m = self.multiple
         need = (width + 2 * m) * (height + 2 * m) * self.bytes_per_pixel
         return min(width, height) > m and need <= cpu_memory_available()

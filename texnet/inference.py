@@ -15,8 +15,9 @@ images no larger than ``generator.multiple`` px on a side, which the exported gr
 Memory: an image is processed whole, at full resolution, when it fits; photos that do not (or ``tile_size=``) go
 by tiles that share whole-image instance-norm statistics (:mod:`texnet.tiling`). Whole, it takes about
 ``full_res_channels * 4 bytes * 4`` per pixel with onnxruntime and ``* 7`` eagerly (measured: ~0.65 and ~1.2 KB
-per pixel for the default pyramid; ~1.2 and ~0.9 KB for the residual net, see texnet.memory.PEAK_MAPS); a tensor that needs more than the available memory is refused with a
-message giving the limit in megapixels and a ``max_size`` that fits.
+per pixel for the default pyramid; ~1.2 and ~0.9 KB for the residual net, see texnet.memory.PEAK_MAPS); a tensor
+that needs more than the available memory is refused with a message giving the limit in megapixels and a
+``max_size`` that fits.
 
 Networks of several textures (conditional instance norm): ``stylize(photo, mix={"mosaic": 0.7, "starry": 0.3})`` blends
 them, ``mix="starry"`` picks one (default: the first; :attr:`Stylizer.textures` lists them); the mix weights are an
@@ -81,7 +82,7 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
             AMX CPUs, outputs differ from float32 by a few grey levels).
     """
     ckpt, digest = read_checkpoint_file(checkpoint)
-    stylizer = Stylizer(
+    return Stylizer(
         checkpoint_generator(ckpt, checkpoint),
         checkpoint_textures(ckpt, checkpoint),
         checkpoint_texture_name(ckpt),
@@ -89,9 +90,8 @@ def load(checkpoint: str | Path, device: str = "auto", backend: str = "auto", pr
         backend=backend,
         precision=precision,
         source=str(checkpoint),
+        checkpoint_sha256=digest,
     )
-    stylizer.checkpoint_sha256 = digest
-    return stylizer
 
 
 def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -127,6 +127,7 @@ class Stylizer:
         backend: str = "auto",
         precision: str | int = "32",
         source: str = "",
+        checkpoint_sha256: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise TexnetError(f"backend='{backend}' is unknown: use one of {', '.join(BACKENDS)}")
@@ -140,7 +141,7 @@ class Stylizer:
         ]
         self.texture_tensor = self.texture_tensors[0]
         self.texture_name, self.precision, self.source = texture_name, precision, source
-        self.checkpoint_sha256: str | None = None  # of the checkpoint file's bytes, when load() read one
+        self.checkpoint_sha256 = checkpoint_sha256  # of the checkpoint file's bytes (load() reads one): names its graph
         self.backend = self._resolve_backend(backend)
         self._session = None
 
