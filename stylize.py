@@ -11,9 +11,9 @@ Existing files are never replaced unless overwrite=true: a result whose name is 
 in the output; non-image files are skipped with one warning each, and an unreadable image is reported at the end
 without stopping the others. Results are PNG unless output= names a single file.
 
-One photo on a CPU with no seed, tiles or colour transfer runs the checkpoint's ONNX graph without importing torch
-(texnet.graph_stylize): a shipped model's ships beside it, any other checkpoint's is cached the first time it
-stylises a photo.
+One photo (or a texture-mode network's textures) on a CPU with no seed, tiles or colour transfer runs the
+checkpoint's ONNX graph without importing torch (texnet.graph_stylize): a shipped stylise model's ships beside it,
+any other checkpoint's is cached the first time it runs through torch.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def stylize(cfg: DictConfig) -> list[Path]:
     checkpoint = graph_checkpoint(cfg)
     if checkpoint is not None:
         model = GraphModel.find(checkpoint, checkpoint_digest(checkpoint), cfg.threads)
-        written = stylize_with_graph(model, cfg) if model is not None else None
+        written = run_graph(model, cfg) if model is not None else None
         if written is not None:
             return written
         checkpoint = checkpoint if model is None else None  # no graph yet: make one below for the next run
@@ -73,20 +73,18 @@ def stylize(cfg: DictConfig) -> list[Path]:
     stylizer.mix_weights(texture_mix(cfg), "texture_mix")  # a bad name or weight: one line before any work
     if cfg.export:
         return [export_model(stylizer, cfg)]
-    if stylizer.mode == "texture":
-        return generate_textures(stylizer, cfg)
-    written = stylize_photos(stylizer, cfg)
+    written = generate_textures(stylizer, cfg) if stylizer.mode == "texture" else stylize_photos(stylizer, cfg)
     if checkpoint is not None and stylizer.backend == "onnxruntime":
         from texnet.export import cache_checkpoint_graph
 
-        log.info("cached its graph for the next photo without torch: %s", cache_checkpoint_graph(stylizer))
+        log.info("cached its graph for the next run without torch: %s", cache_checkpoint_graph(stylizer))
     return written
 
 
 def graph_checkpoint(cfg: DictConfig) -> Path | None:
-    """The checkpoint file when `cfg` asks what texnet.graph_stylize does without torch: one photo file, no seed,
-    on a CPU (device=cpu, or auto on a machine without a GPU device), float32, no export, tiles or colour transfer.
-    None otherwise: texnet.inference does the rest."""
+    """The checkpoint file when `cfg` may be what texnet.graph_stylize does without torch: no seed, on a CPU
+    (device=cpu, or auto on a machine without a GPU device), float32, no export, tiles or colour transfer (and,
+    run_graph checks, one photo file or a texture-mode network). None otherwise: texnet.inference does the rest."""
     if (
         cfg.export
         or cfg.seed is not None
@@ -95,20 +93,24 @@ def graph_checkpoint(cfg: DictConfig) -> Path | None:
         or cfg.backend not in ("auto", "onnxruntime")
         or str(cfg.precision) != "32"
         or not (cfg.device == "cpu" or (cfg.device == "auto" and not any(Path(p).exists() for p in GPU_DEVICES)))
-        or not cfg.input
-        or not Path(str(cfg.input)).expanduser().is_file()
     ):
         return None
     checkpoint = resolve_checkpoint(cfg.checkpoint)
     return checkpoint if checkpoint.is_file() else None
 
 
-def stylize_with_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
-    """Stylise cfg.input with `model` (texnet.graph_stylize); None, with nothing written, when the photo is not
-    readable (reported as texnet.batch reports it), too small for the graph's padding or too large for memory."""
-    src = Path(str(cfg.input)).expanduser()
+def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
+    """Stylise cfg.input or generate cfg.num textures with `model` (texnet.graph_stylize); None, with nothing
+    written, when texnet.inference has to: the input is not one readable photo (texnet.batch reports unreadable
+    ones), or the image is too small for the graph's padding or too large for memory."""
     mix = texture_mix(cfg)
     model.mix_weights(mix, "texture_mix")  # a bad name or weight: one line before any work
+    if model.mode == "texture":
+        height, width = texture_size(cfg)
+        return generate_textures(model, cfg) if model.fits(width, height) else None
+    src = Path(str(cfg.input)).expanduser() if cfg.input else None
+    if src is None or not src.is_file():
+        return None
     single, folder = output_target(cfg, Path("runs/stylized") / model.texture_name, 1)
     try:
         photo = open_rgb(src, "image")
@@ -119,7 +121,7 @@ def stylize_with_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
         return None
     if target != photo.size:
         photo = photo.resize(target, Image.Resampling.LANCZOS)
-    log.info("loaded the graph %s (onnxruntime, torch not needed) for %s", model.path, cfg.checkpoint)
+    log_graph(model, cfg)
     out = save_image(
         model.stylize(photo, cfg.noise_factor, mix),
         OutputNames(cfg.overwrite)(single or folder / f"{src.stem}.png"),
@@ -217,12 +219,23 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     return [item.output for item in result.done]
 
 
-def generate_textures(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
+def log_graph(model: GraphModel, cfg: DictConfig) -> None:
+    log.info("loaded the graph %s (onnxruntime, torch not needed) for %s", model.path, cfg.checkpoint)
+
+
+def texture_size(cfg: DictConfig) -> tuple[int, int]:
+    """(H, W) of the textures to generate: cfg.size, N or [H, W], default 256."""
+    size = cfg.size or 256
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def generate_textures(stylizer: Stylizer | GraphModel, cfg: DictConfig) -> list[Path]:
     """Texture-mode networks: cfg.num textures of cfg.size (N or [H, W], default 256)."""
     if cfg.input:
         log.warning("input= is ignored: '%s' holds a texture-mode network, which needs no photo", cfg.checkpoint)
-    size = cfg.size or 256
-    size = (size, size) if isinstance(size, int) else tuple(size)
+    if isinstance(stylizer, GraphModel):
+        log_graph(stylizer, cfg)
+    size = texture_size(cfg)
     single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, cfg.num)
     names = OutputNames(cfg.overwrite)
     images = stylizer.generate(size=size, num=cfg.num, seed=cfg.seed, mix=texture_mix(cfg))

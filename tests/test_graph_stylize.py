@@ -1,6 +1,6 @@
 """One photo without torch (texnet.graph_stylize): the shipped graphs stylise as their checkpoints do, stylize.py
-caches a checkpoint's graph on its first photo and uses it from the second, and a graph of another checkpoint is
-never used."""
+caches a checkpoint's graph on its first run and uses it from the second (texture-mode networks too), and a graph of
+another checkpoint is never used."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT
 from PIL import Image
 from test_stylize import stylize_cfg, train_checkpoint, write_photo
@@ -132,3 +133,22 @@ def test_a_graph_is_named_by_the_bytes_its_network_was_read_from(tmp_path):
     shutil.copy(MODELS_DIR / "pebbles.ckpt", path)  # training wrote a newer last.ckpt after the network was read
     assert cache_checkpoint_graph(stylizer) == cached_graph_path(checkpoint_digest(MODELS_DIR / "mosaic.ckpt"))
     assert GraphModel.find(path, checkpoint_digest(path)) is None  # the newer file's network is not mosaic's graph
+
+
+def test_a_texture_network_generates_through_its_cached_graph_as_torch_would(tmp_path, caplog):
+    args = ("checkpoint=pebbles-texture", "device=cpu", "num=2", "size=[72,136]")
+    stylize(stylize_cfg(*args, f"output={tmp_path / 'a'}"))  # through torch the first time: caches the graph
+    with caplog.at_level(logging.INFO):
+        second = stylize(stylize_cfg(*args, f"output={tmp_path / 'b'}"))
+    assert GRAPH_LOG in caplog.text and [Image.open(p).size for p in second] == [(136, 72)] * 2
+    assert np.abs(pixels(second[0]) - pixels(second[1])).mean() > 1  # two draws of the noise, two textures
+    checkpoint = MODELS_DIR / "pebbles-texture.ckpt"
+    model, stylizer = GraphModel.find(checkpoint, checkpoint_digest(checkpoint)), load(checkpoint, device="cpu")
+    g = stylizer.generator
+    for height, width in ((40, 72), (256, 256), (33, 100), (5, 300)):
+        assert model.noise_shapes(height, width) == g.noise_shapes(1, *g.padded_size(height, width))
+    noise = g.draw_noise(1, 72, 136, rng=torch.Generator().manual_seed(0))
+    graph = model.session.run(None, {f"noise_{i}": n.numpy() for i, n in enumerate(noise)})[0]
+    with torch.no_grad():
+        eager = g(None, noise=noise).numpy()
+    assert graph.shape == eager.shape and np.abs(graph - eager).max() < 1e-4

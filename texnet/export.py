@@ -233,14 +233,16 @@ def _target(path: str | Path, overwrite: bool) -> Path:
 
 def graph_metadata(generator: NoiseGenerator, texture: str, checkpoint_sha256: str | None) -> dict[str, str]:
     """What an exported graph says about itself (ONNX metadata_props, texnet.* keys): mode, texture(s), the trained
-    noise factor, the padding multiple, peak bytes per pixel in onnxruntime and the SHA-256 of the checkpoint file
-    it came from; texnet.graph_stylize reads them to stylise without torch."""
+    noise factor, the noise maps' channels and scales, the padding multiple, peak bytes per pixel in onnxruntime and
+    the SHA-256 of the checkpoint file it came from; texnet.graph_stylize reads them to run it without torch."""
     meta = {
         "texnet.mode": generator.mode,
         "texnet.texture": texture,
         "texnet.textures": json.dumps(list(generator.textures)),
         "texnet.noise_factor": repr(float(generator.noise_factor)),
         "texnet.multiple": str(generator.multiple),
+        "texnet.noise_channels": str(generator.noise_channels),
+        "texnet.noise_ratios": json.dumps(list(generator.noise_ratios)),
         "texnet.bytes_per_pixel": str(bytes_per_pixel(generator.arch, generator.full_res_channels, "onnxruntime")),
     }
     if checkpoint_sha256:
@@ -259,8 +261,8 @@ def with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
 
 
 def cache_checkpoint_graph(stylizer: HasGenerator) -> Path:
-    """Write the graph texnet.graph_stylize runs for the checkpoint file `stylizer` was loaded from (a stylise-mode
-    network; noise_factor input) into the cache and return its path."""
+    """Write the graph texnet.graph_stylize runs for the checkpoint file `stylizer` was loaded from (noise_factor
+    input in stylise mode, noise maps in texture mode) into the cache and return its path."""
     module, metadata = _graph(stylizer, noise_inputs=False)
     path = cached_graph_path(metadata["texnet.checkpoint_sha256"])
     write_cached(path, with_metadata(onnx_bytes(module), metadata))

@@ -1,16 +1,16 @@
-"""Stylise a photo with a checkpoint's exported ONNX graph in onnxruntime, without importing torch.
+"""Stylise a photo (or generate textures) with a checkpoint's exported ONNX graph in onnxruntime, without torch.
 
 Importing torch is most of the time a one-photo ``stylize.py`` run takes on a CPU (the network runs in onnxruntime
-either way), so for a stylise-mode network the command line goes through here when a graph exported from exactly
-that checkpoint file (its SHA-256 is in the graph's metadata, texnet.export.graph_metadata) is found:
+either way), so the command line goes through here when a graph exported from exactly that checkpoint file (its
+SHA-256 is in the graph's metadata, texnet.export.graph_metadata) is found:
 
-* beside the checkpoint, ``<name>.onnx`` (the shipped models have one: scripts/ship_model.py writes it, and a test
-  checks that each stylises as its checkpoint does), or
-* in ``$TEXNET_CACHE/onnx/ckpt-<sha>.onnx``, which stylize.py writes the first time it stylises a photo with a
-  checkpoint through torch.
+* beside the checkpoint, ``<name>.onnx`` (the shipped stylise models have one: scripts/ship_model.py writes it, and
+  a test checks that each stylises as its checkpoint does), or
+* in ``$TEXNET_CACHE/onnx/ckpt-<sha>.onnx``, which stylize.py writes the first time a checkpoint runs through torch.
 
-The graph takes ``noise_factor`` and draws its noise itself, which torch's generator cannot reproduce: seeded runs
-(and tiles, colour transfer, folders) stay on texnet.inference's path.
+A stylise graph takes ``noise_factor`` and draws its noise itself; a texture graph takes the noise maps, drawn here
+with numpy. Neither can reproduce torch's noise for a seed: seeded runs (and tiles, colour transfer, folders) stay
+on texnet.inference's path.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from texnet.cache import cache_dir
 from texnet.memory import cpu_memory_available
 from texnet.texture_mix import mix_vector
 
-# a stylise-mode graph (with or without noise; "mix": a network of several textures)
-INPUTS = ({"content", "noise_factor"}, {"content"}, {"content", "noise_factor", "mix"}, {"content", "mix"})
+# the inputs of a stylise-mode graph (with or without noise); "mix" is added for a network of several textures
+STYLIZE_INPUTS = ({"content", "noise_factor"}, {"content"})
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -60,20 +60,29 @@ def session(source: bytes | str | Path, threads: int | None = None):
 
 
 class GraphModel:
-    """A stylise-mode graph, with what its metadata says: texture name (and the names of a network's several
-    textures), trained noise factor, padding multiple and peak bytes per pixel. Use :meth:`find`."""
+    """A network's graph, with what its metadata says: mode, texture name (and the names of a network's several
+    textures), trained noise factor, noise maps, padding multiple and peak bytes per pixel. Use :meth:`find`."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = path
         self.session = session(path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.checkpoint_sha256 = meta.get("texnet.checkpoint_sha256")
+        self.mode = meta.get("texnet.mode", "stylize")
         self.texture_name = meta.get("texnet.texture", "texture")
         self.textures = json.loads(meta.get("texnet.textures", "[]")) or [self.texture_name]
         self.noise_factor = float(meta.get("texnet.noise_factor", 0))
         self.multiple = int(meta.get("texnet.multiple", 0))
         self.bytes_per_pixel = int(meta.get("texnet.bytes_per_pixel", 0))
+        self.noise_channels = int(meta.get("texnet.noise_channels", 0))
+        self.noise_ratios = json.loads(meta.get("texnet.noise_ratios", "[]"))
         self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def _known_inputs(self) -> bool:
+        """Whether the graph's inputs are those of a texnet graph of this mode (texnet.export.GraphInputs)."""
+        expected = [{f"noise_{i}" for i in range(len(self.noise_ratios))}] if self.mode == "texture" else STYLIZE_INPUTS
+        mix = {"mix"} if len(self.textures) > 1 else set()
+        return any(self.inputs == names | mix for names in expected)
 
     @classmethod
     def find(cls, checkpoint: Path, digest: str, threads: int | None = None) -> GraphModel | None:
@@ -85,12 +94,12 @@ class GraphModel:
                 model = cls(path, threads)
             except Exception:  # noqa: BLE001 - onnxruntime raises its own types for a damaged or foreign file
                 continue
-            if model.checkpoint_sha256 == digest and model.inputs in INPUTS and model.bytes_per_pixel:
+            if model.checkpoint_sha256 == digest and model._known_inputs() and model.bytes_per_pixel:
                 return model
         return None
 
     def fits(self, width: int, height: int) -> bool:
-        """Whether a width x height photo goes through the graph whole: sides above the padding multiple (the graph
+        """Whether a width x height photo (or texture) goes through the graph whole: sides above the padding multiple (the graph
         reflects them) and the forward pass within free memory (a padded side is at most side + 2 * multiple)."""
         m = self.multiple
         need = (width + 2 * m) * (height + 2 * m) * self.bytes_per_pixel
@@ -113,5 +122,40 @@ class GraphModel:
             feed["noise_factor"] = np.array([factor], dtype=np.float32)
         if "mix" in self.inputs:
             feed["mix"] = np.array(weights, dtype=np.float32)
-        out = self.session.run(None, feed)[0][0]
-        return Image.fromarray(np.rint(np.clip(out, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0), "RGB")
+        return to_pil(self.session.run(None, feed)[0][0])
+
+    def noise_shapes(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """The noise maps of a height x width texture: NoiseGenerator.padded_size and noise_shapes, without torch (a
+        test checks that they agree)."""
+        m = self.multiple
+        full_h, full_w = (side + max(-side % m, 2 * m - side) for side in (height, width))
+        return [(1, self.noise_channels, full_h // r, full_w // r) for r in self.noise_ratios]
+
+    def generate(
+        self,
+        size: tuple[int, int],
+        num: int = 1,
+        seed: None = None,
+        mix: str | Mapping[str, float] | None = None,
+    ) -> list[Image.Image]:
+        """`num` textures of `size` (H, W) from a texture graph, as texnet.inference.Stylizer.generate makes them
+        (uniform noise times the trained noise factor), without a seed: numpy's noise is not torch's."""
+        if seed is not None:
+            raise ValueError("a graph draws numpy's noise, which no seed makes torch's: seeded runs go through torch")
+        height, width = size
+        weights, rng = self.mix_weights(mix), np.random.default_rng()
+        images = []
+        for _ in range(num):
+            feed = {
+                f"noise_{i}": rng.random(shape, dtype=np.float32) * np.float32(self.noise_factor)
+                for i, shape in enumerate(self.noise_shapes(height, width))
+            }
+            if "mix" in self.inputs:
+                feed["mix"] = np.array(weights, dtype=np.float32)
+            images.append(to_pil(self.session.run(None, feed)[0][0, :, :height, :width]))
+        return images
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """A (3, H, W) float image in [0, 1] as an RGB PIL image, rounded as texnet.image.tensor_to_pil rounds."""
+    return Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0), "RGB")
