@@ -226,7 +226,11 @@ def log_graph(model: GraphModel, cfg: DictConfig) -> None:
 def texture_size(cfg: DictConfig) -> tuple[int, int]:
     """(H, W) of the textures to generate: cfg.size, N or [H, W], default 256."""
     size = cfg.size or 256
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if isinstance(size, int):
+        return size, size
+    if len(size) != 2 or not all(isinstance(side, int) for side in size):
+        raise TexnetError(f"size={list(size)} is not a texture size: give N or [H, W] in pixels, e.g. size=[256,512]")
+    return int(size[0]), int(size[1])
 
 
 def generate_textures(stylizer: Stylizer | GraphModel, cfg: DictConfig) -> list[Path]:

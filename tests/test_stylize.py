@@ -256,6 +256,13 @@ def test_texture_mode_generates_num_textures_of_size(tmp_path, ckpt, texture_ckp
         load(ckpt).generate(size=32)
 
 
+@pytest.mark.parametrize("size", ["[64]", "[64,64,3]", "[64,x]"])
+def test_a_texture_size_that_is_not_n_or_h_w_is_one_line(tmp_path, size):
+    with pytest.raises(TexnetError, match=r"^size=\[.*\] is not a texture size: give N or \[H, W\] in pixels"):
+        stylize(stylize_cfg("checkpoint=pebbles-texture", f"size={size}", f"output={tmp_path / 'out'}"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_images_too_large_for_memory_are_refused_with_the_limit(ckpt, monkeypatch):
     monkeypatch.setattr(inference, "available_memory", lambda device: 64 * 2**20)
     with pytest.raises(TexnetError, match=r"limit here: about \d+ MP\); pass max_size=\d+") as err:
