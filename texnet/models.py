@@ -2,7 +2,8 @@
 
 A shipped model is a slim checkpoint (generator weights, the options inference needs, the texture image; no
 optimiser state, no VGG) in ``texnet/resources/models/<name>.ckpt`` with its model card in ``cards.json``
-(texture, the command that trained it, steps, minutes, held-out quality against Gatys-100, seconds per photo).
+(texture, the command that trained it, steps, minutes, held-out quality against Gatys-100, seconds per photo);
+a stylise model also ships ``<name>.onnx``, its graph for stylising a photo without torch (texnet.graph_stylize).
 Wherever texnet takes a checkpoint path it also takes a shipped model's name: ``texnet.load("mosaic")``,
 ``stylize.py checkpoint=mosaic``, ``train.py init_from=mosaic``. Shipped files are only ever read.
 
