@@ -16,7 +16,6 @@ reading one can never run code. This module needs neither Lightning nor the trai
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from texnet.errors import TexnetError
 from texnet.generator import build_generator
+from texnet.graph_stylize import bytes_digest
 from texnet.models import resolve_checkpoint
 from texnet.noise_generator import NoiseGenerator
 
@@ -65,7 +65,7 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict, str]:
         raise TexnetError(
             f"checkpoint '{path}' is not a texnet checkpoint (its texnet.kind is {kind!r}, not '{KIND}'): {EXPECTED}"
         )
-    return ckpt, hashlib.sha256(data).hexdigest()
+    return ckpt, bytes_digest(data)
 
 
 def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:

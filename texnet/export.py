@@ -146,6 +146,7 @@ GRAPH_CODE = (
     "texnet.export",
     "texnet.generator",
     "texnet.noise_generator",
+    "texnet.grid",
     "texnet.conditional_norm",
     "texnet.precision",
 )

@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 
 from texnet.cache import cache_dir
+from texnet.grid import noise_shapes, padded_size
+from texnet.image import array_to_pil, pil_to_array
 from texnet.memory import cpu_memory_available
 from texnet.texture_mix import mix_vector
 
@@ -33,7 +35,12 @@ STYLIZE_INPUTS = ({"content", "noise_factor"}, {"content"})
 
 def checkpoint_digest(path: Path) -> str:
     """The SHA-256 of a checkpoint file: what names the graphs exported from it."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return bytes_digest(path.read_bytes())
+
+
+def bytes_digest(data: bytes) -> str:
+    """The SHA-256 of a checkpoint's bytes (texnet.checkpoint.read_checkpoint_file takes it from the bytes it loads)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def cached_graph_path(digest: str) -> Path:
@@ -115,21 +122,18 @@ class GraphModel:
         """The stylised RGB photo (`noise_factor`: default the trained one; `mix`: as :meth:`mix_weights` takes),
         rounded to 8 bits as texnet.image does."""
         weights = self.mix_weights(mix)
-        content = np.asarray(photo.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)[None] / 255.0
-        feed = {"content": np.ascontiguousarray(content)}
+        feed = {"content": pil_to_array(photo)}
         if "noise_factor" in self.inputs:
             factor = self.noise_factor if noise_factor is None else noise_factor
             feed["noise_factor"] = np.array([factor], dtype=np.float32)
         if "mix" in self.inputs:
             feed["mix"] = np.array(weights, dtype=np.float32)
-        return to_pil(self.session.run(None, feed)[0][0])
+        return array_to_pil(self.session.run(None, feed)[0][0])
 
     def noise_shapes(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
-        """The noise maps of a height x width texture: NoiseGenerator.padded_size and noise_shapes, without torch (a
-        test checks that they agree)."""
-        m = self.multiple
-        full_h, full_w = (side + max(-side % m, 2 * m - side) for side in (height, width))
-        return [(1, self.noise_channels, full_h // r, full_w // r) for r in self.noise_ratios]
+        """The noise maps of a height x width texture, as the generator's own (texnet.grid)."""
+        full_h, full_w = padded_size(height, width, self.multiple)
+        return noise_shapes(1, self.noise_channels, self.noise_ratios, full_h, full_w)
 
     def generate(
         self,
@@ -152,10 +156,5 @@ class GraphModel:
             }
             if "mix" in self.inputs:
                 feed["mix"] = np.array(weights, dtype=np.float32)
-            images.append(to_pil(self.session.run(None, feed)[0][0, :, :height, :width]))
+            images.append(array_to_pil(self.session.run(None, feed)[0][0, :, :height, :width]))
         return images
-
-
-def to_pil(image: np.ndarray) -> Image.Image:
-    """A (3, H, W) float image in [0, 1] as an RGB PIL image, rounded as texnet.image.tensor_to_pil rounds."""
-    return Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0), "RGB")

@@ -167,19 +167,29 @@ def load_image(path: str | Path, max_size: int | None = None, what: str = "image
     return pil_to_tensor(img)
 
 
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """Any PIL image as a contiguous (1, 3, H, W) float32 array in [0, 1] (what onnxruntime takes)."""
+    arr = np.asarray(to_rgb(img), dtype=np.float32) / 255.0
+    return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
+
+
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     import torch
 
-    arr = np.asarray(to_rgb(img), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return torch.from_numpy(pil_to_array(img))
+
+
+def array_to_pil(image: np.ndarray) -> Image.Image:
+    """(3, H, W) float array in [0, 1] -> RGB PIL image, each value rounded to the nearest of 256 levels."""
+    arr = np.rint(np.clip(image, 0, 1) * np.float32(255)).astype(np.uint8).transpose(1, 2, 0)
+    return Image.fromarray(arr, "RGB")
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> RGB PIL image."""
     if image.dim() == 4:
         image = image[0]
-    arr = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr, "RGB")
+    return array_to_pil(image.detach().float().cpu().numpy())
 
 
 def save_image(image: torch.Tensor | Image.Image, path: str | Path, overwrite: bool = False) -> Path:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from texnet import grid
 from texnet.errors import TexnetError
 
 NORMS = ("instance", "batch")
@@ -58,11 +59,6 @@ def conv_norm(c_in: int, c_out: int, kernel: int, norm: str, padding: str, strid
     ]
 
 
-def at_least(a, b):
-    """max(a, b) for ints and for the sizes a trace records (Python's max would freeze them at the traced size)."""
-    return (a + b + abs(a - b)) // 2
-
-
 class NoiseGenerator(nn.Module):
     """What both generators share: option checks, the noise input and padding to ``multiple``.
 
@@ -107,13 +103,12 @@ class NoiseGenerator(nn.Module):
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         """The size the network works at: sides padded to a multiple of ``multiple`` and to at least twice it
-        (reflect padding at the coarsest scale needs 2 pixels)."""
-        m = self.multiple
-        return height + at_least(-height % m, 2 * m - height), width + at_least(-width % m, 2 * m - width)
+        (texnet.grid.padded_size)."""
+        return grid.padded_size(height, width, self.multiple)
 
     def noise_shapes(self, batch_size: int, full_h: int, full_w: int) -> list[tuple[int, int, int, int]]:
         """Shapes of the noise maps at padded size (full_h, full_w), in the order forward uses them (coarsest first)."""
-        return [(batch_size, self.noise_channels, full_h // r, full_w // r) for r in self.noise_ratios]
+        return grid.noise_shapes(batch_size, self.noise_channels, self.noise_ratios, full_h, full_w)
 
     def draw_noise(
         self,
