@@ -9,7 +9,8 @@
 Existing files are never replaced unless overwrite=true: a result whose name is taken gets the next free name
 (photo-2.png, ...). Folders are searched recursively (hidden files and folders ignored) and their sub-folders mirrored
 in the output; non-image files are skipped with one warning each, and an unreadable image is reported at the end
-without stopping the others. Results are PNG unless output= names a single file.
+without stopping the others. Results are PNG unless output= names a single file; an animated GIF, WebP or PNG
+becomes an animation in its own format, every frame stylised with the same noise (texnet.animation).
 
 One photo (or a texture-mode network's textures) on a CPU with no seed, tiles or colour transfer runs the
 checkpoint's ONNX graph without importing torch (texnet.graph_stylize): a shipped stylise model's ships beside it,
@@ -29,6 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from texnet.animation import frame_count
 from texnet.config import STYLIZE_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.graph_stylize import GraphModel, checkpoint_digest
@@ -102,7 +104,8 @@ def graph_checkpoint(cfg: DictConfig) -> Path | None:
 def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
     """Stylise cfg.input or generate cfg.num textures with `model` (texnet.graph_stylize); None, with nothing
     written, when texnet.inference has to: the input is not one readable photo (texnet.batch reports unreadable
-    ones), or the image is too small for the graph's padding or too large for memory."""
+    ones) or an animation (texnet.batch stylises its frames with one noise draw), or the image is too small for the
+    graph's padding or too large for memory."""
     mix = texture_mix(cfg)
     model.mix_weights(mix, "texture_mix")  # a bad name or weight: one line before any work
     if model.mode == "texture":
@@ -113,6 +116,8 @@ def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
         return None
     single, folder = output_target(cfg, Path("runs/stylized") / model.texture_name, 1)
     try:
+        if frame_count(src) > 1:
+            return None
         photo = open_rgb(src, "image")
     except TexnetError:
         return None
@@ -203,7 +208,7 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
     result = stylize_files(
         stylizer,
         inputs,
-        lambda rel: names(single or folder / rel.with_suffix(".png")),
+        lambda rel: names(single or folder / rel),
         noise_factor=cfg.noise_factor,
         seed=cfg.seed,
         max_size=cfg.max_size,

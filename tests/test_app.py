@@ -113,6 +113,15 @@ def test_stylize_returns_an_image_of_the_input_size(client, runs_dir, photo):
     assert Path(again[0]).name != Path(downloads[0]).name  # a new file, the first one is kept
 
 
+def test_an_uploaded_animation_comes_back_animated(client, runs_dir, tmp_path):
+    from test_animation import frames_of, write_animation
+
+    clip = write_animation(tmp_path / "clip.gif", frames_of(0))
+    _, downloads, _ = stylize(client, [clip], str(runs_dir / "x" / "checkpoints" / "last.ckpt"))
+    with Image.open(downloads[0]) as result:
+        assert Path(downloads[0]).name == "clip_mosaic.gif" and result.format == "GIF" and result.n_frames == 3
+
+
 def test_bad_upload_is_a_readable_error_and_the_app_keeps_answering(client, runs_dir, photo, bad_upload):
     checkpoint = str(runs_dir / "x" / "checkpoints" / "last.ckpt")
     with pytest.raises(AppError, match="'notes.jpg' is not a readable image") as err:

@@ -152,3 +152,13 @@ def test_a_texture_network_generates_through_its_cached_graph_as_torch_would(tmp
     with torch.no_grad():
         eager = g(None, noise=noise).numpy()
     assert graph.shape == eager.shape and np.abs(graph - eager).max() < 1e-4
+
+
+def test_an_animation_goes_through_torch_with_one_noise_draw_not_the_graph(tmp_path, caplog):
+    """The graph draws its own noise on every call; an animation's frames must share one draw (texnet.animation)."""
+    from test_animation import frames_of, write_animation
+
+    source = write_animation(tmp_path / "clip.gif", frames_of(0))
+    with caplog.at_level(logging.INFO):
+        (out,) = stylize(stylize_cfg("checkpoint=mosaic", f"input={source}", f"output={tmp_path / 'out.gif'}"))
+    assert GRAPH_LOG not in caplog.text and Image.open(out).n_frames == 3

@@ -1,7 +1,8 @@
 """Stylise many photo files with one trained network: the loop that stylize.py and the web app share.
 
 Photos are read one by one; consecutive photos of the same (resized) size go through the network together,
-up to ``batch_size``. A photo that cannot be read or stylised is recorded with its one-line reason and the
+up to ``batch_size``. An animated GIF, WebP or PNG becomes an animation of the same format and timing
+(texnet.animation). A photo that cannot be read or stylised is recorded with its one-line reason and the
 others go on; :func:`check_failures` turns "nothing at all could be done" into an error and lists the rest.
 """
 
@@ -12,11 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from texnet.animation import animation_format, frame_count, read_animation, save_animation
 from texnet.errors import TexnetError
 from texnet.image import save_image, tensor_to_pil
 from texnet.inference import Stylizer, prepare_image
@@ -57,12 +60,13 @@ def stylize_files(
     tile_size: int | None = None,
     mix: str | dict[str, float] | None = None,
 ) -> BatchResult:
-    """Stylise every (photo, name) of `inputs` and save each result as the PNG ``target(name)`` (a free path).
+    """Stylise every (photo, name) of `inputs` and save each result at ``target(name)`` (a free path), `name`'s
+    suffix being what is written: ``.png`` for a photo, an animation's own (.gif, .webp, .png) for an animation.
 
     `noise_factor`, `seed`, `max_size`, `size`, `preserve_color` and `mix` are :meth:`Stylizer.stylize`'s; `seed` seeds
     every batch, so a photo's result depends on the seed and the batch it is in, not on the photos before it.
     A photo too large to stylise whole in memory (or every photo, with `tile_size`) goes alone, by tiles
-    (texnet.tiling), read and written in 8 bits.
+    (texnet.tiling), read and written in 8 bits; so does every frame of an animation (:func:`stylize_animation`).
     """
     result = BatchResult()
     batch: list[tuple[Path, Path, torch.Tensor]] = []
@@ -82,26 +86,31 @@ def stylize_files(
         else:
             seconds = (time.perf_counter() - start) / len(batch)
             for (src, name, _), image in zip(batch, out):
-                path = save_image(tensor_to_pil(image), target(name), overwrite=True)
+                path = save_image(tensor_to_pil(image), target(name.with_suffix(".png")), overwrite=True)
                 result.done.append(Stylized(src, path, image.shape[-1], image.shape[-2], seconds))
         batch.clear()
 
     with logging_redirect_tqdm():
         for src, name in tqdm(inputs, desc="stylize", unit="img", disable=len(inputs) < 2 or not progress):
+            options = dict(
+                noise_factor=noise_factor,
+                seed=seed,
+                max_size=max_size,
+                size=size,
+                preserve_color=preserve_color,
+                tile_size=tile_size,
+                mix=mix,
+            )
             try:
+                if frame_count(src) > 1:
+                    start = time.perf_counter()
+                    path, (width, height) = stylize_animation(stylizer, src, target(name), progress, **options)
+                    result.done.append(Stylized(src, path, width, height, time.perf_counter() - start))
+                    continue
                 if tile_size or needs_tiles(stylizer, src, max_size, size):
                     start = time.perf_counter()
-                    image = stylizer.stylize(
-                        src,
-                        noise_factor=noise_factor,
-                        seed=seed,
-                        max_size=max_size,
-                        size=size,
-                        preserve_color=preserve_color,
-                        tile_size=tile_size,
-                        mix=mix,
-                    )
-                    path = save_image(image, target(name), overwrite=True)
+                    image = stylizer.stylize(src, **options)
+                    path = save_image(image, target(name.with_suffix(".png")), overwrite=True)
                     result.done.append(Stylized(src, path, image.width, image.height, time.perf_counter() - start))
                     continue
                 tensor = prepare_image(src, max_size, size)
@@ -114,6 +123,31 @@ def stylize_files(
         if batch:
             flush()
     return result
+
+
+def stylize_animation(
+    stylizer: Stylizer,
+    src: str | Path,
+    output: str | Path,
+    progress: bool = False,
+    seed: int | None = None,
+    **options: Any,
+) -> tuple[Path, tuple[int, int]]:
+    """Stylise every frame of the animation `src` and write them to `output` (its suffix picks GIF, WebP or APNG)
+    with the source's frame durations and loop count; returns the path and the frames' (width, height).
+
+    Every frame is stylised with the same noise (`seed`, default 0), so the texture does not flicker; `options`
+    are :meth:`Stylizer.stylize`'s. Frames go one at a time: a batch would draw different noise for each.
+    """
+    src, output = Path(src), Path(output)
+    animation_format(output, src)  # an output that cannot hold an animation: one line before any work
+    animation = read_animation(src)
+    seed = 0 if seed is None else seed
+    frames = [
+        stylizer.stylize(frame, seed=seed, **options)
+        for frame in tqdm(animation.frames, desc=src.name, unit="frame", leave=False, disable=not progress)
+    ]
+    return save_animation(frames, animation.durations, animation.loop, output), frames[0].size
 
 
 def check_failures(failures: Sequence[tuple[Path, str]], total: int) -> None:

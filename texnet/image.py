@@ -52,7 +52,7 @@ def formats_text() -> str:
 
 
 @contextmanager
-def _texnet_pixel_limit() -> Iterator[None]:
+def pixel_limit_lifted() -> Iterator[None]:
     """Pillow's global bomb check off while texnet opens a file; open_rgb checks MAX_PIXELS itself."""
     saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
@@ -67,7 +67,7 @@ def open_image(path: str | Path, what: str = "image") -> Image.Image:
     if not path.is_file():
         raise TexnetError(f"{what} '{path}' does not exist: check the path")
     try:
-        with _texnet_pixel_limit():
+        with pixel_limit_lifted():
             img = Image.open(path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise TexnetError(f"{what} '{path}' is not a readable image ({err}): replace or remove it") from None
@@ -90,7 +90,7 @@ def open_rgb(path: str | Path, what: str = "image") -> Image.Image:
     """Open `path` as an upright 8-bit RGB PIL image (alpha dropped onto white)."""
     img = open_image(path, what)
     try:
-        with img, _texnet_pixel_limit():
+        with img, pixel_limit_lifted():
             img.load()
             img = ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError) as err:

@@ -89,7 +89,7 @@ def stylize_uploads(
     result = stylize_files(
         stylizer,
         inputs,
-        lambda name: next_free_file(out / f"{name.stem}_{stylizer.texture_name}.png"),
+        lambda name: next_free_file(out / f"{name.stem}_{stylizer.texture_name}{name.suffix}"),
         noise_factor=noise_factor,
         seed=seed,
         max_size=max_size,

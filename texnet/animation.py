@@ -1,0 +1,82 @@
+"""Animated images (GIF, WebP, APNG): every frame in, a stylised animation out, with the source's timing.
+
+Pillow reads and writes all three, so animations need no video library. A stylised animation's frames share
+one noise draw (the same seed for every frame): the texture then holds still wherever the picture does, where a
+fresh draw per frame would make it flicker. Multi-page TIFFs and phones' multi-picture JPEGs are single photos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageSequence
+
+from texnet.errors import TexnetError
+from texnet.image import MAX_PIXELS, open_image, pixel_limit_lifted, to_rgb
+
+# Pillow format -> the suffixes texnet writes it under
+ANIMATED_SUFFIXES = {"GIF": (".gif",), "WEBP": (".webp",), "PNG": (".png", ".apng")}
+SAVE_OPTIONS = {"GIF": {}, "WEBP": {"quality": 90}, "PNG": {}}  # WebP: lossy at quality 90, as photos are
+
+
+@dataclass
+class Animation:
+    """The frames of an animated image (RGB, alpha onto white), each one's duration in ms, and its loop count."""
+
+    frames: list[Image.Image]
+    durations: list[int]
+    loop: int | None  # 0: forever; None: as the source, which said nothing (a GIF then plays once)
+
+
+def frame_count(path: str | Path) -> int:
+    """How many frames `path` holds if it is an animation (GIF, WebP, APNG); 1 for every other image."""
+    img = open_image(path)
+    with img:
+        return img.n_frames if img.format in ANIMATED_SUFFIXES and getattr(img, "is_animated", False) else 1
+
+
+def read_animation(path: str | Path, what: str = "animation") -> Animation:
+    """Every frame of `path`, composited as a viewer shows it; all frames together at most MAX_PIXELS."""
+    img = open_image(path, what)
+    with img:
+        frames_total = img.width * img.height * img.n_frames
+        if frames_total > MAX_PIXELS:
+            raise TexnetError(
+                f"{what} '{path}' has {img.n_frames} frames of {img.width}x{img.height} px ({frames_total / 1e6:.0f} MP "
+                f"in all), above texnet's limit of {MAX_PIXELS / 1e6:.0f} MP: shorten or downscale it first"
+            )
+        frames, durations = [], []
+        try:
+            with pixel_limit_lifted():
+                for frame in ImageSequence.Iterator(img):
+                    frame.load()  # a WebP frame's duration is known once it is decoded
+                    durations.append(int(frame.info.get("duration") or 100))  # browsers show 0 ms frames ~100 ms
+                    frames.append(to_rgb(frame.copy()))
+        except (OSError, SyntaxError, ValueError) as err:
+            raise TexnetError(f"{what} '{path}' is not a readable image ({err}): replace or remove it") from None
+        return Animation(frames, durations, img.info.get("loop"))
+
+
+def animation_format(path: Path, source: str | Path) -> str:
+    """The Pillow format `path`'s suffix names, or a one-line error if it cannot hold an animation."""
+    for fmt, suffixes in ANIMATED_SUFFIXES.items():
+        if path.suffix.lower() in suffixes:
+            return fmt
+    names = ", ".join(s for suffixes in ANIMATED_SUFFIXES.values() for s in suffixes)
+    raise TexnetError(
+        f"output '{path}' cannot hold the frames of the animation '{source}': name a {names} file, or a folder"
+    )
+
+
+def save_animation(frames: Iterable[Image.Image], durations: list[int], loop: int | None, path: Path) -> Path:
+    """Write `frames` as one animated file in the format of `path`'s suffix (see :func:`animation_format`)."""
+    fmt = animation_format(path, path)
+    first, *rest = frames
+    options = dict(SAVE_OPTIONS[fmt], save_all=True, append_images=rest, duration=durations, format=fmt)
+    if loop is not None:
+        options["loop"] = loop
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first.save(path, **options)
+    return path
