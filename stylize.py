@@ -10,7 +10,8 @@ Existing files are never replaced unless overwrite=true: a result whose name is 
 (photo-2.png, ...). Folders are searched recursively (hidden files and folders ignored) and their sub-folders mirrored
 in the output; non-image files are skipped with one warning each, and an unreadable image is reported at the end
 without stopping the others. Results are PNG unless output= names a single file; an animated GIF, WebP or PNG
-becomes an animation in its own format, every frame stylised with the same noise (texnet.animation).
+becomes an animation in its own format and a video (MP4, MOV, MKV, WebM, AVI; PyAV) a video, every frame stylised
+with the same noise (texnet.animation, texnet.video).
 
 One photo (or a texture-mode network's textures) on a CPU with no seed, tiles or colour transfer runs the
 checkpoint's ONNX graph without importing torch (texnet.graph_stylize): a shipped stylise model's ships beside it,
@@ -36,6 +37,7 @@ from texnet.errors import TexnetError
 from texnet.graph_stylize import GraphModel, checkpoint_digest
 from texnet.image import IMAGE_EXTENSIONS, check_output, next_free_file, open_rgb, output_size, save_image
 from texnet.models import resolve_checkpoint
+from texnet.video import VIDEO_SUFFIXES, is_video
 
 if TYPE_CHECKING:  # torch and the code that needs it are imported only when a run goes through texnet.inference
     from texnet.inference import Stylizer
@@ -161,14 +163,14 @@ def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
         candidates = [(p, Path(p.name)) for p in files]
     else:
         raise TexnetError(f"input '{spec}' does not exist: give a photo, a folder or a glob such as 'photos/*.jpg'")
-    images = []
+    images, readable = [], " ".join((*IMAGE_EXTENSIONS, *VIDEO_SUFFIXES))
     for file, name in candidates:
-        if file.suffix.lower() in IMAGE_EXTENSIONS:
+        if file.suffix.lower() in IMAGE_EXTENSIONS or is_video(file):
             images.append((file, name))
         else:
-            log.warning("skipping '%s': not an image (%s files are read)", file, " ".join(IMAGE_EXTENSIONS))
+            log.warning("skipping '%s': not an image or video (%s files are read)", file, readable)
     if not images:
-        raise TexnetError(f"input '{spec}' holds no images ({' '.join(IMAGE_EXTENSIONS)})")
+        raise TexnetError(f"input '{spec}' holds no images or videos ({readable})")
     return images
 
 
@@ -189,7 +191,7 @@ class OutputNames:
 def output_target(cfg: DictConfig, default: Path, count: int) -> tuple[Path | None, Path]:
     """(single output file or None, output folder) from cfg.output, checked to be writable before any work."""
     out = Path(str(cfg.output)).expanduser() if cfg.output else default
-    if cfg.output and out.suffix.lower() in IMAGE_EXTENSIONS:
+    if cfg.output and (out.suffix.lower() in IMAGE_EXTENSIONS or is_video(out)):
         if count > 1:
             raise TexnetError(f"output '{out}' is a file but the input holds {count} images: give a folder")
         check_output(out, folder=False)
@@ -220,7 +222,7 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
         mix=texture_mix(cfg),
     )
     check_failures(result.failures, len(inputs))
-    log.info("wrote %d image(s) to %s", len(result.done), folder)
+    log.info("wrote %d file(s) to %s", len(result.done), folder)
     return [item.output for item in result.done]
 
 

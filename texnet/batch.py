@@ -2,7 +2,7 @@
 
 Photos are read one by one; consecutive photos of the same (resized) size go through the network together,
 up to ``batch_size``. An animated GIF, WebP or PNG becomes an animation of the same format and timing
-(texnet.animation). A photo that cannot be read or stylised is recorded with its one-line reason and the
+(texnet.animation), a video a video (texnet.video), frame by frame with one noise draw. A photo that cannot be read or stylised is recorded with its one-line reason and the
 others go on; :func:`check_failures` turns "nothing at all could be done" into an error and lists the rest.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -24,6 +25,7 @@ from texnet.errors import TexnetError
 from texnet.image import save_image, tensor_to_pil
 from texnet.inference import Stylizer, prepare_image
 from texnet.tiling import needs_tiles
+from texnet.video import is_video, stylize_video
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +63,12 @@ def stylize_files(
     mix: str | dict[str, float] | None = None,
 ) -> BatchResult:
     """Stylise every (photo, name) of `inputs` and save each result at ``target(name)`` (a free path), `name`'s
-    suffix being what is written: ``.png`` for a photo, an animation's own (.gif, .webp, .png) for an animation.
+    suffix being what is written: ``.png`` for a photo, an animation's or video's own for an animation or video.
 
     `noise_factor`, `seed`, `max_size`, `size`, `preserve_color` and `mix` are :meth:`Stylizer.stylize`'s; `seed` seeds
     every batch, so a photo's result depends on the seed and the batch it is in, not on the photos before it.
     A photo too large to stylise whole in memory (or every photo, with `tile_size`) goes alone, by tiles
-    (texnet.tiling), read and written in 8 bits; so does every frame of an animation (:func:`stylize_animation`).
+    (texnet.tiling), read and written in 8 bits; so does every frame of an animation or video (:func:`frame_stylizer`).
     """
     result = BatchResult()
     batch: list[tuple[Path, Path, torch.Tensor]] = []
@@ -102,9 +104,10 @@ def stylize_files(
                 mix=mix,
             )
             try:
-                if frame_count(src) > 1:
+                if is_video(src) or frame_count(src) > 1:
                     start = time.perf_counter()
-                    path, (width, height) = stylize_animation(stylizer, src, target(name), progress, **options)
+                    frames = stylize_video if is_video(src) else stylize_animation
+                    path, (width, height) = frames(src, target(name), frame_stylizer(stylizer, **options), progress)
                     result.done.append(Stylized(src, path, width, height, time.perf_counter() - start))
                     continue
                 if tile_size or needs_tiles(stylizer, src, max_size, size):
@@ -125,26 +128,28 @@ def stylize_files(
     return result
 
 
+def frame_stylizer(stylizer: Stylizer, seed: int | None = None, **options: Any) -> Callable[[Image.Image], Image.Image]:
+    """One frame of a video or animation at a time, every one with the same noise draw (`seed`, default 0): a fresh
+    draw per frame makes the texture flicker where the picture stands still (a batch would draw one per frame too).
+    `options` are :meth:`Stylizer.stylize`'s."""
+    seed = 0 if seed is None else seed
+    return lambda frame: stylizer.stylize(frame, seed=seed, **options)
+
+
 def stylize_animation(
-    stylizer: Stylizer,
     src: str | Path,
     output: str | Path,
+    stylize_frame: Callable[[Image.Image], Image.Image],
     progress: bool = False,
-    seed: int | None = None,
-    **options: Any,
 ) -> tuple[Path, tuple[int, int]]:
-    """Stylise every frame of the animation `src` and write them to `output` (its suffix picks GIF, WebP or APNG)
-    with the source's frame durations and loop count; returns the path and the frames' (width, height).
-
-    Every frame is stylised with the same noise (`seed`, default 0), so the texture does not flicker; `options`
-    are :meth:`Stylizer.stylize`'s. Frames go one at a time: a batch would draw different noise for each.
-    """
+    """Pass every frame of the animation `src` through `stylize_frame` (e.g. :func:`frame_stylizer`) and write them
+    to `output` (its suffix picks GIF, WebP or APNG) with the source's frame durations and loop count; returns the
+    path and the frames' (width, height)."""
     src, output = Path(src), Path(output)
     animation_format(output, src)  # an output that cannot hold an animation: one line before any work
     animation = read_animation(src)
-    seed = 0 if seed is None else seed
     frames = [
-        stylizer.stylize(frame, seed=seed, **options)
+        stylize_frame(frame)
         for frame in tqdm(animation.frames, desc=src.name, unit="frame", leave=False, disable=not progress)
     ]
     return save_animation(frames, animation.durations, animation.loop, output), frames[0].size
