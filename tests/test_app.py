@@ -122,6 +122,19 @@ def test_an_uploaded_animation_comes_back_animated(client, runs_dir, tmp_path):
         assert Path(downloads[0]).name == "clip_mosaic.gif" and result.format == "GIF" and result.n_frames == 3
 
 
+def test_an_uploaded_video_comes_back_as_a_video(client, runs_dir, tmp_path):
+    from test_animation import frames_of
+    from test_video import write_video
+
+    clip = write_video(tmp_path / "clip.mp4", frames_of(0, 4))
+    gallery, downloads, _ = stylize(client, [clip], str(runs_dir / "x" / "checkpoints" / "last.ckpt"))
+    assert Path(downloads[0]).name == "clip_mosaic.mp4" and "video" in gallery[1]
+    import av
+
+    with av.open(downloads[0]) as result:
+        assert sum(1 for _ in result.decode(video=0)) == 4
+
+
 def test_bad_upload_is_a_readable_error_and_the_app_keeps_answering(client, runs_dir, photo, bad_upload):
     checkpoint = str(runs_dir / "x" / "checkpoints" / "last.ckpt")
     with pytest.raises(AppError, match="'notes.jpg' is not a readable image") as err:

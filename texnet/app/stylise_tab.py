@@ -19,6 +19,7 @@ from texnet.app.stylise import (
 )
 from texnet.errors import TexnetError
 from texnet.image import IMAGE_EXTENSIONS
+from texnet.video import VIDEO_SUFFIXES
 
 
 def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Path) -> None:
@@ -141,7 +142,11 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
     with gr.Tab("Stylise"):
         with gr.Row():
             with gr.Column(scale=2):
-                photos = gr.File(label="Photos", file_count="multiple", file_types=list(IMAGE_EXTENSIONS))
+                photos = gr.File(
+                    label="Photos, animations or videos",
+                    file_count="multiple",
+                    file_types=[*IMAGE_EXTENSIONS, *VIDEO_SUFFIXES],
+                )
                 with gr.Row(equal_height=True):
                     model_choice = gr.Dropdown(
                         model_choices(runs_dir, cache),
