@@ -74,6 +74,31 @@ def test_odd_frame_sizes_lose_their_last_row_and_column(tmp_path, ckpt):
     assert len(stylised) == 3 and stylised[0].shape == (48, 64, 3)
 
 
+def test_a_phones_rotated_video_comes_out_upright(tmp_path, ckpt):
+    """A portrait phone video: landscape frames and a display rotation of 90 degrees counter-clockwise."""
+    from texnet.video import upright
+
+    marked = np.zeros((48, 64, 3), np.uint8)
+    marked[:16, :16] = 255  # a white block at the stored frame's top left
+    source = tmp_path / "portrait.mp4"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=Fraction(RATE))
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.set_display_rotation(90)
+        for _ in range(2):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(marked, format="rgb24")))
+        out.mux(video.encode(None))
+    with av.open(str(source)) as container:
+        shown = np.asarray(upright(next(container.decode(video=0))).convert("L"))
+    assert (
+        shown.shape == (64, 48) and shown[-16:, :16].mean() > 200 and shown[:16, :16].mean() < 50
+    )  # top left -> bottom left
+    (out,) = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={source}", f"output={tmp_path / 'out'}"))
+    with av.open(str(out)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height, frame.rotation) == (48, 64, 0)
+
+
 def test_a_broken_video_is_one_line_and_leaves_no_file(tmp_path, ckpt):
     source = tmp_path / "broken.mp4"
     source.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"not a video" * 50)

@@ -3,6 +3,7 @@
 PyAV bundles FFmpeg, so no system tool is needed; it is optional (``pip install -e '.[video]'``). As in
 texnet.animation, every frame gets the same noise draw so the texture does not flicker. Frames stream from
 decoder to encoder, so a video's length is bounded by the disk, not by memory; the file appears only when complete.
+Frames are turned upright first (a phone's portrait video is stored sideways with a display rotation).
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ def require_av(what: str | Path) -> Any:
             f"'{what}' is a video, which needs PyAV: pip install -e '.[video]' (or pip install av)"
         ) from None
     return av
+
+
+def upright(frame: Any) -> Image.Image:
+    """A decoded frame as an RGB image the way players show it: phones store portrait video as landscape frames
+    with a display rotation (counter-clockwise degrees), which the stylised video, written without one, bakes in."""
+    image = frame.to_image()
+    return image.rotate(frame.rotation, expand=True) if frame.rotation else image
 
 
 def stylize_video(
@@ -98,7 +106,7 @@ def stylize_video(
                     sink.mux(packet)
                     continue
                 for frame in packet.decode():
-                    image = stylize_frame(frame.to_image())
+                    image = stylize_frame(upright(frame))
                     if encoder is None:
                         # 4:2:0 chroma needs even sides: an odd one loses its last pixel row or column
                         size = (image.width - image.width % 2, image.height - image.height % 2)
