@@ -64,6 +64,22 @@ def test_a_video_comes_out_stylised_at_its_frame_rate_with_its_sound(tmp_path, c
     assert len(frames) == 6 and all(np.abs(f - o).mean() > 5 for f, o in zip(frames, originals))
 
 
+def test_each_frame_keeps_its_time_at_a_variable_frame_rate(tmp_path, ckpt):
+    """A phone's variable frame rate: frames at 0, 1/12, 3/12 and 4/12 s come out at those times."""
+    source = tmp_path / "vfr.mp4"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=Fraction(RATE))
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for tick, image in zip((0, 1, 3, 4), frames_of(3, 4)):
+            frame = av.VideoFrame.from_image(image)
+            frame.pts, frame.time_base = tick, Fraction(1, RATE)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    (out,) = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={source}", f"output={tmp_path / 'out'}"))
+    with av.open(str(out)) as container:
+        assert [float(f.time) for f in container.decode(video=0)] == pytest.approx([0, 1 / 12, 3 / 12, 4 / 12])
+
+
 def test_odd_frame_sizes_lose_their_last_row_and_column(tmp_path, ckpt):
     """4:2:0 video needs even sides; a lossless FFV1 source of 65x49 px comes out 64x48."""
     frames = [f.resize((65, 49)) for f in frames_of(1, 3)]

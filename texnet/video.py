@@ -91,7 +91,9 @@ def stylize_video(
                 sound = None
             rate = video.average_rate or video.guessed_rate or Fraction(25)
             codec, options = ENCODERS[output.suffix.lower()]
-            encoder, copied, size, pending = None, None, None, []  # pending: sound before the first frame's size
+            # MPEG-4 part 2 takes time bases up to 1/65535 (MP4 sources often have 1/90000): the nominal rate then
+            exact = video.time_base is not None and (codec != "mpeg4" or video.time_base.denominator <= 65535)
+            encoder, copied, size, pending, count = None, None, None, [], 0  # pending: sound before the picture's size
             total = video.frames or None
             bar = tqdm(total=total, desc=src.name, unit="frame", leave=False, disable=not progress)
             streams = [video] if sound is None else [video, sound]
@@ -112,6 +114,8 @@ def stylize_video(
                         size = (image.width - image.width % 2, image.height - image.height % 2)
                         encoder = sink.add_stream(codec, rate=rate, options=options)
                         encoder.width, encoder.height, encoder.pix_fmt = *size, "yuv420p"
+                        if exact:  # each frame at its source time: a phone's variable frame rate stays in step
+                            encoder.codec_context.time_base = video.time_base
                         if sound is not None:
                             copied = sink.add_stream_from_template(sound)
                             for early in pending:
@@ -121,7 +125,12 @@ def stylize_video(
                     if image.size != size:
                         image = image.crop((0, 0, *size))
                     out = av.VideoFrame.from_image(image)
+                    if exact and frame.pts is not None:
+                        out.pts, out.time_base = frame.pts, video.time_base
+                    else:
+                        out.pts, out.time_base = count, 1 / rate
                     sink.mux(encoder.encode(out))
+                    count += 1
                     bar.update()
             bar.close()
             if encoder is None:
