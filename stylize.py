@@ -289,6 +289,11 @@ def stylize_gatys(cfg: DictConfig) -> list[Path]:
     written, failures = [], []
     for src, rel in inputs:
         try:
+            if is_video(src) or frame_count(src) > 1:
+                raise TexnetError(
+                    f"'{src}' is a video or animation: method=gatys optimises one photo for minutes, not every frame; "
+                    "stylise it with a trained network (checkpoint=)"
+                )
             result = run_gatys(
                 str(cfg.texture.image),
                 folder / rel.with_suffix(""),

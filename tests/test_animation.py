@@ -94,3 +94,9 @@ def test_an_animation_too_large_for_memory_is_one_line(tmp_path, ckpt, monkeypat
     with pytest.raises(TexnetError, match=r"has 3 frames of 64x48 px .* above texnet's limit .*: shorten or downscale"):
         stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={source}", f"output={tmp_path / 'out'}"))
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_gatys_says_it_does_not_stylise_animations(tmp_path):
+    source = write_animation(tmp_path / "clip.gif", frames_of(6))
+    with pytest.raises(TexnetError, match=r"'.*clip.gif' is a video or animation: method=gatys optimises one photo"):
+        stylize(stylize_cfg("method=gatys", f"input={source}", f"output={tmp_path / 'out'}", "gatys.iterations=1"))
