@@ -6,6 +6,7 @@ import socket
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import CONFIG_DIR
 from gradio_client import Client, handle_file
@@ -133,6 +134,18 @@ def test_an_uploaded_video_comes_back_as_a_video(client, runs_dir, tmp_path):
 
     with av.open(downloads[0]) as result:
         assert sum(1 for _ in result.decode(video=0)) == 4
+
+
+def test_webcam_frames_come_out_stylised_with_one_noise_draw(runs_dir, photo):
+    """The Live section's function (gradio_client cannot drive a streaming event, so it is called directly)."""
+    from texnet.app.stylise import stylize_frame
+    from texnet.inference import load
+
+    stylizer = load(runs_dir / "x" / "checkpoints" / "last.ckpt")
+    frame = np.asarray(Image.open(photo).convert("RGB"))
+    first, second = (stylize_frame(stylizer, frame, 0.05, None, 64) for _ in "ab")
+    assert first.shape == (48, 64, 3) and np.array_equal(first, second)  # no flicker
+    assert np.abs(first.astype(int) - np.asarray(Image.fromarray(frame).resize((64, 48)), dtype=int)).mean() > 5
 
 
 def test_bad_upload_is_a_readable_error_and_the_app_keeps_answering(client, runs_dir, photo, bad_upload):

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 import pytorch_lightning as pl
+from PIL import Image
 
 from texnet.batch import check_failures, stylize_files
 from texnet.checkpoint import describe_checkpoint, read_checkpoint
@@ -59,6 +61,17 @@ def slider_mix(stylizer: Stylizer, values: list[float] | None) -> dict[str, floa
     if sum(weights) <= 0:
         raise TexnetError("every texture's weight is 0: move at least one texture slider above 0")
     return {name: w / sum(weights) for name, w in zip(stylizer.textures, weights) if w > 0}
+
+
+def stylize_frame(
+    stylizer: Stylizer, frame: np.ndarray, noise_factor: float, mix: dict[str, float] | None, max_size: int
+) -> np.ndarray:
+    """One webcam frame (H, W, 3 uint8) through the network, its longer side at most `max_size`, with the same noise
+    draw for every frame (seed 0: a fresh draw per frame makes the texture flicker, texnet.batch.frame_stylizer)."""
+    if stylizer.mode == "texture":
+        raise TexnetError("this model makes textures from noise: pick a stylise model for the webcam")
+    image = Image.fromarray(frame).convert("RGB")
+    return np.asarray(stylizer.stylize(image, noise_factor, seed=0, max_size=max_size, mix=mix))
 
 
 def new_textures(

@@ -1,11 +1,13 @@
-"""The app's Stylise tab: pick or upload a trained model, stylise uploaded photos with it (texture mode: new
-textures), blend a multi-texture network's textures, and compare with Gatys et al. on the first photo."""
+"""The app's Stylise tab: pick or upload a trained model, stylise uploaded photos, animations and videos with it
+(texture mode: new textures), blend a multi-texture network's textures, compare with Gatys et al. on the first
+photo, and stylise the webcam live."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from texnet.app.models import ModelCache, model_choices
 from texnet.app.stylise import (
@@ -15,6 +17,7 @@ from texnet.app.stylise import (
     new_textures,
     short_error,
     slider_mix,
+    stylize_frame,
     stylize_uploads,
 )
 from texnet.errors import TexnetError
@@ -111,6 +114,22 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
         except TexnetError as err:
             raise gr.Error(short_error(err, model_upload or "", *(photos or []))) from None
 
+    def live(
+        frame: np.ndarray | None,
+        model: str | None,
+        model_upload: str | None,
+        noise_factor: float,
+        mix_values: list[float] | None,
+        size: float,
+    ) -> np.ndarray | None:
+        if frame is None:
+            return None
+        try:
+            stylizer = cache.get(selected_model(model, model_upload))
+            return stylize_frame(stylizer, frame, noise_factor, slider_mix(stylizer, mix_values), int(size))
+        except TexnetError as err:
+            raise gr.Error(short_error(err, model_upload or "")) from None
+
     def compare(
         photos: list[str] | None,
         model: str | None,
@@ -203,6 +222,13 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
                 network_image = gr.Image(label="Texture network", interactive=False)
                 gatys_image = gr.Image(label="Gatys et al. (L-BFGS)", interactive=False)
             timing = gr.Markdown()
+        with gr.Accordion("Live: your webcam through the network", open=False):
+            with gr.Row():
+                webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
+                live_image = gr.Image(label="Stylised", interactive=False)
+            live_size = gr.Slider(
+                128, 1024, value=384, step=32, label="Longer side at most (px)", info="smaller: more frames/s"
+            )
 
     gr.api(list_models, api_name="list_models")
     model_inputs = [model_choice, model_upload]
@@ -220,6 +246,14 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
         [photos, *model_inputs, noise, preserve, max_size, seed, mix_values],
         [gallery, downloads, status],
         api_name="stylize",
+    )
+    webcam.stream(
+        live,
+        [webcam, *model_inputs, noise, mix_values, live_size],
+        live_image,
+        stream_every=0.1,
+        concurrency_limit=1,  # frames that arrive while one is stylised are dropped, not queued
+        api_name="live",
     )
     compare_button.click(
         compare,
