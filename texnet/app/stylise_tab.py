@@ -227,7 +227,7 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
                 webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
                 live_image = gr.Image(label="Stylised", interactive=False)
             live_size = gr.Slider(
-                128, 1024, value=384, step=32, label="Longer side at most (px)", info="smaller: more frames/s"
+                128, 1024, value=256, step=32, label="Longer side at most (px)", info="smaller: more frames/s"
             )
 
     gr.api(list_models, api_name="list_models")
