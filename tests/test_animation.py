@@ -55,7 +55,7 @@ def read_back(path: Path) -> tuple[list[np.ndarray], list[int], Image.Image]:
 def test_an_animation_comes_out_stylised_in_its_own_format_and_timing(tmp_path, ckpt, suffix):
     source = write_animation(tmp_path / f"in/clip{suffix}", frames_of(0))
     (out,) = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={source}", f"output={tmp_path / 'out'}"))
-    assert out == tmp_path / "out" / f"clip{suffix}"
+    assert out == tmp_path / "out" / f"clip{suffix}" and [p.name for p in out.parent.iterdir()] == [out.name]
     frames, durations, img = read_back(out)
     assert img.format == Image.open(source).format and img.info["loop"] == 0
     assert durations == DURATIONS and all(f.shape == (48, 64, 3) for f in frames)

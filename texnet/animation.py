@@ -7,11 +7,12 @@ fresh draw per frame would make it flicker. Multi-page TIFFs and phones' multi-p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageSequence
+from tqdm import tqdm
 
 from texnet.errors import TexnetError
 from texnet.image import MAX_PIXELS, open_image, pixel_limit_lifted, to_rgb
@@ -78,5 +79,29 @@ def save_animation(frames: Iterable[Image.Image], durations: list[int], loop: in
     if loop is not None:
         options["loop"] = loop
     path.parent.mkdir(parents=True, exist_ok=True)
-    first.save(path, **options)
-    return path
+    partial = path.with_name(f".{path.name}.partial")  # renamed once whole: never a half-written animation
+    try:
+        first.save(partial, **options)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return partial.replace(path)
+
+
+def stylize_animation(
+    src: str | Path,
+    output: str | Path,
+    stylize_frame: Callable[[Image.Image], Image.Image],
+    progress: bool = False,
+) -> tuple[Path, tuple[int, int]]:
+    """Pass every frame of the animation `src` through `stylize_frame` (e.g. ``texnet.batch.frame_stylizer``) and
+    write them to `output` (its suffix picks GIF, WebP or APNG) with the source's frame durations and loop count;
+    returns the path and the frames' (width, height)."""
+    src, output = Path(src), Path(output)
+    animation_format(output, src)  # an output that cannot hold an animation: one line before any work
+    animation = read_animation(src)
+    frames = [
+        stylize_frame(frame)
+        for frame in tqdm(animation.frames, desc=src.name, unit="frame", leave=False, disable=not progress)
+    ]
+    return save_animation(frames, animation.durations, animation.loop, output), frames[0].size

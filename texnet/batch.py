@@ -2,8 +2,9 @@
 
 Photos are read one by one; consecutive photos of the same (resized) size go through the network together,
 up to ``batch_size``. An animated GIF, WebP or PNG becomes an animation of the same format and timing
-(texnet.animation), a video a video (texnet.video), frame by frame with one noise draw. A photo that cannot be read or stylised is recorded with its one-line reason and the
-others go on; :func:`check_failures` turns "nothing at all could be done" into an error and lists the rest.
+(texnet.animation), a video a video (texnet.video), frame by frame with one noise draw. A photo that cannot be
+read or stylised is recorded with its one-line reason and the others go on; :func:`check_failures` turns
+"nothing at all could be done" into an error and lists the rest.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from texnet.animation import animation_format, frame_count, read_animation, save_animation
+from texnet.animation import frame_count, stylize_animation
 from texnet.errors import TexnetError
 from texnet.image import save_image, tensor_to_pil
 from texnet.inference import Stylizer, prepare_image
@@ -68,7 +69,8 @@ def stylize_files(
     `noise_factor`, `seed`, `max_size`, `size`, `preserve_color` and `mix` are :meth:`Stylizer.stylize`'s; `seed` seeds
     every batch, so a photo's result depends on the seed and the batch it is in, not on the photos before it.
     A photo too large to stylise whole in memory (or every photo, with `tile_size`) goes alone, by tiles
-    (texnet.tiling), read and written in 8 bits; so does every frame of an animation or video (:func:`frame_stylizer`).
+    (texnet.tiling), read and written in 8 bits; so does every frame of an animation or video that needs it
+    (:func:`frame_stylizer`).
     """
     result = BatchResult()
     batch: list[tuple[Path, Path, torch.Tensor]] = []
@@ -92,17 +94,17 @@ def stylize_files(
                 result.done.append(Stylized(src, path, image.shape[-1], image.shape[-2], seconds))
         batch.clear()
 
+    options = dict(
+        noise_factor=noise_factor,
+        seed=seed,
+        max_size=max_size,
+        size=size,
+        preserve_color=preserve_color,
+        tile_size=tile_size,
+        mix=mix,
+    )
     with logging_redirect_tqdm():
         for src, name in tqdm(inputs, desc="stylize", unit="img", disable=len(inputs) < 2 or not progress):
-            options = dict(
-                noise_factor=noise_factor,
-                seed=seed,
-                max_size=max_size,
-                size=size,
-                preserve_color=preserve_color,
-                tile_size=tile_size,
-                mix=mix,
-            )
             try:
                 if is_video(src) or frame_count(src) > 1:
                     start = time.perf_counter()
@@ -134,25 +136,6 @@ def frame_stylizer(stylizer: Stylizer, seed: int | None = None, **options: Any) 
     `options` are :meth:`Stylizer.stylize`'s."""
     seed = 0 if seed is None else seed
     return lambda frame: stylizer.stylize(frame, seed=seed, **options)
-
-
-def stylize_animation(
-    src: str | Path,
-    output: str | Path,
-    stylize_frame: Callable[[Image.Image], Image.Image],
-    progress: bool = False,
-) -> tuple[Path, tuple[int, int]]:
-    """Pass every frame of the animation `src` through `stylize_frame` (e.g. :func:`frame_stylizer`) and write them
-    to `output` (its suffix picks GIF, WebP or APNG) with the source's frame durations and loop count; returns the
-    path and the frames' (width, height)."""
-    src, output = Path(src), Path(output)
-    animation_format(output, src)  # an output that cannot hold an animation: one line before any work
-    animation = read_animation(src)
-    frames = [
-        stylize_frame(frame)
-        for frame in tqdm(animation.frames, desc=src.name, unit="frame", leave=False, disable=not progress)
-    ]
-    return save_animation(frames, animation.durations, animation.loop, output), frames[0].size
 
 
 def check_failures(failures: Sequence[tuple[Path, str]], total: int) -> None:
