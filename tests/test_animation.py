@@ -100,3 +100,16 @@ def test_gatys_says_it_does_not_stylise_animations(tmp_path):
     source = write_animation(tmp_path / "clip.gif", frames_of(6))
     with pytest.raises(TexnetError, match=r"'.*clip.gif' is a video or animation: method=gatys optimises one photo"):
         stylize(stylize_cfg("method=gatys", f"input={source}", f"output={tmp_path / 'out'}", "gatys.iterations=1"))
+
+
+def test_a_gif_keeps_still_regions_still(tmp_path):
+    """GIF's 256 colours: one palette for the clip, so a region the same in two frames decodes the same in both."""
+    from texnet.animation import save_animation
+
+    rng = np.random.default_rng(7)
+    first = rng.uniform(0, 255, (48, 64, 3)).astype(np.uint8)
+    second = first.copy()
+    second[:, 32:] = rng.uniform(0, 255, (48, 32, 3))  # the right half changes, the left half stays
+    out = save_animation([Image.fromarray(first), Image.fromarray(second)], [100, 100], 0, tmp_path / "a.gif")
+    frames, _, _ = read_back(out)
+    assert np.array_equal(frames[0][:, :32], frames[1][:, :32])

@@ -71,10 +71,26 @@ def animation_format(path: Path, source: str | Path) -> str:
     )
 
 
+def shared_palette(frames: list[Image.Image], samples: int = 16) -> list[Image.Image]:
+    """`frames` in one 256-colour palette (median cut over up to `samples` frames spread over the clip), undithered.
+
+    GIF holds 256 colours a frame; a palette of each frame's own, as Pillow makes by default, gives the same colour
+    a different neighbour in each frame and makes still regions shimmer, and dithering redraws its dots every frame.
+    """
+    picked = frames[:: max(1, len(frames) // samples)][:samples]
+    width, height = picked[0].size
+    montage = Image.new("RGB", (width, height * len(picked)))
+    for i, frame in enumerate(picked):
+        montage.paste(frame.resize((width, height)), (0, height * i))
+    palette = montage.quantize(256, method=Image.Quantize.MEDIANCUT)
+    return [frame.quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
+
+
 def save_animation(frames: Iterable[Image.Image], durations: list[int], loop: int | None, path: Path) -> Path:
     """Write `frames` as one animated file in the format of `path`'s suffix (see :func:`animation_format`)."""
     fmt = animation_format(path, path)
-    first, *rest = frames
+    frames = list(frames)
+    first, *rest = shared_palette(frames) if fmt == "GIF" else frames
     options = dict(SAVE_OPTIONS[fmt], save_all=True, append_images=rest, duration=durations, format=fmt)
     if loop is not None:
         options["loop"] = loop
