@@ -19,11 +19,8 @@ from texnet.image import MAX_PIXELS, open_image, pixel_limit_lifted, to_rgb
 
 # Pillow format -> the suffixes texnet writes it under
 ANIMATED_SUFFIXES = {"GIF": (".gif",), "WEBP": (".webp",), "PNG": (".png", ".apng")}
-SAVE_OPTIONS = {
-    "GIF": {},
-    "WEBP": {"quality": 90},
-    "PNG": {},
-}  # WebP lossy at 90; GIF 256 colours a frame; APNG lossless
+# WebP lossy at quality 90; GIF 256 colours a frame (shared_palette); APNG lossless
+SAVE_OPTIONS = {"GIF": {}, "WEBP": {"quality": 90}, "PNG": {}}
 
 
 @dataclass
