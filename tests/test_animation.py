@@ -113,3 +113,12 @@ def test_a_gif_keeps_still_regions_still(tmp_path):
     out = save_animation([Image.fromarray(first), Image.fromarray(second)], [100, 100], 0, tmp_path / "a.gif")
     frames, _, _ = read_back(out)
     assert np.array_equal(frames[0][:, :32], frames[1][:, :32])
+
+
+def test_the_python_api_says_it_stylised_only_the_first_frame(tmp_path, ckpt, caplog):
+    from texnet.inference import load
+
+    source = write_animation(tmp_path / "clip.gif", frames_of(8))
+    with caplog.at_level(logging.WARNING):
+        image = load(ckpt).stylize(source, seed=0)
+    assert image.size == (64, 48) and "only its first frame is stylised" in caplog.text

@@ -283,8 +283,15 @@ class Stylizer:
                 f"the network in '{self.source}' generates textures (model.mode=texture): use generate(size=..., num=...)"
             )
         from texnet import tiling
+        from texnet.animation import frame_count
 
         weights = self.mix_weights(mix)
+        if isinstance(image, (str, Path)) and frame_count(image) > 1:
+            log.warning(
+                "'%s' is an animation: only its first frame is stylised here; for all of them use "
+                "texnet.animation.stylize_animation (or stylize.py)",
+                image,
+            )
         if tile_size or tiling.needs_tiles(self, image, max_size, size):
             with selected(self.generator, weights):  # the tiles run through the eager generator
                 return tiling.stylize(self, image, noise_factor, seed, max_size, size, preserve_color, tile_size)
