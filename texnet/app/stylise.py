@@ -15,7 +15,7 @@ import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
 
-from texnet.batch import check_failures, stylize_files
+from texnet.batch import check_failures, frame_stylizer, stylize_files
 from texnet.checkpoint import describe_checkpoint, read_checkpoint
 from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
@@ -66,12 +66,12 @@ def slider_mix(stylizer: Stylizer, values: list[float] | None) -> dict[str, floa
 def stylize_frame(
     stylizer: Stylizer, frame: np.ndarray, noise_factor: float, mix: dict[str, float] | None, max_size: int
 ) -> np.ndarray:
-    """One webcam frame (H, W, 3 uint8) through the network, its longer side at most `max_size`, with the same noise
-    draw for every frame (seed 0: a fresh draw per frame makes the texture flicker, texnet.batch.frame_stylizer)."""
+    """One webcam frame (H, W, 3 uint8) through the network, its longer side at most `max_size`, with the noise draw
+    every frame of a clip gets (:func:`texnet.batch.frame_stylizer`)."""
     if stylizer.mode == "texture":
         raise TexnetError("this model makes textures from noise: pick a stylise model for the webcam")
-    image = Image.fromarray(frame).convert("RGB")
-    return np.asarray(stylizer.stylize(image, noise_factor, seed=0, max_size=max_size, mix=mix))
+    stylize = frame_stylizer(stylizer, noise_factor=noise_factor, max_size=max_size, mix=mix)
+    return np.asarray(stylize(Image.fromarray(frame).convert("RGB")))
 
 
 def new_textures(

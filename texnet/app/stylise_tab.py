@@ -252,7 +252,9 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
         [webcam, *model_inputs, noise, mix_values, live_size],
         live_image,
         stream_every=0.1,
-        concurrency_limit=1,  # frames that arrive while one is stylised are dropped, not queued
+        concurrency_limit=1,
+        trigger_mode="always_last",  # while a frame is stylised only the newest one waits: no backlog, no lag
+        show_progress="hidden",
         api_name="live",
     )
     compare_button.click(
