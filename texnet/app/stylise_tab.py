@@ -223,6 +223,10 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
                 gatys_image = gr.Image(label="Gatys et al. (L-BFGS)", interactive=False)
             timing = gr.Markdown()
         with gr.Accordion("Live: your webcam through the network", open=False):
+            gr.Markdown(
+                "Every frame gets the same noise, so a still scene stays still; when the camera moves, a noise factor "
+                "of 0 lets the texture move with the picture (bench/temporal_consistency.py)."
+            )
             with gr.Row():
                 webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
                 live_image = gr.Image(label="Stylised", interactive=False)
