@@ -31,13 +31,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from texnet.animation import frame_count
 from texnet.config import STYLIZE_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.graph_stylize import GraphModel, checkpoint_digest
 from texnet.image import IMAGE_EXTENSIONS, check_output, next_free_file, open_rgb, output_size, save_image
 from texnet.models import resolve_checkpoint
-from texnet.video import VIDEO_SUFFIXES, is_video
+from texnet.video import VIDEO_SUFFIXES, is_clip, is_video
 
 if TYPE_CHECKING:  # torch and the code that needs it are imported only when a run goes through texnet.inference
     from texnet.inference import Stylizer
@@ -118,7 +117,7 @@ def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
         return None
     single, folder = output_target(cfg, Path("runs/stylized") / model.texture_name, 1)
     try:
-        if frame_count(src) > 1:
+        if is_clip(src):
             return None
         photo = open_rgb(src, "image")
     except TexnetError:
@@ -289,7 +288,7 @@ def stylize_gatys(cfg: DictConfig) -> list[Path]:
     written, failures = [], []
     for src, rel in inputs:
         try:
-            if is_video(src) or frame_count(src) > 1:
+            if is_clip(src):
                 raise TexnetError(
                     f"'{src}' is a video or animation: method=gatys optimises one photo for minutes, not every frame; "
                     "stylise it with a trained network (checkpoint=)"

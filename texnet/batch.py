@@ -21,12 +21,12 @@ from PIL import Image
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from texnet.animation import frame_count, stylize_animation
+from texnet.animation import stylize_animation
 from texnet.errors import TexnetError
 from texnet.image import save_image, tensor_to_pil
 from texnet.inference import Stylizer, prepare_image
 from texnet.tiling import needs_tiles
-from texnet.video import is_video, stylize_video
+from texnet.video import is_clip, is_video, stylize_video
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def stylize_files(
     with logging_redirect_tqdm():
         for src, name in tqdm(inputs, desc="stylize", unit="img", disable=len(inputs) < 2 or not progress):
             try:
-                if is_video(src) or frame_count(src) > 1:
+                if is_clip(src):
                     start = time.perf_counter()
                     frames = stylize_video if is_video(src) else stylize_animation
                     path, (width, height) = frames(src, target(name), frame_stylizer(stylizer, **options), progress)

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from tqdm import tqdm
 
+from texnet.animation import frame_count
 from texnet.errors import TexnetError
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,12 @@ VIDEO_SUFFIXES = tuple(ENCODERS)
 
 def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_clip(path: str | Path) -> bool:
+    """Whether `path` is a video (by its suffix) or an animation (texnet.animation.frame_count): frames to stylise
+    with one noise draw, not one photo. An unreadable image is a one-line TexnetError."""
+    return is_video(path) or frame_count(path) > 1
 
 
 def require_av(what: str | Path) -> Any:
@@ -63,8 +71,6 @@ def stylize_video(
     """Decode `src`, pass every frame through `stylize_frame`, encode the results into `output` (its suffix picks
     the container and codec, :data:`ENCODERS`) at the source's frame rate, with the source's sound copied when
     the output has the source's suffix. Returns the path and the frames' (width, height)."""
-    from tqdm import tqdm
-
     src, output = Path(src), Path(output)
     if output.suffix.lower() not in ENCODERS:
         raise TexnetError(
