@@ -1,5 +1,5 @@
 """Animated GIF, WebP and PNG in stylize.py: an animation comes out in its own format and timing, its frames share
-one noise draw and a GIF one palette, and what cannot be done (an output file that cannot hold frames, too many
+one noise (where the picture stands still) and a GIF one palette, and what cannot be done (an output file that cannot hold frames, too many
 frames, Gatys on every frame) is one line; the Python API says when it stylised only the first frame."""
 
 from __future__ import annotations

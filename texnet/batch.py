@@ -2,9 +2,9 @@
 
 Photos are read one by one; consecutive photos of the same (resized) size go through the network together,
 up to ``batch_size``. An animated GIF, WebP or PNG becomes an animation of the same format and timing
-(texnet.animation), a video a video (texnet.video), frame by frame with one noise draw. A photo that cannot be
-read or stylised is recorded with its one-line reason and the others go on; :func:`check_failures` turns
-"nothing at all could be done" into an error and lists the rest.
+(texnet.animation), a video a video (texnet.video), frame by frame with noise that stays on the picture
+(:func:`frame_stylizer`). A photo that cannot be read or stylised is recorded with its one-line reason and the
+others go on; :func:`check_failures` turns "nothing at all could be done" into an error and lists the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from texnet.animation import stylize_animation
 from texnet.errors import TexnetError
 from texnet.image import save_image, tensor_to_pil
 from texnet.inference import Stylizer, prepare_image
+from texnet.motion import SceneTracker
 from texnet.tiling import needs_tiles
 from texnet.video import is_clip, is_video, stylize_video
 
@@ -130,12 +131,18 @@ def stylize_files(
     return result
 
 
-def frame_stylizer(stylizer: Stylizer, seed: int | None = None, **options: Any) -> Callable[[Image.Image], Image.Image]:
-    """One frame of a video or animation at a time, every one with the same noise draw (`seed`, default 0): a fresh
-    draw per frame makes the texture flicker where the picture stands still (a batch would draw one per frame too).
-    `options` are :meth:`Stylizer.stylize`'s."""
+def frame_stylizer(
+    stylizer: Stylizer, seed: int | None = None, tracker: SceneTracker | None = None, **options: Any
+) -> Callable[[Image.Image], Image.Image]:
+    """Stylise a clip's frames, given in order, with noise that stays on the picture: one noise plane for the clip
+    (`seed`, default 0), each frame's window onto it where the frame lies in the scene (texnet.motion), so a still
+    camera's frames all get the same noise and a moving camera's noise moves with the picture. A fresh draw per
+    frame makes the texture flicker; one draw for every frame makes it swim over a pan (docs/results.md, sessions
+    29-30). `tracker`: one that has seen the clip's earlier frames (the web app's webcam stream); `options` are
+    :meth:`Stylizer.stylize`'s."""
     seed = 0 if seed is None else seed
-    return lambda frame: stylizer.stylize(frame, seed=seed, **options)
+    tracker = tracker or SceneTracker()
+    return lambda frame: stylizer.stylize(frame, seed=seed, noise_at=tracker.locate(frame), **options)
 
 
 def check_failures(failures: Sequence[tuple[Path, str]], total: int) -> None:

@@ -154,6 +154,16 @@ def output_size(width: int, height: int, max_size: int | None, size: int | None)
     return fit_size(width, height, max_size)
 
 
+def source_size(image: Image.Image | torch.Tensor | str | Path) -> tuple[int, int]:
+    """(width, height) of a PIL image, a (…, 3, H, W) tensor or an image file (its header only)."""
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, (str, Path)):
+        with open_image(image, "image") as header:
+            return header.size
+    return image.shape[-1], image.shape[-2]
+
+
 def load_image(path: str | Path, max_size: int | None = None, what: str = "image") -> torch.Tensor:
     """Load `path` as a (1, 3, H, W) tensor in [0, 1], longer side at most `max_size`."""
     img = open_rgb(path, what)

@@ -49,8 +49,9 @@ from texnet.checkpoint import (  # noqa: F401 - public here too
 from texnet.conditional_norm import mix_weights, selected
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, ort_session
-from texnet.image import open_rgb, output_size, pil_to_tensor, tensor_to_pil, to_rgb
+from texnet.image import open_rgb, output_size, pil_to_tensor, source_size, tensor_to_pil, to_rgb
 from texnet.memory import bytes_per_pixel, cpu_memory_available
+from texnet.noise_field import noise_maps
 from texnet.noise_generator import NoiseGenerator
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,15 @@ class Stylizer:
         """The random source of the noise: seeded on the generator's device, or None for torch's global one."""
         return None if seed is None else torch.Generator(device=self.device).manual_seed(int(seed))
 
+    def _field_noise(
+        self, content: torch.Tensor, noise_factor: float, seed: int | None, origin: tuple[float, float]
+    ) -> list[torch.Tensor]:
+        """The noise of `content` lying at `origin` of the scene (texnet.noise_field; seed None: a random one)."""
+        g = self.generator
+        shapes = g.noise_shapes(content.shape[0], *g.padded_size(*content.shape[-2:]))
+        seed = int(torch.randint(2**31, ())) if seed is None else int(seed)
+        return noise_maps(shapes, g.noise_ratios, origin, seed, noise_factor, next(g.parameters()))
+
     def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:
         """Refuse an image whose full-resolution forward pass would not fit in memory (see module doc)."""
         full_h, full_w = self.generator.padded_size(height, width)
@@ -219,12 +229,19 @@ class Stylizer:
         rng: torch.Generator | None,
         size: tuple[int, int] | None = None,
         mix: torch.Tensor | None = None,
+        noise: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """One batch through the generator on the resolved backend; returns a CPU float tensor (B, 3, H, W)."""
+        """One batch through the generator on the resolved backend; returns a CPU float tensor (B, 3, H, W). `noise`:
+        the noise maps (draw_noise's shapes, scaled) instead of a draw."""
         g = self.generator
         if content is not None and len(content) > 1 and any(isinstance(m, nn.BatchNorm2d) for m in g.modules()):
             # batch norm would mix the images' statistics: one at a time, so outputs never depend on other photos
-            return torch.cat([self._forward(c[None], noise_factor, rng, mix=mix) for c in content])
+            return torch.cat(
+                [
+                    self._forward(c[None], noise_factor, rng, mix=mix, noise=noise and [m[i : i + 1] for m in noise])
+                    for i, c in enumerate(content)
+                ]
+            )
         height, width = content.shape[-2:] if content is not None else size
         batch = content.shape[0] if content is not None else 1
         if self.backend == "onnxruntime" and min(height, width) > g.multiple:
@@ -235,7 +252,7 @@ class Stylizer:
                 feed.update(
                     {
                         f"noise_{i}": n.numpy()
-                        for i, n in enumerate(g.draw_noise(batch, height, width, noise_factor, rng))
+                        for i, n in enumerate(noise or g.draw_noise(batch, height, width, noise_factor, rng))
                     }
                 )
             if g.textures:
@@ -250,7 +267,7 @@ class Stylizer:
             if content is None:
                 out = g(size=(height, width), noise_factor=noise_factor, rng=rng, texture=mix)
             else:
-                out = g(content.to(self.device), noise_factor=noise_factor, rng=rng, texture=mix)
+                out = g(content.to(self.device), noise_factor=noise_factor, rng=rng, noise=noise, texture=mix)
         return out.float().cpu()
 
     def stylize(
@@ -263,6 +280,7 @@ class Stylizer:
         size: int | None = None,
         tile_size: int | None = None,
         mix: str | dict[str, float] | None = None,
+        noise_at: tuple[float, float] | None = None,
     ) -> Image.Image | torch.Tensor:
         """Stylise one photo (or a batch tensor).
 
@@ -277,6 +295,9 @@ class Stylizer:
             tile_size: stylise in tiles of this size (texnet.tiling); images too large for memory are tiled anyway.
             mix: a network of several textures: one texture's name, or a convex mix ``{"mosaic": 0.7, "starry": 0.3}``
                 (weights >= 0 summing to 1); default the first texture (:attr:`textures`).
+            noise_at: a frame of a moving camera: where its top-left pixel lies in the scene, (y, x) in its own pixels
+                (texnet.motion.SceneTracker); its noise is that place's in a plane fixed to the scene (texnet.noise_field,
+                seeded by `seed`), so the texture moves with the picture. Tiled images keep their tiles' own noise.
         """
         if self.mode != "stylize":
             raise TexnetError(
@@ -299,7 +320,11 @@ class Stylizer:
         what = f"image '{image}'" if isinstance(image, (str, Path)) else "the image"
         self._check_memory(content.shape[0], *content.shape[-2:], what)
         factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        out = self._forward(content, factor, self._rng(seed), mix=weights)
+        noise = None
+        if noise_at is not None:
+            scale = max(content.shape[-2:]) / max(source_size(image))  # the sides as given: noise_at's pixels
+            noise = self._field_noise(content, factor, seed, (noise_at[0] * scale, noise_at[1] * scale))
+        out = self._forward(content, factor, self._rng(seed), mix=weights, noise=noise)
         if preserve_color:
             out = transfer_luminance(out, content)
         if isinstance(image, torch.Tensor):

@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.image import open_image, open_rgb, output_size, to_rgb
+from texnet.image import open_rgb, output_size, source_size, to_rgb
 from texnet.noise_generator import NoiseGenerator
 from texnet.norm_stats import Moments, Stats, norm_layers, normalise_with, override, schedule
 
@@ -373,12 +373,7 @@ def needs_tiles(stylizer, image, max_size: int | None, size: int | None) -> bool
     file's header. Tensors are in memory already and go whole (or tiled with tile_size=)."""
     if isinstance(image, torch.Tensor):
         return False
-    if isinstance(image, Image.Image):
-        width, height = image.size
-    else:
-        with open_image(image, "image") as header:
-            width, height = header.size
-    width, height = output_size(width, height, max_size, size)
+    width, height = output_size(*source_size(image), max_size, size)
     try:
         stylizer._check_memory(1, height, width, "image")
     except TexnetError:

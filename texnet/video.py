@@ -1,7 +1,7 @@
 """Videos (MP4, MOV, MKV, WebM, AVI): every frame stylised as it is decoded, the sound copied, through PyAV.
 
 PyAV bundles FFmpeg, so no system tool is needed; it is optional (``pip install -e '.[video]'``). As in
-texnet.animation, every frame gets the same noise draw so the texture does not flicker. Frames stream from
+texnet.animation, the noise stays on the picture, so the texture neither flickers nor swims. Frames stream from
 decoder to encoder, so a video's length is bounded by the disk, not by memory; the file appears only when complete.
 Frames are turned upright first (a phone's portrait video is stored sideways with a display rotation).
 """
@@ -40,7 +40,7 @@ def is_video(path: str | Path) -> bool:
 
 def is_clip(path: str | Path) -> bool:
     """Whether `path` is a video (by its suffix) or an animation (texnet.animation.frame_count): frames to stylise
-    with one noise draw, not one photo. An unreadable image is a one-line TexnetError."""
+    with noise that stays on the picture, not one photo. An unreadable image is a one-line TexnetError."""
     return is_video(path) or frame_count(path) > 1
 
 

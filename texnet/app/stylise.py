@@ -21,6 +21,7 @@ from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
 from texnet.image import next_free_file
 from texnet.inference import Stylizer
+from texnet.motion import SceneTracker
 
 GATYS_MAX_SIZE = 256  # every L-BFGS iteration costs ~2 s at 256 px on 2 CPU cores (conf/stylize.yaml)
 MIX_SLIDERS = 8  # textures of a multi-texture network that the page can blend (one slider each)
@@ -64,13 +65,19 @@ def slider_mix(stylizer: Stylizer, values: list[float] | None) -> dict[str, floa
 
 
 def stylize_frame(
-    stylizer: Stylizer, frame: np.ndarray, noise_factor: float, mix: dict[str, float] | None, max_size: int
+    stylizer: Stylizer,
+    frame: np.ndarray,
+    noise_factor: float,
+    mix: dict[str, float] | None,
+    max_size: int,
+    tracker: SceneTracker | None = None,
 ) -> np.ndarray:
-    """One webcam frame (H, W, 3 uint8) through the network, its longer side at most `max_size`, with the noise draw
-    every frame of a clip gets (:func:`texnet.batch.frame_stylizer`)."""
+    """One webcam frame (H, W, 3 uint8) through the network, its longer side at most `max_size`, with the noise
+    every frame of a clip gets (:func:`texnet.batch.frame_stylizer`); `tracker` has seen the stream's earlier frames,
+    so the noise moves with the picture when the camera does."""
     if stylizer.mode == "texture":
         raise TexnetError("this model makes textures from noise: pick a stylise model for the webcam")
-    stylize = frame_stylizer(stylizer, noise_factor=noise_factor, max_size=max_size, mix=mix)
+    stylize = frame_stylizer(stylizer, tracker=tracker, noise_factor=noise_factor, max_size=max_size, mix=mix)
     return np.asarray(stylize(Image.fromarray(frame).convert("RGB")))
 
 

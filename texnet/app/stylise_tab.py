@@ -22,6 +22,7 @@ from texnet.app.stylise import (
 )
 from texnet.errors import TexnetError
 from texnet.image import IMAGE_EXTENSIONS
+from texnet.motion import SceneTracker
 from texnet.video import VIDEO_SUFFIXES
 
 
@@ -121,12 +122,15 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
         noise_factor: float,
         mix_values: list[float] | None,
         size: float,
-    ) -> np.ndarray | None:
+        tracker: SceneTracker | None,
+    ) -> tuple[np.ndarray | None, SceneTracker | None]:
         if frame is None:
-            return None
+            return None, tracker
+        tracker = tracker or SceneTracker()  # this browser's stream: where its frames lie in the scene
         try:
             stylizer = cache.get(selected_model(model, model_upload))
-            return stylize_frame(stylizer, frame, noise_factor, slider_mix(stylizer, mix_values), int(size))
+            mix = slider_mix(stylizer, mix_values)
+            return stylize_frame(stylizer, frame, noise_factor, mix, int(size), tracker), tracker
         except TexnetError as err:
             raise gr.Error(short_error(err, model_upload or "")) from None
 
@@ -224,9 +228,10 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
             timing = gr.Markdown()
         with gr.Accordion("Live: your webcam through the network", open=False):
             gr.Markdown(
-                "Every frame gets the same noise, so a still scene stays still; when the camera moves, a noise factor "
-                "of 0 lets the texture move with the picture (bench/temporal_consistency.py)."
+                "The noise stays on the picture: a still scene stays still, and when the camera pans the texture "
+                "moves with the picture (bench/temporal_consistency.py)."
             )
+            tracker = gr.State(None)
             with gr.Row():
                 webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
                 live_image = gr.Image(label="Stylised", interactive=False)
@@ -253,8 +258,8 @@ def stylise_tab(demo: gr.Blocks, runs_dir: Path, cache: ModelCache, out_root: Pa
     )
     webcam.stream(
         live,
-        [webcam, *model_inputs, noise, mix_values, live_size],
-        live_image,
+        [webcam, *model_inputs, noise, mix_values, live_size, tracker],
+        [live_image, tracker],
         stream_every=0.1,
         concurrency_limit=1,
         trigger_mode="always_last",  # while a frame is stylised only the newest one waits: no backlog, no lag
