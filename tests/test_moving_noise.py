@@ -81,9 +81,10 @@ def test_a_flat_frame_or_another_size_keeps_the_place():
 @pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
 def test_a_panning_clip_keeps_its_texture_on_the_picture(ckpt, backend):
     """Stylised with noise fixed in the frame, a pan's frames disagree where they show the same place; with the noise
-    plane they agree as the network without noise does."""
+    plane they agree as the network without noise does. Steps of 8 px: whole pixels at every scale of this
+    3-scale network (pooled 4, 2, 1); a finer step moves the coarse noise by a rounded amount."""
     model = load(ckpt, backend=backend)
-    corners = [(40, 30 + 10 * i) for i in range(4)]
+    corners = [(40, 30 + 8 * i) for i in range(4)]
     frames = crops(corners)
     follows = overlap_change(list(map(frame_stylizer(model), frames)), corners)
     fixed = overlap_change([model.stylize(f, seed=0) for f in frames], corners)
@@ -109,3 +110,16 @@ def test_the_place_is_in_the_given_frame_s_pixels_whatever_the_output_size(ckpt)
     tensor = torch.from_numpy(np.array(half)).permute(2, 0, 1).float() / 255
     batch = model.stylize(torch.stack([tensor, tensor]), seed=1, noise_at=(16.0, -32.0))
     assert torch.equal(batch[0], batch[1])  # every image of a batch at that place gets the same noise
+
+
+def test_a_tiled_frame_reads_the_same_noise_as_a_whole_one(ckpt):
+    """Frames too large for memory go by tiles (texnet.tiling); they read the plane at each tile's place, so the
+    result is the whole frame's (8-bit rounding aside), at any output size."""
+    model = load(ckpt)
+    frame = crops([(40, 40)], side=160)[0]
+    options = {"max_size": 128, "seed": 2, "noise_at": (13.0, -27.0)}
+    whole = np.asarray(model.stylize(frame, **options), dtype=int)
+    tiled = np.asarray(model.stylize(frame, tile_size=32, **options), dtype=int)
+    assert np.abs(tiled - whole).max() <= 1
+    other = np.asarray(model.stylize(frame, tile_size=32, **{**options, "noise_at": (13.0, -35.0)}), dtype=int)
+    assert np.abs(other - whole).mean() > 1  # another place, other noise

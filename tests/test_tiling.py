@@ -10,6 +10,7 @@ from PIL import Image
 from texnet import inference, tiling
 from texnet.generator import build_generator
 from texnet.inference import Stylizer
+from texnet.noise_field import noise_maps
 from texnet.norm_stats import Moments, norm_layers, schedule
 from texnet.tiling import TiledStylizer, grid, ramp, stylize_tensor
 
@@ -67,6 +68,21 @@ def test_coarse_scales_run_untiled_once(scales, coarse_ratio, coarse, passes):
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
     rows = sorted({(t.y0, t.y1) for t in tiler.tiles(98, 139)})
     assert rows[-1][1] == g.padded_size(98, 139)[0] and len(rows) == 4
+
+
+@pytest.mark.parametrize(("arch", "coarse_ratio"), [("pyramid", 4), ("pyramid", 10**6), ("residual", 8)])
+def test_with_the_noise_plane_tiles_match_the_untiled_image_noise_included(arch, coarse_ratio):
+    """A frame's noise read from texnet.noise_field's plane at its place (a clip's frames): every tile reads it at its
+    own place, so the tiled output is the untiled one with the same noise, not another draw."""
+    g, image, origin = generator(arch), photo(98, 139), (37.4, -21.6)
+    shapes = g.noise_shapes(1, *g.padded_size(98, 139))
+    noise = noise_maps(shapes, g.noise_ratios, origin, 5, 0.5, image)
+    with torch.inference_mode():
+        whole = g(image, noise=noise)
+        other = g(image, noise=noise_maps(shapes, g.noise_ratios, (origin[0], origin[1] + 1), 5, 0.5, image))
+    assert (other - whole).abs().mean() > 1e-3  # the noise matters
+    tiler = TiledStylizer(g, tile_size=20, blend=6, coarse_ratio=coarse_ratio, origin=origin)
+    torch.testing.assert_close(stylize_tensor(tiler, image, 0.5, 5), whole, atol=1e-5, rtol=0)
 
 
 def test_grid_lets_the_last_core_absorb_a_short_remainder():

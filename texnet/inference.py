@@ -297,7 +297,7 @@ class Stylizer:
                 (weights >= 0 summing to 1); default the first texture (:attr:`textures`).
             noise_at: a frame of a moving camera: where its top-left pixel lies in the scene, (y, x) in its own pixels
                 (texnet.motion.SceneTracker); its noise is that place's in a plane fixed to the scene (texnet.noise_field,
-                seeded by `seed`), so the texture moves with the picture. Tiled images keep their tiles' own noise.
+                seeded by `seed`), so the texture moves with the picture (tiled images too).
         """
         if self.mode != "stylize":
             raise TexnetError(
@@ -307,6 +307,11 @@ class Stylizer:
         from texnet.animation import frame_count
 
         weights = self.mix_weights(mix)
+        place = None
+        if noise_at is not None:  # in the given image's pixels; the network sees the image resized
+            width, height = source_size(image)
+            scale = max(output_size(width, height, max_size, size)) / max(width, height)
+            place = (noise_at[0] * scale, noise_at[1] * scale)
         if isinstance(image, (str, Path)) and frame_count(image) > 1:
             log.warning(
                 "'%s' is an animation: only its first frame is stylised here; for all of them use "
@@ -315,15 +320,12 @@ class Stylizer:
             )
         if tile_size or tiling.needs_tiles(self, image, max_size, size):
             with selected(self.generator, weights):  # the tiles run through the eager generator
-                return tiling.stylize(self, image, noise_factor, seed, max_size, size, preserve_color, tile_size)
+                return tiling.stylize(self, image, noise_factor, seed, max_size, size, preserve_color, tile_size, place)
         content = prepare_image(image, max_size, size)
         what = f"image '{image}'" if isinstance(image, (str, Path)) else "the image"
         self._check_memory(content.shape[0], *content.shape[-2:], what)
         factor = self.noise_factor if noise_factor is None else float(noise_factor)
-        noise = None
-        if noise_at is not None:
-            scale = max(content.shape[-2:]) / max(source_size(image))  # the sides as given: noise_at's pixels
-            noise = self._field_noise(content, factor, seed, (noise_at[0] * scale, noise_at[1] * scale))
+        noise = None if place is None else self._field_noise(content, factor, seed, place)
         out = self._forward(content, factor, self._rng(seed), mix=weights, noise=noise)
         if preserve_color:
             out = transfer_luminance(out, content)

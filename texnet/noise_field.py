@@ -11,6 +11,8 @@ values at positions. Uniform in [0, 1) with 24 bits, as the training noise (``to
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -46,10 +48,11 @@ def noise_maps(
     """A generator's noise input (`shapes` and `ratios` as NoiseGenerator.noise_shapes and noise_ratios give them,
     coarsest first; every image of the batch gets the same maps) for an image whose top-left pixel lies at
     `origin` = (y, x) of the scene, in its own pixels; times `noise_factor`, on `like`'s device and dtype. A scale
-    pooled by r moves by whole pixels: by round(origin / r)."""
+    pooled by r moves by whole pixels, origin / r rounded half up: a window at origin + k * r (texnet.tiling's tiles)
+    is the window at origin moved by k pooled pixels."""
     maps = []
     for (batch, channels, height, width), ratio in zip(shapes, ratios):
-        top, left = (round(o / ratio) for o in origin)
+        top, left = (math.floor(o / ratio + 0.5) for o in origin)  # not round(): ties to even would break tiling
         window = torch.from_numpy(plane_window(seed, ratio, channels, top, left, height, width))
         maps.append((window * noise_factor).expand(batch, -1, -1, -1).contiguous().to(like.device, like.dtype))
     return maps

@@ -4,8 +4,9 @@ Instance norm normalises every feature map by its mean and variance over the who
 on their own would each get their own statistics and change colour and contrast from tile to tile. Here the
 statistics of every norm layer are first gathered over the whole image, tile by tile, in a few passes
 (:mod:`texnet.norm_stats`); a last pass stylises each tile with them. Tiled and untiled results then agree
-to float precision (noise aside: each tile draws its own, the same in every pass; docs/results.md has the
-figures). The passes cost several forward passes' worth of time; memory stays that of one tile.
+to float precision (noise aside: each tile draws its own, the same in every pass, unless the noise comes from
+texnet.noise_field's plane, which tiles read at their place; docs/results.md has the figures). The passes cost
+several forward passes' worth of time; memory stays that of one tile.
 
 The pyramid's coarse scales (pooled 8x or more: under 2 MP even for a 108 MP photo) run untiled once, so their
 statistics need no passes; the tiles run the fine scales only, joined onto their crop of the coarse stack, and
@@ -33,6 +34,7 @@ from torch import nn
 
 from texnet.errors import TexnetError
 from texnet.image import open_rgb, output_size, source_size, to_rgb
+from texnet.noise_field import noise_maps
 from texnet.noise_generator import NoiseGenerator
 from texnet.norm_stats import Moments, Stats, norm_layers, normalise_with, override, schedule
 
@@ -142,6 +144,9 @@ class TiledStylizer:
             (:func:`default_margin`).
         blend: half-width of the cross-fade between neighbouring tiles (at most half a tile).
         coarse_ratio: a pyramid's scales pooled this much or more run untiled (:func:`coarse_scales`).
+        origin: the photo's place in a scene whose noise stays put, (y, x) in the photo's pixels
+            (texnet.noise_field): every tile reads its noise there, so the tiled photo's noise is the untiled one's;
+            None: each tile draws its own (seeded by the run's seed and its index).
     """
 
     def __init__(
@@ -151,8 +156,9 @@ class TiledStylizer:
         margin: int | None = None,
         blend: int = 32,
         coarse_ratio: int = COARSE_RATIO,
+        origin: tuple[float, float] | None = None,
     ) -> None:
-        self.generator = generator
+        self.generator, self.origin = generator, origin
         self.coarse = coarse_scales(generator, coarse_ratio)
         # tiles are cut on the grid of the coarsest tiled map: the untiled stack's (so crops of it line up) or the network's
         self.step = step = generator.noise_ratios[self.coarse - 1] if self.coarse else generator.multiple
@@ -213,38 +219,64 @@ class TiledStylizer:
             for piece, ratio in zip(pieces, ratios):
                 piece.append(F.avg_pool2d(x, ratio))
         pooled = [torch.cat(piece, dim=2) for piece in pieces]
-        return g.run_scales(self._with_noise(pooled, noise_factor, self._rng(seed, -1)))
+        return g.run_scales(self._with_noise(pooled, ratios, noise_factor, seed, -1, 0, 0))
 
-    def _rng(self, seed: int, index: int) -> torch.Generator:
-        """The noise generator of tile `index` (-1: the untiled coarse scales), the same in every pass."""
-        return torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + index) % 2**63)
+    def _noise(
+        self,
+        shapes: list[tuple[int, ...]],
+        ratios: list[int],
+        noise_factor: float,
+        seed: int,
+        index: int,
+        top: int,
+        left: int,
+    ) -> list[torch.Tensor]:
+        """The noise maps of `shapes` at `ratios` for tile `index` (-1: the untiled coarse scales) whose top-left
+        pixel is (`top`, `left`) of the padded photo: the same in every pass."""
+        if self.origin is None:
+            rng = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + index) % 2**63)
+            return self.generator.noise_of_shapes(shapes, noise_factor, rng)
+        place = (self.origin[0] + top, self.origin[1] + left)
+        return noise_maps(shapes, ratios, place, seed, noise_factor, next(self.generator.parameters()))
 
-    def _with_noise(self, pooled: list[torch.Tensor], noise_factor: float, rng: torch.Generator) -> list[torch.Tensor]:
-        """The network's inputs at these scales: each pooled map of the photo next to its own noise."""
-        g = self.generator
-        noise = g.noise_of_shapes([(1, g.noise_channels, *x.shape[2:]) for x in pooled], noise_factor, rng)
+    def _with_noise(
+        self,
+        pooled: list[torch.Tensor],
+        ratios: list[int],
+        noise_factor: float,
+        seed: int,
+        index: int,
+        top: int,
+        left: int,
+    ) -> list[torch.Tensor]:
+        """The network's inputs at these scales: each pooled map of the photo next to its noise (:meth:`_noise`)."""
+        shapes = [(1, self.generator.noise_channels, *x.shape[2:]) for x in pooled]
+        noise = self._noise(shapes, ratios, noise_factor, seed, index, top, left)
         return [torch.cat([x, n], dim=1) for x, n in zip(pooled, noise)]
 
     def _forward(self, canvas: Canvas, tile: Tile, noise_factor: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(content, output) of one tile: the padded photo's rows ty0:ty1, columns tx0:tx1 as (1, 3, h, w) in [0, 1],
-        through the generator (or its tiled scales) with the tile's own noise (seeded by `seed` and its index)."""
+        through the generator (or its tiled scales) with the tile's noise (:meth:`_noise`)."""
         content = self._pixels(canvas.source, canvas.rows[tile.ty0 : tile.ty1], canvas.cols[tile.tx0 : tile.tx1])
-        rng = self._rng(seed, tile.index)
-        if canvas.coarse is None:
-            return content, self.generator(content, noise_factor=noise_factor, rng=rng)
+        g = self.generator
+        if canvas.coarse is None:  # the whole network on the tile (it lies on the network's grid)
+            shapes = g.noise_shapes(1, *g.padded_size(*content.shape[-2:]))
+            noise = self._noise(shapes, g.noise_ratios, noise_factor, seed, tile.index, tile.ty0, tile.tx0)
+            return content, g(content, noise=noise)
         s = self.step
         coarse = canvas.coarse[..., tile.ty0 // s : tile.ty1 // s, tile.tx0 // s : tile.tx1 // s]
-        return content, self._fine_scales(content, coarse, noise_factor, rng)
+        return content, self._fine_scales(content, coarse, noise_factor, seed, tile)
 
     def _fine_scales(
-        self, content: torch.Tensor, coarse: torch.Tensor, noise_factor: float, rng: torch.Generator
+        self, content: torch.Tensor, coarse: torch.Tensor, noise_factor: float, seed: int, tile: Tile
     ) -> torch.Tensor:
         """The pyramid's forward from scale `coarse` on, for a tile of `content` joined onto its crop of the
         coarse stack: the tile's pooled content and noise at the fine scales, their branches and joins, the output."""
         g = self.generator
         height, width = content.shape[-2:]
-        pooled = [F.avg_pool2d(content, ratio) if ratio > 1 else content for ratio in g.noise_ratios[self.coarse :]]
-        inputs = self._with_noise(pooled, noise_factor, rng)
+        ratios = g.noise_ratios[self.coarse :]
+        pooled = [F.avg_pool2d(content, ratio) if ratio > 1 else content for ratio in ratios]
+        inputs = self._with_noise(pooled, ratios, noise_factor, seed, tile.index, tile.ty0, tile.tx0)
         return g.to_image(g.to_rgb(g.run_scales(inputs, coarse, self.coarse)), inputs, height, width)
 
     @torch.inference_mode()
@@ -390,11 +422,13 @@ def stylize(
     size: int | None,
     preserve_color: bool,
     tile_size: int | None,
+    origin: tuple[float, float] | None = None,
 ) -> Image.Image | torch.Tensor:
-    """Stylizer.stylize by tiles, with the same arguments and return types (see texnet.inference)."""
+    """Stylizer.stylize by tiles, with the same arguments and return types (see texnet.inference); `origin`: the
+    resized photo's place in the noise plane (TiledStylizer)."""
     from texnet.inference import prepare_image
 
-    tiler = TiledStylizer(stylizer.generator, tile_size or TILE_SIZE)
+    tiler = TiledStylizer(stylizer.generator, tile_size or TILE_SIZE, origin=origin)
     stylizer._check_memory(
         1, tiler.max_tile, tiler.max_tile, f"a tile of {tiler.core} px (+{tiler.margin} px context per side)"
     )
