@@ -11,7 +11,7 @@ Existing files are never replaced unless overwrite=true: a result whose name is 
 in the output; non-image files are skipped with one warning each, and an unreadable image is reported at the end
 without stopping the others. Results are PNG unless output= names a single file; an animated GIF, WebP or PNG
 becomes an animation in its own format and a video (MP4, MOV, MKV, WebM, AVI; PyAV) a video, every frame stylised
-with the same noise (texnet.animation, texnet.video).
+with noise that stays on the picture when the camera moves (texnet.animation, texnet.video, texnet.noise_field).
 
 One photo (or a texture-mode network's textures) on a CPU with no seed, tiles or colour transfer runs the
 checkpoint's ONNX graph without importing torch (texnet.graph_stylize): a shipped stylise model's ships beside it,
