@@ -33,6 +33,7 @@ from texnet.animation import shared_palette
 from texnet.batch import frame_stylizer
 from texnet.inference import load
 from texnet.losses import build_perceptual_loss, default_loss_config
+from texnet.motion import overlap_change
 
 SHIFT = 8  # px the pan moves each frame
 SHAKE = 6  # px at most the shaking camera is off its place, in each direction
@@ -61,20 +62,6 @@ def arrays(frames: list[Image.Image]) -> list[np.ndarray]:
     return [np.asarray(f.convert("RGB"), dtype=np.float32) for f in frames]
 
 
-def change(frames: list[Image.Image], corners: list[tuple[int, int]]) -> float:
-    """Mean absolute change between consecutive frames where they show the same part of the scene (grey levels)."""
-    a, side = arrays(frames), frames[0].width
-    diffs = []
-    for x, y, (y0, x0), (y1, x1) in zip(a, a[1:], corners, corners[1:]):
-        top, left, bottom, right = max(y0, y1), max(x0, x1), min(y0, y1) + side, min(x0, x1) + side
-        diffs.append(
-            np.abs(
-                x[top - y0 : bottom - y0, left - x0 : right - x0] - y[top - y1 : bottom - y1, left - x1 : right - x1]
-            ).mean()
-        )
-    return float(np.mean(diffs))
-
-
 def gif_round_trip(frames: list[Image.Image]) -> tuple[list[Image.Image], int]:
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -87,7 +74,11 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     clip = clips()
-    print("input: " + ", ".join(f"{name} {change(*c):.2f}" for name, c in clip.items()) + " grey levels between frames")
+    print(
+        "input: "
+        + ", ".join(f"{name} {overlap_change(*c):.2f}" for name, c in clip.items())
+        + " grey levels between frames"
+    )
     print(f"{'model':10s} {'noise':11s} " + " ".join(f"{name:>6s}" for name in clip))
     names, photos = held_out_photos(None, 256)
     still, corners = clip["still"]
@@ -97,13 +88,13 @@ def main() -> None:
         for setting, make in SETTINGS.items():
             results = {name: list(map(make(model), frames)) for name, (frames, _) in clip.items()}
             outputs[setting] = results["still"]
-            figures = " ".join(f"{change(results[name], clip[name][1]):6.2f}" for name in clip)
+            figures = " ".join(f"{overlap_change(results[name], clip[name][1]):6.2f}" for name in clip)
             print(f"{checkpoint:10s} {setting:11s} {figures}")
         for palette, frames in (("per frame", outputs["follows"]), ("shared", shared_palette(outputs["follows"]))):
             back, size = gif_round_trip(frames)
             error = np.mean([np.abs(x - y).mean() for x, y in zip(arrays(back), arrays(outputs["follows"]))])
             print(
-                f"{checkpoint:10s} GIF, palette {palette}: still {change(back, corners):.2f}, "
+                f"{checkpoint:10s} GIF, palette {palette}: still {overlap_change(back, corners):.2f}, "
                 f"{error:.2f} from the frames, {size / 1024:.0f} KB"
             )
         perceptual = build_perceptual_loss(model.texture_tensors[0], **default_loss_config())

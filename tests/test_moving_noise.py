@@ -15,7 +15,7 @@ from test_stylize import train_checkpoint
 
 from texnet.batch import frame_stylizer
 from texnet.inference import load
-from texnet.motion import SceneTracker
+from texnet.motion import SceneTracker, overlap_change
 from texnet.noise_field import plane_window
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,20 +32,6 @@ def scene() -> Image.Image:
 
 def crops(corners: list[tuple[int, int]], side: int = 96) -> list[Image.Image]:
     return [scene().crop((x, y, x + side, y + side)) for y, x in corners]
-
-
-def overlap_change(frames: list[Image.Image], corners: list[tuple[int, int]]) -> float:
-    """Mean absolute change between consecutive frames where they show the same part of the scene."""
-    arrays = [np.asarray(f, dtype=np.float32) for f in frames]
-    side, diffs = frames[0].width, []
-    for a, b, (y0, x0), (y1, x1) in zip(arrays, arrays[1:], corners, corners[1:]):
-        top, left, bottom, right = max(y0, y1), max(x0, x1), min(y0, y1) + side, min(x0, x1) + side
-        diffs.append(
-            np.abs(
-                a[top - y0 : bottom - y0, left - x0 : right - x0] - b[top - y1 : bottom - y1, left - x1 : right - x1]
-            ).mean()
-        )
-    return float(np.mean(diffs))
 
 
 def test_the_noise_plane_is_the_same_wherever_it_is_read_and_uniform():

@@ -46,3 +46,17 @@ class SceneTracker:
             (dy, dx), _, _ = phase_cross_correlation(previous, pixels, upsample_factor=20)
             self.origin = (self.origin[0] + float(dy) * scale, self.origin[1] + float(dx) * scale)
         return self.origin
+
+
+def overlap_change(frames: list[Image.Image], corners: list[tuple[int, int]]) -> float:
+    """How steady a clip is: the mean absolute change (grey levels) between consecutive frames where they show the
+    same part of the scene, given each frame's top-left corner in it, (y, x) in whole pixels (a clip cut from one
+    picture: bench/temporal_consistency.py and the tests)."""
+    arrays = [np.asarray(f.convert("RGB"), dtype=np.float32) for f in frames]
+    changes = []
+    for a, b, (y0, x0), (y1, x1) in zip(arrays, arrays[1:], corners, corners[1:]):
+        height, width = a.shape[:2]
+        top, left, bottom, right = max(y0, y1), max(x0, x1), min(y0, y1) + height, min(x0, x1) + width
+        same_a = a[top - y0 : bottom - y0, left - x0 : right - x0]
+        changes.append(np.abs(same_a - b[top - y1 : bottom - y1, left - x1 : right - x1]).mean())
+    return float(np.mean(changes))

@@ -219,20 +219,14 @@ class TiledStylizer:
             for piece, ratio in zip(pieces, ratios):
                 piece.append(F.avg_pool2d(x, ratio))
         pooled = [torch.cat(piece, dim=2) for piece in pieces]
-        return g.run_scales(self._with_noise(pooled, ratios, noise_factor, seed, -1, 0, 0))
+        return g.run_scales(self._with_noise(pooled, ratios, noise_factor, seed, None))
 
     def _noise(
-        self,
-        shapes: list[tuple[int, ...]],
-        ratios: list[int],
-        noise_factor: float,
-        seed: int,
-        index: int,
-        top: int,
-        left: int,
+        self, shapes: list[tuple[int, ...]], ratios: list[int], noise_factor: float, seed: int, tile: Tile | None
     ) -> list[torch.Tensor]:
-        """The noise maps of `shapes` at `ratios` for tile `index` (-1: the untiled coarse scales) whose top-left
-        pixel is (`top`, `left`) of the padded photo: the same in every pass."""
+        """The noise maps of `shapes` at `ratios` for `tile` (None: the untiled coarse scales, the whole padded
+        photo), the same in every pass: its own draw, or the plane's window at its place."""
+        index, top, left = (-1, 0, 0) if tile is None else (tile.index, tile.ty0, tile.tx0)
         if self.origin is None:
             rng = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + index) % 2**63)
             return self.generator.noise_of_shapes(shapes, noise_factor, rng)
@@ -240,18 +234,11 @@ class TiledStylizer:
         return noise_maps(shapes, ratios, place, seed, noise_factor, next(self.generator.parameters()))
 
     def _with_noise(
-        self,
-        pooled: list[torch.Tensor],
-        ratios: list[int],
-        noise_factor: float,
-        seed: int,
-        index: int,
-        top: int,
-        left: int,
+        self, pooled: list[torch.Tensor], ratios: list[int], noise_factor: float, seed: int, tile: Tile | None
     ) -> list[torch.Tensor]:
         """The network's inputs at these scales: each pooled map of the photo next to its noise (:meth:`_noise`)."""
         shapes = [(1, self.generator.noise_channels, *x.shape[2:]) for x in pooled]
-        noise = self._noise(shapes, ratios, noise_factor, seed, index, top, left)
+        noise = self._noise(shapes, ratios, noise_factor, seed, tile)
         return [torch.cat([x, n], dim=1) for x, n in zip(pooled, noise)]
 
     def _forward(self, canvas: Canvas, tile: Tile, noise_factor: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,7 +248,7 @@ class TiledStylizer:
         g = self.generator
         if canvas.coarse is None:  # the whole network on the tile (it lies on the network's grid)
             shapes = g.noise_shapes(1, *g.padded_size(*content.shape[-2:]))
-            noise = self._noise(shapes, g.noise_ratios, noise_factor, seed, tile.index, tile.ty0, tile.tx0)
+            noise = self._noise(shapes, g.noise_ratios, noise_factor, seed, tile)
             return content, g(content, noise=noise)
         s = self.step
         coarse = canvas.coarse[..., tile.ty0 // s : tile.ty1 // s, tile.tx0 // s : tile.tx1 // s]
@@ -276,7 +263,7 @@ class TiledStylizer:
         height, width = content.shape[-2:]
         ratios = g.noise_ratios[self.coarse :]
         pooled = [F.avg_pool2d(content, ratio) if ratio > 1 else content for ratio in ratios]
-        inputs = self._with_noise(pooled, ratios, noise_factor, seed, tile.index, tile.ty0, tile.tx0)
+        inputs = self._with_noise(pooled, ratios, noise_factor, seed, tile)
         return g.to_image(g.to_rgb(g.run_scales(inputs, coarse, self.coarse)), inputs, height, width)
 
     @torch.inference_mode()
