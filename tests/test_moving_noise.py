@@ -85,6 +85,8 @@ def test_a_still_clip_gets_the_same_noise_in_every_frame(ckpt):
     first, second = np.asarray(stylize(frame)), np.asarray(stylize(frame))
     np.testing.assert_array_equal(first, second)
     assert not np.array_equal(first, np.asarray(frame_stylizer(model, seed=4)(frame)))  # the seed picks the plane
+    unseeded = [np.asarray(model.stylize(frame, noise_at=(5.0, 7.0))) for _ in "ab"]
+    np.testing.assert_array_equal(*unseeded)  # noise_at without a seed: plane 0 for every frame, not a fresh draw
 
 
 def test_the_place_is_in_the_given_frame_s_pixels_whatever_the_output_size(ckpt):

@@ -201,13 +201,12 @@ class Stylizer:
         return None if seed is None else torch.Generator(device=self.device).manual_seed(int(seed))
 
     def _field_noise(
-        self, content: torch.Tensor, noise_factor: float, seed: int | None, origin: tuple[float, float]
+        self, content: torch.Tensor, noise_factor: float, seed: int, origin: tuple[float, float]
     ) -> list[torch.Tensor]:
-        """The noise of `content` lying at `origin` of the scene (texnet.noise_field; seed None: a random one)."""
+        """The noise of `content` lying at `origin` of the scene (texnet.noise_field's plane `seed`)."""
         g = self.generator
         shapes = g.noise_shapes(content.shape[0], *g.padded_size(*content.shape[-2:]))
-        seed = int(torch.randint(2**31, ())) if seed is None else int(seed)
-        return noise_maps(shapes, g.noise_ratios, origin, seed, noise_factor, next(g.parameters()))
+        return noise_maps(shapes, g.noise_ratios, origin, int(seed), noise_factor, next(g.parameters()))
 
     def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:
         """Refuse an image whose full-resolution forward pass would not fit in memory (see module doc)."""
@@ -297,7 +296,7 @@ class Stylizer:
                 (weights >= 0 summing to 1); default the first texture (:attr:`textures`).
             noise_at: a frame of a moving camera: where its top-left pixel lies in the scene, (y, x) in its own pixels
                 (texnet.motion.SceneTracker); its noise is that place's in a plane fixed to the scene (texnet.noise_field,
-                seeded by `seed`), so the texture moves with the picture (tiled images too).
+                seeded by `seed`, default 0), so the texture moves with the picture (tiled images too).
         """
         if self.mode != "stylize":
             raise TexnetError(
@@ -309,6 +308,7 @@ class Stylizer:
         weights = self.mix_weights(mix)
         place = None
         if noise_at is not None:  # in the given image's pixels; the network sees the image resized
+            seed = 0 if seed is None else seed  # one plane for every frame, as texnet.batch.frame_stylizer's
             width, height = source_size(image)
             scale = max(output_size(width, height, max_size, size)) / max(width, height)
             place = (noise_at[0] * scale, noise_at[1] * scale)
