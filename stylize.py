@@ -105,8 +105,8 @@ def graph_checkpoint(cfg: DictConfig) -> Path | None:
 def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
     """Stylise cfg.input or generate cfg.num textures with `model` (texnet.graph_stylize); None, with nothing
     written, when texnet.inference has to: the input is not one readable photo (texnet.batch reports unreadable
-    ones) or an animation (texnet.batch stylises its frames with noise that stays on the picture), or the image is too small for the
-    graph's padding or too large for memory."""
+    ones), it is a video or animation (texnet.batch stylises its frames with noise that stays on the picture), or
+    the image is too small for the graph's padding or too large for memory."""
     mix = texture_mix(cfg)
     model.mix_weights(mix, "texture_mix")  # a bad name or weight: one line before any work
     if model.mode == "texture":

@@ -2,7 +2,8 @@
 
 Pillow reads and writes all three, so animations need no video library. A stylised animation's noise stays on
 the picture (texnet.batch.frame_stylizer): the texture holds still wherever the picture does, where a fresh draw
-per frame would make it flicker, and moves with it when it pans. Multi-page TIFFs and phones' multi-picture JPEGs are single photos.
+per frame would make it flicker, and moves with it when it pans. Multi-page TIFFs and phones' multi-picture
+JPEGs are single photos.
 """
 
 from __future__ import annotations

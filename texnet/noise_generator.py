@@ -132,8 +132,9 @@ class NoiseGenerator(nn.Module):
         noise_factor: float | torch.Tensor | None = None,
         rng: torch.Generator | None = None,
     ) -> list[torch.Tensor]:
-        """Noise maps of the given shapes, drawn in order: the only place texnet draws a generator's noise
-        (:meth:`draw_noise` for whole images, texnet.tiling for the scales of a tile or of the untiled coarse stack)."""
+        """Noise maps of the given shapes, drawn in order: where texnet draws a generator's noise (:meth:`draw_noise`
+        for whole images, texnet.tiling for the scales of a tile or of the untiled coarse stack); a clip's frames
+        read theirs from texnet.noise_field's plane instead."""
         factor = self.noise_factor if noise_factor is None else noise_factor
         ref = next(self.parameters())
         return [torch.rand(shape, device=ref.device, dtype=ref.dtype, generator=rng) * factor for shape in shapes]
