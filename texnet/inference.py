@@ -205,7 +205,7 @@ class Stylizer:
     ) -> list[torch.Tensor]:
         """The noise of `content` lying at `origin` of the scene (texnet.noise_field's plane `seed`)."""
         g = self.generator
-        shapes = g.noise_shapes(content.shape[0], *g.padded_size(*content.shape[-2:]))
+        shapes = g.image_noise_shapes(content.shape[0], *content.shape[-2:])
         return noise_maps(shapes, g.noise_ratios, origin, int(seed), noise_factor, next(g.parameters()))
 
     def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:

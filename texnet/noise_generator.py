@@ -110,6 +110,10 @@ class NoiseGenerator(nn.Module):
         """Shapes of the noise maps at padded size (full_h, full_w), in the order forward uses them (coarsest first)."""
         return grid.noise_shapes(batch_size, self.noise_channels, self.noise_ratios, full_h, full_w)
 
+    def image_noise_shapes(self, batch_size: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """Shapes of the noise maps of (height, width) images: :meth:`noise_shapes` of their :meth:`padded_size`."""
+        return self.noise_shapes(batch_size, *self.padded_size(height, width))
+
     def draw_noise(
         self,
         batch_size: int,
@@ -119,12 +123,12 @@ class NoiseGenerator(nn.Module):
         rng: torch.Generator | None = None,
     ) -> list[torch.Tensor]:
         """The noise input for (height, width) images: uniform [0, 1) maps times the noise factor (default: the
-        trained one), one per scale (:meth:`noise_shapes` of the padded size), on the network's device and dtype.
+        trained one), one per scale (:meth:`image_noise_shapes`), on the network's device and dtype.
 
         Forward calls it, and so does the onnxruntime path of texnet.inference, which feeds the maps to the exported
         graph (same seed, same image on both backends).
         """
-        return self.noise_of_shapes(self.noise_shapes(batch_size, *self.padded_size(height, width)), noise_factor, rng)
+        return self.noise_of_shapes(self.image_noise_shapes(batch_size, height, width), noise_factor, rng)
 
     def noise_of_shapes(
         self,

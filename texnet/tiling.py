@@ -247,7 +247,7 @@ class TiledStylizer:
         content = self._pixels(canvas.source, canvas.rows[tile.ty0 : tile.ty1], canvas.cols[tile.tx0 : tile.tx1])
         g = self.generator
         if canvas.coarse is None:  # the whole network on the tile (it lies on the network's grid)
-            shapes = g.noise_shapes(1, *g.padded_size(*content.shape[-2:]))
+            shapes = g.image_noise_shapes(1, *content.shape[-2:])
             noise = self._noise(shapes, g.noise_ratios, noise_factor, seed, tile)
             return content, g(content, noise=noise)
         s = self.step
