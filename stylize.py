@@ -188,13 +188,19 @@ class OutputNames:
 
 
 def output_target(cfg: DictConfig, default: Path, count: int) -> tuple[Path | None, Path]:
-    """(single output file or None, output folder) from cfg.output, checked to be writable before any work."""
+    """(single output file or None, output folder) from cfg.output, checked to be writable before any work; a
+    name with another suffix (out.txt) is refused rather than made a folder, unless that folder exists."""
     out = Path(str(cfg.output)).expanduser() if cfg.output else default
     if cfg.output and (out.suffix.lower() in IMAGE_EXTENSIONS or is_video(out)):
         if count > 1:
             raise TexnetError(f"output '{out}' is a file but the input holds {count} images: give a folder")
         check_output(out, folder=False)
         return out, out.parent
+    if cfg.output and out.suffix and not out.is_dir():
+        raise TexnetError(
+            f"output '{out}' ends in {out.suffix}, which texnet cannot write: name an image "
+            f"(.png, .jpg, .webp, ...), a video ({' '.join(VIDEO_SUFFIXES)}) or a folder (one that exists may have any name)"
+        )
     check_output(out)
     return None, out
 

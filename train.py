@@ -23,7 +23,7 @@ from texnet.callbacks import LastCheckpoint
 from texnet.checkpoint import checkpoint_generator, read_checkpoint
 from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
-from texnet.errors import TexnetError
+from texnet.errors import TexnetError, user_error
 from texnet.module import TextureNetModule, build_module
 from texnet.progress import with_progress_bar
 from texnet.run_folder import check_run_folder, record_start, remove_failed_start
@@ -162,8 +162,10 @@ def main(cfg: DictConfig) -> None:
     try:
         check_run_dir(cfg)
         result = train(cfg)
-    except TexnetError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:  # bad input, also when raised inside a config's _target_: one line
+        if user_error(err) is None:
+            raise
+        print(f"error: {user_error(err)}", file=sys.stderr)
         sys.exit(1)
     best = (
         f"best {result['best']}"

@@ -1,4 +1,5 @@
-"""conf/: typed options (a wrong type is one line naming the key, before anything runs); the trainer group's shared keys
+"""conf/: typed and bounded options (a wrong type or a number out of range is one line naming the key, before anything
+runs); the trainer group's shared keys
 live once, in trainer/default.yaml."""
 
 import os
@@ -45,9 +46,29 @@ def test_wrong_type_names_the_key_and_the_type(override, message):
 
 
 @pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.optimizer.lr=-1", "optim.optimizer.lr=-1 must be more than 0"),
+        ("optim.optimizer.lr=0", "optim.optimizer.lr=0 must be more than 0"),
+        ("optim.scheduler.gamma=0", "optim.scheduler.gamma=0 must be more than 0"),
+        ("data.batch_size=0", "data.batch_size=0 must be at least 1"),
+        ("data.num_workers=-1", "data.num_workers=-1 must be at least 0"),
+        ("model.noise_factor=-0.5", "model.noise_factor=-0.5 must be at least 0"),
+        ("sample_every=-1", "sample_every=-1 must be at least 0"),
+    ],
+)
+def test_a_number_out_of_range_names_the_key_and_the_bound(override, message):
+    with pytest.raises(TexnetError) as err:
+        validate(composed("train", override), TRAIN_SCHEMAS)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
     "overrides",
     [
         [],
+        ["sample_every=0", "checkpoint_every=0", "model.noise_factor=0"],
+        ["model=residual", "model.residual_blocks=0"],
         ["experiment=paper"],
         ["experiment=quality"],
         ["experiment=texture"],
@@ -71,6 +92,11 @@ def test_stylize_options_are_typed():
         validate(composed("stylize", "max_size=big"), STYLIZE_SCHEMAS)
     with pytest.raises(TexnetError, match=r"^overwrite=yes please has the wrong type: pass true or false$"):
         validate(composed("stylize", "overwrite='yes please'"), STYLIZE_SCHEMAS)
+    with pytest.raises(TexnetError, match=r"^max_size=-5 must be at least 1$"):
+        validate(composed("stylize", "max_size=-5"), STYLIZE_SCHEMAS)
+    with pytest.raises(TexnetError, match=r"^noise_factor=-1 must be at least 0$"):
+        validate(composed("stylize", "noise_factor=-1"), STYLIZE_SCHEMAS)
+    validate(composed("stylize", "max_size=null", "noise_factor=0"), STYLIZE_SCHEMAS)
 
 
 def test_command_line_wrong_type_is_one_line_and_leaves_no_folder(tmp_path):
@@ -85,6 +111,25 @@ def test_command_line_wrong_type_is_one_line_and_leaves_no_folder(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["error: trainer.max_steps=abc has the wrong type: pass an integer"]
+    assert not run.exists()
+
+
+def test_bad_input_raised_inside_a_configs_target_is_one_line_and_leaves_no_folder(tmp_path):
+    """Hydra's instantiate wraps what a _target_'s constructor raises (here texnet.data's check of the builtin
+    set's held-out photos); train.py still prints the one line."""
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "train.py", "data.num_val=50", f"hydra.run.dir={run}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TEXNET_OFFLINE": "1"},
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: data.num_val=50: the builtin set holds out"), done.stderr
+    assert "Traceback" not in done.stderr and "Error in call to target" not in done.stderr, done.stderr
     assert not run.exists()
 
 

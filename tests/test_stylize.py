@@ -323,6 +323,17 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, ckpt, photos, c
     assert "\n" not in str(err.value)
 
 
+def test_an_output_name_with_an_unknown_suffix_is_refused_not_made_a_folder(tmp_path, ckpt, photo_path):
+    with pytest.raises(
+        TexnetError, match=r"^output '.*out.txt' ends in .txt, which texnet cannot write: name an image"
+    ):
+        stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photo_path}", f"output={tmp_path / 'out.txt'}"))
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "results.v2").mkdir()  # a folder that exists may have a dot in its name
+    written = stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photo_path}", f"output={tmp_path / 'results.v2'}"))
+    assert [p.parent.name for p in written] == ["results.v2"]
+
+
 def test_tile_size_option_gives_the_untiled_result(tmp_path, ckpt):
     """stylize.py tile_size=: tiles with the whole photo's statistics, the same image as untiled (to 8-bit rounding)."""
     src = write_photo(tmp_path / "p.png", 150, 110)

@@ -1,4 +1,5 @@
-"""Types of the config options, checked before a run starts: ``trainer.max_steps=abc`` is one line naming the key.
+"""Types and bounds of the config options, checked before a run starts: ``trainer.max_steps=abc`` or
+``optim.optimizer.lr=-1`` is one line naming the key.
 
 Each schema is a dataclass of the typed keys of one config node. :func:`validate` merges the node's values for
 those keys into ``OmegaConf.structured(schema)``, so OmegaConf's own conversion rules decide what fits (``1`` is a
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -22,14 +23,24 @@ from omegaconf.errors import OmegaConfBaseException
 from texnet.errors import TexnetError
 
 
+def at_least(bound: int | float) -> Any:
+    """A schema field whose number, when not null, must be >= `bound` (a count, a size)."""
+    return field(default=MISSING, metadata={"at_least": bound})
+
+
+def above(bound: int | float) -> Any:
+    """A schema field whose number, when not null, must be > `bound` (a learning rate, a decay factor)."""
+    return field(default=MISSING, metadata={"above": bound})
+
+
 @dataclass
 class TrainerSchema:
     max_steps: int = MISSING
-    num_nodes: int = MISSING
+    num_nodes: int = at_least(1)
     val_check_interval: Optional[float] = MISSING
     check_val_every_n_epoch: Optional[int] = MISSING
-    limit_val_batches: float = MISSING
-    log_every_n_steps: int = MISSING
+    limit_val_batches: float = at_least(0)
+    log_every_n_steps: int = at_least(1)
     num_sanity_val_steps: int = MISSING
     enable_progress_bar: bool = MISSING
     enable_model_summary: bool = MISSING
@@ -40,35 +51,35 @@ class DataSchema:
     source: str = MISSING
     root: Optional[str] = MISSING
     split: str = MISSING
-    image_size: int = MISSING
-    batch_size: int = MISSING
-    num_workers: int = MISSING
-    num_val: int = MISSING
-    val_size: int = MISSING
-    builtin_length: int = MISSING
+    image_size: int = at_least(1)
+    batch_size: int = at_least(1)
+    num_workers: int = at_least(0)
+    num_val: int = at_least(1)
+    val_size: int = at_least(1)
+    builtin_length: int = at_least(1)
     seed: int = MISSING
 
 
 @dataclass
 class OptimizerSchema:
-    lr: float = MISSING
+    lr: float = above(0)
 
 
 @dataclass
 class SchedulerSchema:
-    step_size: int = MISSING
-    gamma: float = MISSING
+    step_size: int = at_least(1)
+    gamma: float = above(0)
 
 
 @dataclass
 class ModelSchema:
     arch: str = MISSING
     mode: str = MISSING
-    scales: int = MISSING
-    channels: int = MISSING
-    residual_blocks: int = MISSING
-    noise_channels: int = MISSING
-    noise_factor: float = MISSING
+    scales: int = at_least(1)
+    channels: int = at_least(1)
+    residual_blocks: int = at_least(0)
+    noise_channels: int = at_least(0)
+    noise_factor: float = at_least(0)
     norm: str = MISSING
     padding: str = MISSING
 
@@ -76,7 +87,7 @@ class ModelSchema:
 @dataclass
 class TextureSchema:
     image: str = MISSING
-    size: int = MISSING
+    size: int = at_least(1)
     images: Optional[List[str]] = MISSING
     draw: str = MISSING
     balance: bool = MISSING
@@ -88,21 +99,21 @@ class TrainSchema:
     seed: int = MISSING
     ckpt_path: Optional[str] = MISSING
     init_from: Optional[str] = MISSING
-    checkpoint_every: int = MISSING
-    sample_every: int = MISSING
+    checkpoint_every: int = at_least(0)
+    sample_every: int = at_least(0)
     noise_multiples: List[float] = MISSING
 
 
 @dataclass
 class StylizeSchema:
     overwrite: bool = MISSING
-    noise_factor: Optional[float] = MISSING
+    noise_factor: Optional[float] = at_least(0)
     seed: Optional[int] = MISSING
-    max_size: Optional[int] = MISSING
-    tile_size: Optional[int] = MISSING
-    num: int = MISSING
-    batch_size: int = MISSING
-    threads: Optional[int] = MISSING
+    max_size: Optional[int] = at_least(1)
+    tile_size: Optional[int] = at_least(1)
+    num: int = at_least(1)
+    batch_size: int = at_least(1)
+    threads: Optional[int] = at_least(1)
     preserve_color: bool = MISSING
     export_noise_inputs: bool = MISSING
     progress: bool = MISSING
@@ -133,7 +144,8 @@ def describe(annotation: Any) -> str:
 
 
 def validate(cfg: DictConfig, schemas: dict[str, type]) -> None:
-    """Check the typed keys of `cfg` (node path -> schema dataclass); a wrong type is one TexnetError naming the key."""
+    """Check the typed keys of `cfg` (node path -> schema dataclass): a wrong type, or a number outside its field's
+    bound (:func:`at_least`, :func:`above`), is one TexnetError naming the key."""
     for node_path, schema in schemas.items():
         node = OmegaConf.select(cfg, node_path) if node_path else cfg
         if not isinstance(node, DictConfig):
@@ -142,13 +154,24 @@ def validate(cfg: DictConfig, schemas: dict[str, type]) -> None:
         for f in fields(schema):
             if f.name not in node:
                 continue
-            value = node[f.name]
+            key, value = f"{node_path}.{f.name}" if node_path else f.name, node[f.name]
             value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
             try:
                 OmegaConf.merge(OmegaConf.structured(schema), {f.name: value})
             except OmegaConfBaseException:
-                key = f"{node_path}.{f.name}" if node_path else f.name
                 shown = (
                     value if isinstance(value, str) else json.dumps(value)
                 )  # null, true, [1, 2] as on the command line
                 raise TexnetError(f"{key}={shown} has the wrong type: pass {describe(hints[f.name])}") from None
+            check_range(f, value, key)
+
+
+def check_range(schema_field: Any, value: Any, key: str) -> None:
+    """A number outside its field's ``at_least`` / ``above`` bound is one TexnetError naming the key."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    least, over = schema_field.metadata.get("at_least"), schema_field.metadata.get("above")
+    if least is not None and value < least:
+        raise TexnetError(f"{key}={value} must be at least {least}")
+    if over is not None and value <= over:
+        raise TexnetError(f"{key}={value} must be more than {over}")
