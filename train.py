@@ -20,7 +20,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from texnet.callbacks import LastCheckpoint
-from texnet.checkpoint import checkpoint_generator, read_checkpoint
+from texnet.checkpoint import check_resumable, checkpoint_generator, read_checkpoint
 from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError, user_error
@@ -46,6 +46,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: pl.Trainer | None = None
     try:
         validate(cfg, TRAIN_SCHEMAS)
+        if cfg.ckpt_path:
+            check_resumable(cfg.ckpt_path)
         module, datamodule, trainer, callbacks = build(cfg, run_dir)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     except BaseException:

@@ -80,3 +80,20 @@ def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_faile
     done = train_py(f"texture.image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={fresh}")
     assert done.returncode == 1 and "missing.jpg" in done.stderr.strip().splitlines()[-1]
     assert not fresh.exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "shipped_model"])
+def test_a_ckpt_path_that_cannot_resume_is_one_line_and_leaves_no_folder(tmp_path, coco_root, case):
+    """ckpt_path= resumes a run: a missing file, or a shipped model (no optimiser state: init_from's job), is said in
+    one line before the run starts, not Lightning's traceback from inside fit."""
+    from texnet.models import resolve_checkpoint
+
+    ckpt = tmp_path / "nope.ckpt" if case == "missing" else resolve_checkpoint("mosaic")
+    message = (
+        "is not a file: pass a run's checkpoint" if case == "missing" else "start a new run from it with init_from="
+    )
+    run = tmp_path / "run"
+    with pytest.raises(TexnetError, match=f"^ckpt_path '.*' .*{message}") as err:
+        train(tiny_cfg(run, coco_root, f"ckpt_path={ckpt}"))
+    assert "\n" not in str(err.value)
+    assert not run.exists()

@@ -68,6 +68,22 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict, str]:
     return ckpt, bytes_digest(data)
 
 
+def check_resumable(ckpt_path: str | Path) -> None:
+    """A one-line TexnetError unless `ckpt_path` is a checkpoint train.py can resume (``ckpt_path=``): a file, a
+    texnet checkpoint, with the optimiser state that shipped models and ``init_from`` sources need not have."""
+    path = Path(str(ckpt_path)).expanduser()
+    if not path.is_file():
+        raise TexnetError(
+            f"ckpt_path '{ckpt_path}' is not a file: pass a run's checkpoint to resume it (runs/<texture>/<date>/"
+            "checkpoints/last.ckpt), or init_from= to start a new run from a trained or shipped model"
+        )
+    if "optimizer_states" not in read_checkpoint(path):
+        raise TexnetError(
+            f"ckpt_path '{ckpt_path}' holds a network without its training state (a shipped or exported model): "
+            f"start a new run from it with init_from={ckpt_path}"
+        )
+
+
 def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:
     """The trained generator of a checkpoint read by :func:`read_checkpoint` (inference, and train.py's init_from)."""
     try:
