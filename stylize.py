@@ -122,7 +122,7 @@ def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
         photo = open_rgb(src, "image")
     except TexnetError:
         return None
-    target = output_size(*photo.size, cfg.max_size, cfg.size)
+    target = output_size(*photo.size, cfg.max_size, photo_size(cfg))
     if not model.fits(*target):
         return None
     if target != photo.size:
@@ -219,7 +219,7 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
         noise_factor=cfg.noise_factor,
         seed=cfg.seed,
         max_size=cfg.max_size,
-        size=cfg.size,
+        size=photo_size(cfg),
         preserve_color=cfg.preserve_color,
         batch_size=cfg.batch_size,
         progress=cfg.progress,
@@ -235,14 +235,27 @@ def log_graph(model: GraphModel, cfg: DictConfig) -> None:
     log.info("loaded the graph %s (onnxruntime, torch not needed) for %s", model.path, cfg.checkpoint)
 
 
+def photo_size(cfg: DictConfig) -> int | None:
+    """cfg.size for photos: the output's longer side in pixels, or None (the photo's own size, up to max_size)."""
+    size = cfg.size
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        shown = list(size) if OmegaConf.is_list(size) else size
+        raise TexnetError(
+            f"size={shown} is not a photo size: give the output's longer side in pixels (size=1024; the aspect is "
+            "kept), or null for the photo's own"
+        )
+    return size
+
+
 def texture_size(cfg: DictConfig) -> tuple[int, int]:
     """(H, W) of the textures to generate: cfg.size, N or [H, W], default 256."""
-    size = cfg.size or 256
-    if isinstance(size, int):
-        return size, size
-    if len(size) != 2 or not all(isinstance(side, int) for side in size):
-        raise TexnetError(f"size={list(size)} is not a texture size: give N or [H, W] in pixels, e.g. size=[256,512]")
-    return int(size[0]), int(size[1])
+    size = cfg.size if cfg.size is not None else 256
+    sides = [size, size] if not OmegaConf.is_list(size) else list(size)
+    if len(sides) != 2 or not all(isinstance(side, int) and not isinstance(side, bool) and side >= 1 for side in sides):
+        raise TexnetError(
+            f"size={sides if OmegaConf.is_list(size) else size} is not a texture size: give N or [H, W] in pixels, e.g. size=[256,512]"
+        )
+    return int(sides[0]), int(sides[1])
 
 
 def generate_textures(stylizer: Stylizer | GraphModel, cfg: DictConfig) -> list[Path]:

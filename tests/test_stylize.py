@@ -256,10 +256,18 @@ def test_texture_mode_generates_num_textures_of_size(tmp_path, ckpt, texture_ckp
         load(ckpt).generate(size=32)
 
 
-@pytest.mark.parametrize("size", ["[64]", "[64,64,3]", "[64,x]"])
+@pytest.mark.parametrize("size", ["[64]", "[64,64,3]", "[64,x]", "0", "[64,-1]"])
 def test_a_texture_size_that_is_not_n_or_h_w_is_one_line(tmp_path, size):
-    with pytest.raises(TexnetError, match=r"^size=\[.*\] is not a texture size: give N or \[H, W\] in pixels"):
+    with pytest.raises(TexnetError, match=r"^size=\[?.*\]? is not a texture size: give N or \[H, W\] in pixels"):
         stylize(stylize_cfg("checkpoint=pebbles-texture", f"size={size}", f"output={tmp_path / 'out'}"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("size", ["abc", "0", "[64,64]"])
+def test_a_photo_size_that_is_not_a_positive_length_is_one_line(tmp_path, ckpt, photo_path, size):
+    """size= is the output's longer side: anything else was a TypeError from deep inside (abc) or ignored (0)."""
+    with pytest.raises(TexnetError, match=r"^size=.* is not a photo size: give the output's longer side in pixels"):
+        stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={photo_path}", f"size={size}", f"output={tmp_path / 'out'}"))
     assert not (tmp_path / "out").exists()
 
 
