@@ -33,6 +33,7 @@ import torch
 from torchvision.transforms import v2
 
 from texnet.content_sources import BUILTIN_VAL_PHOTOS, builtin_photo_dir, list_images
+from texnet.errors import TexnetError
 from texnet.gatys import run_gatys
 from texnet.image import load_image, open_rgb, pil_to_tensor, save_image
 from texnet.inference import load, read_checkpoint
@@ -286,4 +287,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TexnetError as err:  # a bad --checkpoint, --texture or photo: one line, as stylize.py says it
+        raise SystemExit(f"error: {err}") from None

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from quality_vs_gatys import gatys_key  # bench/ is on sys.path when this script runs
 
 from texnet.checkpoint import checkpoint_texture
+from texnet.errors import TexnetError
 from texnet.gatys import synthesize
 from texnet.image import load_image, pil_to_tensor, save_image
 from texnet.inference import load, read_checkpoint
@@ -173,4 +174,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TexnetError as err:  # a bad --checkpoint, --texture or photo: one line, as stylize.py says it
+        raise SystemExit(f"error: {err}") from None
