@@ -189,6 +189,35 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(pil_to_array(img))
 
 
+def numpy_to_pil(image: np.ndarray) -> Image.Image:
+    """A numpy image as OpenCV (after BGR to RGB), scikit-image, matplotlib and Gradio hold one, as a PIL image:
+    (H, W) grey or (H, W, 3|4) RGB(A), uint8 in 0..255 or float in [0, 1] (rounded to 256 levels)."""
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise TexnetError(f"numpy image has shape {image.shape}: expected (H, W), (H, W, 3) or (H, W, 4)")
+    if image.dtype == np.uint8:
+        return to_rgb(Image.fromarray(image))
+    if not np.issubdtype(image.dtype, np.floating):
+        raise TexnetError(f"numpy image has dtype {image.dtype}: expected uint8 in 0..255 or float in [0, 1]")
+    check_unit_range(float(image.min()), float(image.max()), "numpy image")
+    return to_rgb(Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)))
+
+
+def pil_to_numpy_like(img: Image.Image, like: np.ndarray) -> np.ndarray:
+    """An RGB result as (H, W, 3) of `like`'s kind: uint8 in 0..255, or float32 in [0, 1] for a float input."""
+    arr = np.asarray(img.convert("RGB"))
+    return arr if like.dtype == np.uint8 else arr.astype(np.float32) / np.float32(255)
+
+
+def check_unit_range(low: float, high: float, what: str) -> None:
+    """Refuse float pixels that are not in [0, 1] (beyond a resize's ringing): 0..255 or [-1, 1] images would
+    be stylised as glare or darkness without a word."""
+    if low < -0.1 or high > 1.1:
+        raise TexnetError(
+            f"{what} holds values from {low:.3g} to {high:.3g}: expected RGB in [0, 1] (divide 0..255 by 255; "
+            "uint8 images are read as 0..255)"
+        )
+
+
 def array_to_pil(image: np.ndarray) -> Image.Image:
     """(3, H, W) float array in [0, 1] -> RGB PIL image, each value rounded to the nearest of 256 levels."""
     arr = np.rint(np.clip(image, 0, 1) * np.float32(255)).astype(np.uint8).transpose(1, 2, 0)

@@ -33,6 +33,7 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
@@ -49,7 +50,17 @@ from texnet.checkpoint import (  # noqa: F401 - public here too
 from texnet.conditional_norm import mix_weights, selected
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, ort_session
-from texnet.image import open_rgb, output_size, pil_to_tensor, source_size, tensor_to_pil, to_rgb
+from texnet.image import (
+    check_unit_range,
+    numpy_to_pil,
+    open_rgb,
+    output_size,
+    pil_to_numpy_like,
+    pil_to_tensor,
+    source_size,
+    tensor_to_pil,
+    to_rgb,
+)
 from texnet.memory import bytes_per_pixel, cpu_memory_available
 from texnet.noise_field import noise_maps
 from texnet.noise_generator import NoiseGenerator
@@ -57,6 +68,7 @@ from texnet.noise_generator import NoiseGenerator
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "eager")
+IMAGE_KINDS = "pass a path, a PIL image, a tensor or a numpy image"
 PRECISIONS = {"32": None, "16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -284,9 +296,10 @@ class Stylizer:
         """Stylise one photo (or a batch tensor).
 
         Args:
-            image: a path, a PIL image (EXIF rotation, alpha onto white, any mode), or a float tensor in [0, 1] of
-                shape (3, H, W) or (B, 3, H, W): tensors come back as tensors of the same shape, everything else
-                as an RGB PIL image.
+            image: a path, a PIL image (EXIF rotation, alpha onto white, any mode), a tensor of shape (3, H, W)
+                or (B, 3, H, W), float in [0, 1] or uint8, or a numpy image (H, W[, 3|4]), uint8 or float in [0, 1]
+                (texnet.image.numpy_to_pil): tensors come back as tensors of the same shape and dtype, numpy images
+                as (H, W, 3) arrays of their dtype, everything else as an RGB PIL image.
             noise_factor: style strength via the noise amplitude (default: the trained value; 0 = deterministic).
             seed: seeds the noise, for reproducible outputs (None: torch's global generator).
             max_size: downscale so the longer side is at most this (aspect kept); `size`: rescale so it is exactly this.
@@ -302,6 +315,13 @@ class Stylizer:
             raise TexnetError(
                 f"the network in '{self.source}' generates textures (model.mode=texture): use generate(size=..., num=...)"
             )
+        if not isinstance(image, (Image.Image, torch.Tensor, str, Path, np.ndarray)):
+            raise TexnetError(f"cannot stylise a {type(image).__name__}: {IMAGE_KINDS}")
+        args = (noise_factor, seed, max_size, preserve_color, size, tile_size, mix, noise_at)
+        if isinstance(image, np.ndarray):  # through PIL, so that large arrays are tiled as large photos are
+            return pil_to_numpy_like(self.stylize(numpy_to_pil(image), *args), image)
+        if isinstance(image, torch.Tensor) and image.dtype == torch.uint8:
+            return (self.stylize(image.float() / 255, *args) * 255).round().to(torch.uint8)
         from texnet import tiling
         from texnet.animation import frame_count
 
@@ -365,7 +385,12 @@ def prepare_image(
             raise TexnetError(
                 f"image tensor has shape {tuple(image.shape)}: expected (3, H, W) or (B, 3, H, W) RGB in [0, 1]"
             )
+        if not content.is_floating_point():
+            raise TexnetError(
+                f"image tensor has dtype {content.dtype}: expected float RGB in [0, 1] or uint8 in 0..255"
+            )
         content = content.detach().float().cpu()
+        check_unit_range(*(float(v) for v in content.aminmax()), "image tensor")
         height, width = content.shape[-2:]
         new_w, new_h = output_size(width, height, max_size, size)
         if (new_w, new_h) != (width, height):
@@ -378,7 +403,7 @@ def prepare_image(
     elif isinstance(image, (str, Path)):
         pil = open_rgb(image, "image")
     else:
-        raise TexnetError(f"cannot stylise a {type(image).__name__}: pass a path, a PIL image or a tensor")
+        raise TexnetError(f"cannot stylise a {type(image).__name__}: {IMAGE_KINDS}")
     target = output_size(*pil.size, max_size, size)
     if target != pil.size:
         pil = pil.resize(target, Image.Resampling.LANCZOS)
