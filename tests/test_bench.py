@@ -20,7 +20,9 @@ def test_an_unknown_checkpoint_is_one_line(script):
         env={**os.environ, "TEXNET_OFFLINE": "1"},
     )
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        "error: 'no-such-model' is neither a checkpoint file nor a shipped model"
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: 'no-such-model' is neither a checkpoint file nor a shipped model")
     ), done.stderr
     assert "Traceback" not in done.stderr
