@@ -39,6 +39,11 @@ def test_failed_start_leaves_no_run_folder(tmp_path, coco_root):
     with pytest.raises(TexnetError, match="missing.jpg"):
         train(tiny_cfg(mine, coco_root, f"texture.image={tmp_path / 'missing.jpg'}"))
     assert (mine / "notes.txt").read_text() == "mine"
+    # the folders made for it above it go too (rmdir: only while empty, so nothing written meanwhile is lost)
+    above = tmp_path / "above"
+    with pytest.raises(TexnetError, match="COCO image folder .* does not exist"):  # after config.yaml was written
+        train(tiny_cfg(above / "a" / "run", tmp_path / "no_coco"))
+    assert not above.exists()
 
 
 def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_failed_starts(tmp_path):
@@ -76,10 +81,13 @@ def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_faile
     assert done.returncode == 1 and "already holds a run (.hydra)" in done.stderr.strip().splitlines()[-1]
     assert (texture_named / ".hydra" / "config.yaml").read_text() == "earlier run\n"
 
-    fresh = tmp_path / "fresh"
+    # runs/<texture name>/<date>, as the default folder: a start that fails leaves no runs/<name>/ behind either
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    fresh = runs / "missing" / "2026-01-01_00-00-00"
     done = train_py(f"texture.image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={fresh}")
     assert done.returncode == 1 and "missing.jpg" in done.stderr.strip().splitlines()[-1]
-    assert not fresh.exists()
+    assert runs.is_dir() and list(runs.iterdir()) == []
 
 
 @pytest.mark.parametrize("case", ["missing", "shipped_model"])

@@ -26,6 +26,7 @@ RUN_ENTRIES = ("config.yaml", "checkpoints", "csv", "samples")
 HYDRA_RUN_ENTRIES = (*RUN_ENTRIES, ".hydra")
 
 _created: set[Path] = set()  # run folders that did not exist before this process started its run
+_created_above: set[Path] = set()  # folders above them made for them (runs/<new texture name>/): removed if left empty
 
 
 def resumes_inside(folder: Path, ckpt_path: str | None) -> bool:
@@ -52,16 +53,26 @@ def record_start(folder: Path) -> bool:
     folder = Path(folder).resolve()
     if not folder.exists():
         _created.add(folder)
+        for parent in folder.parents:
+            if parent.exists():
+                break
+            _created_above.add(parent)
     return any(p in _created for p in (folder, *folder.parents))
 
 
 def remove_failed_start(folder: Path) -> bool:
-    """Delete `folder` if this process created it (a failed start); a folder that existed before is never touched."""
+    """Delete `folder` if this process created it (a failed start), and the folders above it that were made for it
+    if they are left empty; a folder that existed before is never touched."""
     folder = Path(folder).resolve()
     if not folder.exists() or not record_start(folder):
         return False
     shutil.rmtree(folder, ignore_errors=True)
     _created.discard(folder)
+    for parent in folder.parents:  # a typo'd texture name leaves no empty runs/<typo>/ behind; nothing else is touched
+        if parent not in _created_above or any(parent.iterdir()):
+            break
+        parent.rmdir()
+        _created_above.discard(parent)
     return True
 
 
