@@ -169,3 +169,20 @@ def test_check_output_refuses_unwritable_targets_before_any_work(tmp_path):
     assert not (tmp_path / "new").exists()
     with pytest.raises(TexnetError, match=r"output '/proc/texnet_out/x.png' cannot be written \(.* in '/proc'\)"):
         check_output(Path("/proc/texnet_out/x.png"), folder=False)  # /proc refuses new files even for root
+
+
+def test_an_image_too_small_for_the_vgg_names_the_option_that_shrank_it(tmp_path):
+    from texnet.textures import load_texture
+
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (600, 400), "red").save(wide)
+    with pytest.raises(
+        TexnetError, match=r"is 16x11 px at texture.size=16: VGG needs at least 32 px per side; raise texture.size$"
+    ):
+        load_texture(wide, 16)
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (40, 20), "red").save(tiny)
+    with pytest.raises(
+        TexnetError, match=r"'.*tiny.png' is 40x20 px: VGG needs at least 32 px per side; use a larger image$"
+    ):
+        load_texture(tiny, 256)

@@ -218,7 +218,11 @@ def run_gatys(
         raise TexnetError("gatys.iterations must be >= 1")
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02)
     loss_cfg = dict(loss if loss is not None else default_loss_config())
-    photo = load_image(content, max_size=max_size, what="content image") if content is not None else None
+    photo = (
+        load_image(content, max_size=max_size, what="content image", size_option="gatys.max_size")
+        if content is not None
+        else None
+    )
     style_image = load_texture(texture_path(texture), texture_size)
     if photo is None:
         loss_cfg["content_layers"], loss_cfg["content_weights"] = [], []

@@ -164,15 +164,20 @@ def source_size(image: Image.Image | torch.Tensor | str | Path) -> tuple[int, in
     return image.shape[-1], image.shape[-2]
 
 
-def load_image(path: str | Path, max_size: int | None = None, what: str = "image") -> torch.Tensor:
-    """Load `path` as a (1, 3, H, W) tensor in [0, 1], longer side at most `max_size`."""
+def load_image(
+    path: str | Path, max_size: int | None = None, what: str = "image", size_option: str = "max_size"
+) -> torch.Tensor:
+    """Load `path` as a (1, 3, H, W) tensor in [0, 1], longer side at most `max_size` (the option `size_option`,
+    named when it shrinks the image below what the VGG takes)."""
     img = open_rgb(path, what)
-    size = fit_size(*img.size, max_size)
+    source, size = img.size, fit_size(*img.size, max_size)
     if size != img.size:
         img = img.resize(size, Image.Resampling.LANCZOS)
     if min(img.size) < MIN_SIDE:
+        shrunk = f" at {size_option}={max_size}" if size != source else ""
+        fix = f"raise {size_option}" if size != source else "use a larger image"
         raise TexnetError(
-            f"{what} '{path}' is {img.size[0]}x{img.size[1]} px: VGG needs at least {MIN_SIDE} px per side; use a larger image"
+            f"{what} '{path}' is {img.size[0]}x{img.size[1]} px{shrunk}: VGG needs at least {MIN_SIDE} px per side; {fix}"
         )
     return pil_to_tensor(img)
 

@@ -56,4 +56,4 @@ def texture_name(image: str | Path) -> str:
 
 def load_texture(image: str | Path, size: int | None = 256) -> torch.Tensor:
     """(1, 3, H, W) texture in [0, 1], longer side `size` (the reference's `-style_size 256`)."""
-    return load_image(resolve_texture_path(image), max_size=size, what="texture image")
+    return load_image(resolve_texture_path(image), max_size=size, what="texture image", size_option="texture.size")
