@@ -97,6 +97,10 @@ def test_stylize_options_are_typed():
     with pytest.raises(TexnetError, match=r"^noise_factor=-1 must be at least 0$"):
         validate(composed("stylize", "noise_factor=-1"), STYLIZE_SCHEMAS)
     validate(composed("stylize", "max_size=null", "noise_factor=0"), STYLIZE_SCHEMAS)
+    with pytest.raises(TexnetError, match=r"^gatys.lr=-1 must be more than 0$"):
+        validate(composed("stylize", "gatys.lr=-1"), STYLIZE_SCHEMAS)
+    with pytest.raises(TexnetError, match=r"^gatys.iterations=many has the wrong type: pass an integer$"):
+        validate(composed("stylize", "gatys.iterations=many"), STYLIZE_SCHEMAS)
 
 
 def test_command_line_wrong_type_is_one_line_and_leaves_no_folder(tmp_path):

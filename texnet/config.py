@@ -119,6 +119,18 @@ class StylizeSchema:
     progress: bool = MISSING
 
 
+@dataclass
+class GatysSchema:
+    optimizer: str = MISSING
+    lr: Optional[float] = above(0)
+    init: Optional[str] = MISSING
+    iterations: int = at_least(1)
+    max_size: int = at_least(1)
+    save_every: int = at_least(0)
+    coarse_to_fine: bool = MISSING
+    seed: int = MISSING
+
+
 TRAIN_SCHEMAS = {
     "": TrainSchema,
     "trainer": TrainerSchema,
@@ -128,7 +140,7 @@ TRAIN_SCHEMAS = {
     "model": ModelSchema,
     "texture": TextureSchema,
 }
-STYLIZE_SCHEMAS = {"": StylizeSchema, "texture": TextureSchema}
+STYLIZE_SCHEMAS = {"": StylizeSchema, "texture": TextureSchema, "gatys": GatysSchema}
 
 EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
