@@ -27,6 +27,7 @@ def composed(name: str, *overrides: str):
         ("trainer.max_steps=abc", "trainer.max_steps=abc has the wrong type: pass an integer"),
         ("model.scales=2.5", "model.scales=2.5 has the wrong type: pass an integer"),
         ("optim.optimizer.lr=fast", "optim.optimizer.lr=fast has the wrong type: pass a number"),
+        ("loss.style_scale=abc", "loss.style_scale=abc has the wrong type: pass a number"),
         (
             "trainer.enable_progress_bar=maybe",
             "trainer.enable_progress_bar=maybe has the wrong type: pass true or false",
@@ -55,6 +56,8 @@ def test_wrong_type_names_the_key_and_the_type(override, message):
         ("data.num_workers=-1", "data.num_workers=-1 must be at least 0"),
         ("model.noise_factor=-0.5", "model.noise_factor=-0.5 must be at least 0"),
         ("sample_every=-1", "sample_every=-1 must be at least 0"),
+        ("loss.style_scale=-2", "loss.style_scale=-2 must be at least 0"),
+        ("loss.style_weights=[1,1,-1,1,1]", "loss.style_weights=[1, 1, -1, 1, 1]: each must be at least 0"),
     ],
 )
 def test_a_number_out_of_range_names_the_key_and_the_bound(override, message):

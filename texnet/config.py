@@ -120,6 +120,17 @@ class StylizeSchema:
 
 
 @dataclass
+class LossSchema:
+    content_layers: List[str] = MISSING
+    content_weights: List[float] = at_least(0)
+    style_layers: List[str] = MISSING
+    style_weights: List[float] = at_least(0)
+    style_scale: float = at_least(0)
+    tv_weight: float = at_least(0)
+    diversity_weight: float = at_least(0)
+
+
+@dataclass
 class GatysSchema:
     optimizer: str = MISSING
     lr: Optional[float] = above(0)
@@ -139,8 +150,9 @@ TRAIN_SCHEMAS = {
     "optim.scheduler": SchedulerSchema,
     "model": ModelSchema,
     "texture": TextureSchema,
+    "loss": LossSchema,
 }
-STYLIZE_SCHEMAS = {"": StylizeSchema, "texture": TextureSchema, "gatys": GatysSchema}
+STYLIZE_SCHEMAS = {"": StylizeSchema, "texture": TextureSchema, "gatys": GatysSchema, "loss": LossSchema}
 
 EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
@@ -179,11 +191,15 @@ def validate(cfg: DictConfig, schemas: dict[str, type]) -> None:
 
 
 def check_range(schema_field: Any, value: Any, key: str) -> None:
-    """A number outside its field's ``at_least`` / ``above`` bound is one TexnetError naming the key."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
+    """A number (or a list's number) outside its field's ``at_least`` / ``above`` bound is one TexnetError naming
+    the key."""
     least, over = schema_field.metadata.get("at_least"), schema_field.metadata.get("above")
-    if least is not None and value < least:
-        raise TexnetError(f"{key}={value} must be at least {least}")
-    if over is not None and value <= over:
-        raise TexnetError(f"{key}={value} must be more than {over}")
+    numbers = value if isinstance(value, list) else [value]
+    what = f"{key}={json.dumps(value)}: each" if isinstance(value, list) else f"{key}={value}"
+    for number in numbers:
+        if number is None or isinstance(number, bool) or not isinstance(number, (int, float)):
+            continue
+        if least is not None and number < least:
+            raise TexnetError(f"{what} must be at least {least}")
+        if over is not None and number <= over:
+            raise TexnetError(f"{what} must be more than {over}")

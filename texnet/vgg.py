@@ -67,7 +67,7 @@ class VGGFeatures(nn.Module):
     ) -> None:
         super().__init__()
         if pooling not in ("avg", "max"):
-            raise TexnetError(f"pooling='{pooling}' is unknown: use avg or max")
+            raise TexnetError(f"loss.pooling='{pooling}' is unknown: use avg or max")
         if precision not in PRECISIONS:
             raise TexnetError(f"loss.precision='{precision}' is unknown: use one of {', '.join(PRECISIONS)}")
         self.precision = precision

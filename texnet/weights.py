@@ -46,7 +46,7 @@ class VGGWeights:
 def resolve_weights(arch: str, weights: str = "auto") -> VGGWeights:
     """Find weights for `arch` ("vgg16" | "vgg19") from `weights` ("auto" | "random" | a path)."""
     if arch not in ("vgg16", "vgg19"):
-        raise TexnetError(f"model.vgg='{arch}' is unknown: use vgg16 or vgg19")
+        raise TexnetError(f"loss.vgg='{arch}' is unknown: use vgg16 or vgg19")
     if weights == "random":
         log.warning("VGG weights: RANDOM (weights=random). Losses are meaningless for real stylisation.")
         return VGGWeights(arch, None, "imagenet", "random")
