@@ -122,6 +122,7 @@ def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
         photo = open_rgb(src, "image")
     except TexnetError:
         return None
+    check_photo_output(single, src)
     target = output_size(*photo.size, cfg.max_size, photo_size(cfg))
     if not model.fits(*target):
         return None
@@ -173,6 +174,15 @@ def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
     return images
 
 
+def check_photo_output(single: Path | None, src: Path) -> None:
+    """A photo's result is an image: a video named as its only output is one line before any work (videos and
+    animations check their own outputs: texnet.video, texnet.animation)."""
+    if single is not None and is_video(single) and not is_clip(src):
+        raise TexnetError(
+            f"output '{single}' is a video but '{src}' is a photo: name an image file (.png, .jpg, ...) or a folder"
+        )
+
+
 class OutputNames:
     """Output paths that never replace an existing file (unless `overwrite`) nor one written earlier in this run."""
 
@@ -211,6 +221,7 @@ def stylize_photos(stylizer: Stylizer, cfg: DictConfig) -> list[Path]:
 
     inputs = collect_inputs(cfg.input)
     single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, len(inputs))
+    check_photo_output(single, inputs[0][0])
     names = OutputNames(cfg.overwrite)
     result = stylize_files(
         stylizer,

@@ -342,6 +342,15 @@ def test_an_output_name_with_an_unknown_suffix_is_refused_not_made_a_folder(tmp_
     assert [p.parent.name for p in written] == ["results.v2"]
 
 
+@pytest.mark.parametrize("path", ["graph", "torch"])
+def test_a_photo_with_a_video_output_is_one_line_before_any_work(tmp_path, photo_path, path):
+    """Both paths of one photo (the shipped model's graph without torch, and torch's with a seed)."""
+    seed = ["seed=0"] if path == "torch" else []
+    with pytest.raises(TexnetError, match=r"^output '.*out.mp4' is a video but '.*' is a photo: name an image file"):
+        stylize(stylize_cfg("checkpoint=mosaic", f"input={photo_path}", f"output={tmp_path / 'out.mp4'}", *seed))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_tile_size_option_gives_the_untiled_result(tmp_path, ckpt):
     """stylize.py tile_size=: tiles with the whole photo's statistics, the same image as untiled (to 8-bit rounding)."""
     src = write_photo(tmp_path / "p.png", 150, 110)
