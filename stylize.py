@@ -175,12 +175,22 @@ def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
 
 
 def check_photo_output(single: Path | None, src: Path) -> None:
-    """A photo's result is an image: a video named as its only output is one line before any work (videos and
-    animations check their own outputs: texnet.video, texnet.animation)."""
-    if single is not None and is_video(single) and not is_clip(src):
-        raise TexnetError(
-            f"output '{single}' is a video but '{src}' is a photo: name an image file (.png, .jpg, ...) or a folder"
-        )
+    """A photo's result is an image (videos and animations check their own outputs: texnet.video, texnet.animation;
+    an unreadable input is reported where it is read)."""
+    if single is None or not is_video(single):
+        return
+    try:
+        clip = is_clip(src)
+    except TexnetError:
+        return
+    if not clip:
+        check_image_output(single, f"'{src}' is a photo")
+
+
+def check_image_output(single: Path | None, why: str) -> None:
+    """A video named as the only output of an image is one line before any work."""
+    if single is not None and is_video(single):
+        raise TexnetError(f"output '{single}' is a video but {why}: name an image file (.png, .jpg, ...) or a folder")
 
 
 class OutputNames:
@@ -197,13 +207,15 @@ class OutputNames:
         return candidate
 
 
-def output_target(cfg: DictConfig, default: Path, count: int) -> tuple[Path | None, Path]:
+def output_target(
+    cfg: DictConfig, default: Path, count: int, items: str = "images in the input"
+) -> tuple[Path | None, Path]:
     """(single output file or None, output folder) from cfg.output, checked to be writable before any work; a
     name with another suffix (out.txt) is refused rather than made a folder, unless that folder exists."""
     out = Path(str(cfg.output)).expanduser() if cfg.output else default
     if cfg.output and (out.suffix.lower() in IMAGE_EXTENSIONS or is_video(out)):
         if count > 1:
-            raise TexnetError(f"output '{out}' is a file but the input holds {count} images: give a folder")
+            raise TexnetError(f"output '{out}' is a file but there are {count} {items}: give a folder")
         check_output(out, folder=False)
         return out, out.parent
     if cfg.output and out.suffix and not out.is_dir():
@@ -276,7 +288,10 @@ def generate_textures(stylizer: Stylizer | GraphModel, cfg: DictConfig) -> list[
     if isinstance(stylizer, GraphModel):
         log_graph(stylizer, cfg)
     size = texture_size(cfg)
-    single, folder = output_target(cfg, Path("runs/stylized") / stylizer.texture_name, cfg.num)
+    single, folder = output_target(
+        cfg, Path("runs/stylized") / stylizer.texture_name, cfg.num, f"textures to generate (num={cfg.num})"
+    )
+    check_image_output(single, "a texture-mode network draws still images")
     names = OutputNames(cfg.overwrite)
     images = stylizer.generate(size=size, num=cfg.num, seed=cfg.seed, mix=texture_mix(cfg))
     written = [

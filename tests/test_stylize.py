@@ -351,6 +351,18 @@ def test_a_photo_with_a_video_output_is_one_line_before_any_work(tmp_path, photo
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_texture_output_file_takes_one_still_texture(tmp_path, texture_ckpt):
+    with pytest.raises(
+        TexnetError, match=r"^output '.*t.png' is a file but there are 4 textures to generate \(num=4\)"
+    ):
+        stylize(stylize_cfg(f"checkpoint={texture_ckpt}", "num=4", f"output={tmp_path / 't.png'}"))
+    with pytest.raises(
+        TexnetError, match=r"^output '.*t.mp4' is a video but a texture-mode network draws still images"
+    ):
+        stylize(stylize_cfg(f"checkpoint={texture_ckpt}", "num=1", f"output={tmp_path / 't.mp4'}"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_tile_size_option_gives_the_untiled_result(tmp_path, ckpt):
     """stylize.py tile_size=: tiles with the whole photo's statistics, the same image as untiled (to 8-bit rounding)."""
     src = write_photo(tmp_path / "p.png", 150, 110)
