@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -147,3 +149,15 @@ def tiny_cfg(tmp_path: Path, coco_root: Path, *overrides: str):
                 *overrides,
             ],
         )
+
+
+def run_script(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python <script> <args>` from the project root, offline, as a user runs it (stdout and stderr captured)."""
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TEXNET_OFFLINE": "1"},
+    )

@@ -2,13 +2,8 @@
 runs); the trainer group's shared keys
 live once, in trainer/default.yaml."""
 
-import os
-import subprocess
-import sys
-
 import pytest
-from conftest import CONFIG_DIR
-from conftest import ROOT as PROJECT_ROOT
+from conftest import CONFIG_DIR, run_script
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -108,14 +103,7 @@ def test_stylize_options_are_typed():
 
 def test_command_line_wrong_type_is_one_line_and_leaves_no_folder(tmp_path):
     run = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "train.py", "trainer.max_steps=abc", f"hydra.run.dir={run}"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TEXNET_OFFLINE": "1"},
-    )
+    done = run_script("train.py", "trainer.max_steps=abc", f"hydra.run.dir={run}")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["error: trainer.max_steps=abc has the wrong type: pass an integer"]
     assert not run.exists()
@@ -125,14 +113,7 @@ def test_bad_input_raised_inside_a_configs_target_is_one_line_and_leaves_no_fold
     """Hydra's instantiate wraps what a _target_'s constructor raises (here texnet.data's check of the builtin
     set's held-out photos); train.py still prints the one line."""
     run = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "train.py", "data.num_val=50", f"hydra.run.dir={run}"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TEXNET_OFFLINE": "1"},
-    )
+    done = run_script("train.py", "data.num_val=50", f"hydra.run.dir={run}")
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: data.num_val=50: the builtin set holds out"), done.stderr

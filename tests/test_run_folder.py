@@ -1,8 +1,6 @@
 """texnet.run_folder through train(): a used run folder is refused before anything is written, a failed start
 leaves no folder behind (through train() and through train.py)."""
 
-import os
-
 import pytest
 from conftest import tiny_cfg
 
@@ -48,20 +46,10 @@ def test_failed_start_leaves_no_run_folder(tmp_path, coco_root):
 
 def test_command_line_refuses_a_used_folder_before_hydra_writes_and_cleans_failed_starts(tmp_path):
     """Through train.py: Hydra's .hydra/ of the earlier run is untouched, and a failed start leaves no folder."""
-    import subprocess
-    import sys
+    from conftest import run_script
 
-    from conftest import ROOT as PROJECT_ROOT
-
-    def train_py(*overrides: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "train.py", *overrides],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "TEXNET_OFFLINE": "1"},
-        )
+    def train_py(*overrides: str):
+        return run_script("train.py", *overrides)
 
     used = tmp_path / "used"
     (used / ".hydra").mkdir(parents=True)
