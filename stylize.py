@@ -319,9 +319,10 @@ def export_model(stylizer: Stylizer, cfg: DictConfig) -> Path:
 def stylize_gatys(cfg: DictConfig) -> list[Path]:
     """method=gatys: one run_gatys optimisation per input photo, each in its own folder (result.png, losses.csv)."""
     from texnet.batch import check_failures
-    from texnet.gatys import run_gatys
+    from texnet.gatys import check_options, run_gatys
     from texnet.textures import texture_name
 
+    check_options(cfg.gatys.optimizer, cfg.gatys.init, cfg.gatys.iterations)  # once, not once per photo
     inputs = collect_inputs(cfg.input)
     name = texture_name(cfg.texture.image)
     if cfg.output and Path(str(cfg.output)).suffix.lower() in IMAGE_EXTENSIONS:

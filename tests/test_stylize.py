@@ -297,6 +297,20 @@ def test_gatys_method_writes_its_result(tmp_path, photo_path):
     assert Image.open(out[0]).size == (64, 64) and (tmp_path / "astronaut" / "losses.csv").is_file()
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("gatys.optimizer=sgd", "gatys.optimizer='sgd' is unknown: use one of lbfgs, adam"),
+        ("gatys.init=zeros", "gatys.init='zeros' is unknown: use one of content, noise, style"),
+    ],
+)
+def test_a_bad_gatys_option_is_said_once_before_any_photo(tmp_path, photos, option, message):
+    with pytest.raises(TexnetError) as err:
+        stylize(stylize_cfg("method=gatys", f"input={photos}", option, f"output={tmp_path / 'out'}"))
+    assert str(err.value) == message
+    assert not (tmp_path / "out").exists()
+
+
 def test_gif_in_a_folder_is_stylised_like_a_single_gif(tmp_path, ckpt):
     """One list of formats: a .gif is read in a folder as it is on its own (the folder skipped it before)."""
     Image.open(write_photo(tmp_path / "in" / "a.png", 40, 36)).convert("P").save(tmp_path / "in" / "anim.gif")

@@ -175,6 +175,17 @@ def initial_image(
     return (0.5 + 0.05 * torch.randn(1, 3, *size, generator=rng)).clamp(0, 1)
 
 
+def check_options(optimizer: str, init: str | None, iterations: int) -> None:
+    """A one-line TexnetError for an unknown optimiser or start image or no iterations (stylize.py checks them once,
+    before its first photo, rather than failing each)."""
+    if optimizer not in OPTIMIZERS:
+        raise TexnetError(f"gatys.optimizer='{optimizer}' is unknown: use one of {', '.join(OPTIMIZERS)}")
+    if init is not None and init not in INITS:
+        raise TexnetError(f"gatys.init='{init}' is unknown: use one of {', '.join(INITS)}")
+    if iterations < 1:
+        raise TexnetError("gatys.iterations must be >= 1")
+
+
 def run_gatys(
     texture: str | Path,
     output: str | Path,
@@ -209,13 +220,8 @@ def run_gatys(
         coarse_to_fine: optimise half the iterations at half size, upsample, then continue at full size.
         callbacks: extra Lightning callbacks for every stage (the web app's progress bar counts iterations with one).
     """
-    if optimizer not in OPTIMIZERS:
-        raise TexnetError(f"gatys.optimizer='{optimizer}' is unknown: use one of {', '.join(OPTIMIZERS)}")
     init = init or ("content" if content is not None else "noise")
-    if init not in INITS:
-        raise TexnetError(f"gatys.init='{init}' is unknown: use one of {', '.join(INITS)}")
-    if iterations < 1:
-        raise TexnetError("gatys.iterations must be >= 1")
+    check_options(optimizer, init, iterations)
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02)
     loss_cfg = dict(loss if loss is not None else default_loss_config())
     photo = (
