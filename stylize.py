@@ -122,7 +122,7 @@ def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
         photo = open_rgb(src, "image")
     except TexnetError:
         return None
-    check_photo_output(single, src)
+    check_image_output(single, f"'{src}' is a photo")  # not a clip: that was looked at above
     target = output_size(*photo.size, cfg.max_size, photo_size(cfg))
     if not model.fits(*target):
         return None

@@ -165,9 +165,10 @@ def main(cfg: DictConfig) -> None:
         check_run_dir(cfg)
         result = train(cfg)
     except Exception as err:  # bad input, also when raised inside a config's _target_: one line
-        if user_error(err) is None:
+        cause = user_error(err)
+        if cause is None:
             raise
-        print(f"error: {user_error(err)}", file=sys.stderr)
+        print(f"error: {cause}", file=sys.stderr)
         sys.exit(1)
     best = (
         f"best {result['best']}"

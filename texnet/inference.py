@@ -317,11 +317,20 @@ class Stylizer:
             )
         if not isinstance(image, (Image.Image, torch.Tensor, str, Path, np.ndarray)):
             raise TexnetError(f"cannot stylise a {type(image).__name__}: {IMAGE_KINDS}")
-        args = (noise_factor, seed, max_size, preserve_color, size, tile_size, mix, noise_at)
-        if isinstance(image, np.ndarray):  # through PIL, so that large arrays are tiled as large photos are
-            return pil_to_numpy_like(self.stylize(numpy_to_pil(image), *args), image)
-        if isinstance(image, torch.Tensor) and image.dtype == torch.uint8:
-            return (self.stylize(image.float() / 255, *args) * 255).round().to(torch.uint8)
+        if isinstance(image, np.ndarray) or (isinstance(image, torch.Tensor) and image.dtype == torch.uint8):
+            options = dict(
+                noise_factor=noise_factor,
+                seed=seed,
+                max_size=max_size,
+                preserve_color=preserve_color,
+                size=size,
+                tile_size=tile_size,
+                mix=mix,
+                noise_at=noise_at,
+            )
+            if isinstance(image, np.ndarray):  # through PIL, so that large arrays are tiled as large photos are
+                return pil_to_numpy_like(self.stylize(numpy_to_pil(image), **options), image)
+            return (self.stylize(image.float() / 255, **options) * 255).round().to(torch.uint8)
         from texnet import tiling
         from texnet.animation import frame_count
 
