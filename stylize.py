@@ -31,11 +31,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from texnet.cli import run_hydra_main
 from texnet.config import STYLIZE_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.graph_stylize import GraphModel, checkpoint_digest
 from texnet.image import IMAGE_EXTENSIONS, check_output, next_free_file, open_rgb, output_size, save_image
-from texnet.models import resolve_checkpoint
+from texnet.models import cards, resolve_checkpoint
 from texnet.video import VIDEO_SUFFIXES, is_clip, is_video
 
 if TYPE_CHECKING:  # torch and the code that needs it are imported only when a run goes through texnet.inference
@@ -44,6 +45,9 @@ if TYPE_CHECKING:  # torch and the code that needs it are imported only when a r
 log = logging.getLogger("texnet.stylize")
 GPU_DEVICES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # CUDA, ROCm, WSL2: where device=auto might pick a GPU
 
+TEXTURE_HINT = (
+    "for a trained network's texture use texture_mix={value}, for an image (method=gatys) texture.image={value}"
+)
 EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
@@ -73,7 +77,7 @@ def stylize(cfg: DictConfig) -> list[Path]:
         torch.set_num_threads(cfg.threads)
     stylizer = load(cfg.checkpoint, device=cfg.device, backend=cfg.backend, precision=cfg.precision)
     log.info("loaded %s from %s", stylizer, cfg.checkpoint)
-    stylizer.mix_weights(texture_mix(cfg), "texture_mix")  # a bad name or weight: one line before any work
+    check_texture_mix(stylizer, cfg)
     if cfg.export:
         return [export_model(stylizer, cfg)]
     written = generate_textures(stylizer, cfg) if stylizer.mode == "texture" else stylize_photos(stylizer, cfg)
@@ -108,7 +112,7 @@ def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
     ones), it is a video or animation (texnet.batch stylises its frames with noise that stays on the picture), or
     the image is too small for the graph's padding or too large for memory."""
     mix = texture_mix(cfg)
-    model.mix_weights(mix, "texture_mix")  # a bad name or weight: one line before any work
+    check_texture_mix(model, cfg)
     if model.mode == "texture":
         height, width = texture_size(cfg)
         return generate_textures(model, cfg) if model.fits(width, height) else None
@@ -136,6 +140,16 @@ def run_graph(model: GraphModel, cfg: DictConfig) -> list[Path] | None:
     )
     log.info("wrote 1 image(s) to %s", folder)
     return [out]
+
+
+def check_texture_mix(model: Stylizer | GraphModel, cfg: DictConfig) -> None:
+    """A bad texture name or mix weight: one line before any work. ``texture=<name>`` on the command line (see
+    pick_texture) for a network without that texture names the shipped network of that texture, if there is one."""
+    typed = typed_texture(cfg)
+    if typed is not None and cfg.texture_mix == typed and typed not in model.textures:
+        shipped = f"; the shipped network for {typed} is checkpoint={typed}" if typed in cards() else ""
+        raise TexnetError(f"texture={typed} is not a texture of this network: use {', '.join(model.textures)}{shipped}")
+    model.mix_weights(texture_mix(cfg), "texture_mix")
 
 
 def texture_mix(cfg: DictConfig) -> str | dict[str, float] | None:
@@ -359,12 +373,19 @@ def stylize_gatys(cfg: DictConfig) -> list[Path]:
     return written
 
 
-def pick_texture(cfg: DictConfig) -> None:
-    """``texture=starry`` on the command line picks that texture of a trained network (texture_mix=starry): the
-    texture group is the Gatys baseline's, whose default (mosaic) must not count as a choice."""
+def typed_texture(cfg: DictConfig) -> str | None:
+    """The name in ``texture=<name>`` on the command line of method=texnet, else None: the texture group is the
+    Gatys baseline's, whose default (mosaic) must not count as a choice."""
+    if cfg.method != "texnet" or not HydraConfig.initialized():
+        return None
     chosen = [o.split("=", 1)[1] for o in HydraConfig.get().overrides.task if o.startswith("texture=")]
-    if cfg.method == "texnet" and chosen and cfg.texture_mix is None:
-        cfg.texture_mix = chosen[-1]
+    return chosen[-1] if chosen else None
+
+
+def pick_texture(cfg: DictConfig) -> None:
+    """``texture=starry`` on the command line picks that texture of a trained network (texture_mix=starry)."""
+    if cfg.texture_mix is None:
+        cfg.texture_mix = typed_texture(cfg)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="stylize")
@@ -378,4 +399,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main, {"texture": TEXTURE_HINT})

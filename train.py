@@ -21,6 +21,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from texnet.callbacks import LastCheckpoint
 from texnet.checkpoint import check_resumable, checkpoint_generator, read_checkpoint
+from texnet.cli import run_hydra_main
 from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError, user_error
@@ -181,4 +182,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main, {"texture": "for an image file use texture.image={value}"})

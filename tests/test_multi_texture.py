@@ -318,7 +318,9 @@ def test_stylize_py_command_line_texture_picks_one(multi, tmp_path):
     )
     assert (
         single.returncode == 1
-        and single.stderr.strip() == "error: texture_mix: 'starry' is not a texture of this network: use mosaic"
+        and single.stderr.strip()
+        == "error: texture=starry is not a texture of this network: use mosaic; the shipped network for starry is "
+        "checkpoint=starry"
     )
 
 

@@ -1,0 +1,72 @@
+"""Run a Hydra entry point (train.py, stylize.py) so that a mistyped option is one line saying what to write instead.
+
+Hydra reports an unknown option or config-group choice itself, in several lines ending with its search path; it has
+no hook for the wording, so the entry point lets Hydra raise instead (HYDRA_FULL_ERROR) and words it here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+
+def run_hydra_main(
+    main: Callable[[], None], hints: Mapping[str, str] | None = None, argv: Sequence[str] | None = None
+) -> None:
+    """Call a ``@hydra.main`` function; an override Hydra cannot compose ends the process with one line on stderr.
+    `hints`: per config group, what else its unknown choice may have meant (``{value}`` stands for the choice)."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for Hydra's full report
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its report and exiting
+    try:
+        main()
+    except (ConfigCompositionException, OverrideParseException) as err:
+        print(f"error: {override_error(err, sys.argv[1:] if argv is None else argv, hints)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def override_error(err: Exception, argv: Sequence[str], hints: Mapping[str, str] | None = None) -> str:
+    """One line for a Hydra composition error: the override, what is wrong with it, and the closest valid one."""
+    if isinstance(err, OverrideParseException):
+        return (
+            f"cannot read the override {err.override!r}: {err.message.splitlines()[0]} (quote lists and dicts for the "
+            "shell: 'texture.images=[a.jpg,b.jpg]')"
+        )
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
+        return _unknown_choice(err.missing_cfg_file, list(err.options), argv, hints or {})
+    cause = err.__cause__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        return _unknown_key(str(cause.full_key), cause.parent_node, argv)
+    return " ".join(str(err).split())
+
+
+def _unknown_choice(missing: str, options: list[str], argv: Sequence[str], hints: Mapping[str, str]) -> str:
+    """``data=cocoo``: the group's choices and the nearest one, or the group's hint (``texture=my.jpg``)."""
+    group, value = next(
+        ((key, val) for key, _, val in (arg.lstrip("+~").partition("=") for arg in argv) if f"{key}/{val}" == missing),
+        missing.split("/", 1) if "/" in missing else ("", missing),
+    )
+    line = f"{group}={value} is not one of {', '.join(options)}"
+    if group in hints:
+        return f"{line}; {hints[group].format(value=value)}"
+    close = difflib.get_close_matches(value, options, n=1)
+    return f"{line}; did you mean {group}={close[0]}?" if close else line
+
+
+def _unknown_key(full_key: str, parent: object, argv: Sequence[str]) -> str:
+    """``trainer.max_step=3``: the nearest key at that level, and how to add a new key on purpose."""
+    override = next((arg for arg in argv if arg.partition("=")[0] == full_key), full_key)
+    prefix, _, key = full_key.rpartition(".")
+    line = f"{override}: there is no option {full_key}"
+    keys = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
+    close = difflib.get_close_matches(key, keys, n=1)
+    if close:
+        line += f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
+    return f"{line} (--cfg job prints every option)"
