@@ -34,6 +34,8 @@ def run_hydra_main(
 
 def override_error(err: Exception, argv: Sequence[str], hints: Mapping[str, str] | None = None) -> str:
     """One line for a Hydra composition error: the override, what is wrong with it, and the closest valid one."""
+    if isinstance(err, OverrideParseException) and "~" in err.override.partition("=")[2]:
+        return f"cannot read the override {err.override!r}: Hydra reads ~ as a deletion; write the path out ($HOME/...)"
     if isinstance(err, OverrideParseException):
         return (
             f"cannot read the override {err.override!r}: {err.message.splitlines()[0]} (quote lists and dicts for the "

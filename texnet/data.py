@@ -99,7 +99,8 @@ class ContentDataModule(pl.LightningDataModule):
                 f"data.num_val={num_val}: the builtin set holds out {len(BUILTIN_VAL_PHOTOS)} validation photos "
                 f"({', '.join(BUILTIN_VAL_PHOTOS)}); use data.num_val={len(BUILTIN_VAL_PHOTOS)} or fewer"
             )
-        self.source, self.root, self.split, self.val_split = source, Path(root) if root else None, split, val_split
+        self.source, self.split, self.val_split = source, split, val_split
+        self.root = Path(root).expanduser() if root else None
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.num_val, self.val_size, self.builtin_length, self.seed = num_val, val_size, builtin_length, seed
         self.schedule = check_schedule(schedule)  # crop and batch size by step (texnet.schedule)
