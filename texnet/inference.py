@@ -62,7 +62,6 @@ from texnet.image import (
     to_rgb,
 )
 from texnet.memory import bytes_per_pixel, cpu_memory_available
-from texnet.noise_field import noise_maps
 from texnet.noise_generator import NoiseGenerator
 
 log = logging.getLogger(__name__)
@@ -218,7 +217,7 @@ class Stylizer:
         """The noise of `content` lying at `origin` of the scene (texnet.noise_field's plane `seed`)."""
         g = self.generator
         shapes = g.image_noise_shapes(content.shape[0], *content.shape[-2:])
-        return noise_maps(shapes, g.noise_ratios, origin, int(seed), noise_factor, next(g.parameters()))
+        return g.plane_noise(shapes, g.noise_ratios, origin, int(seed), noise_factor)
 
     def _check_memory(self, batch: int, height: int, width: int, what: str) -> None:
         """Refuse an image whose full-resolution forward pass would not fit in memory (see module doc)."""

@@ -14,6 +14,7 @@ from torch import nn
 
 from texnet import grid
 from texnet.errors import TexnetError
+from texnet.noise_field import noise_maps
 
 NORMS = ("instance", "batch")
 PADDINGS = ("reflect", "replicate", "circular", "zeros")
@@ -138,10 +139,23 @@ class NoiseGenerator(nn.Module):
     ) -> list[torch.Tensor]:
         """Noise maps of the given shapes, drawn in order: where texnet draws a generator's noise (:meth:`draw_noise`
         for whole images, texnet.tiling for the scales of a tile or of the untiled coarse stack); a clip's frames
-        read theirs from texnet.noise_field's plane instead."""
+        read theirs from texnet.noise_field's plane instead (:meth:`plane_noise`)."""
         factor = self.noise_factor if noise_factor is None else noise_factor
         ref = next(self.parameters())
         return [torch.rand(shape, device=ref.device, dtype=ref.dtype, generator=rng) * factor for shape in shapes]
+
+    def plane_noise(
+        self,
+        shapes: list[tuple[int, ...]],
+        ratios: list[int],
+        origin: tuple[float, float],
+        seed: int,
+        noise_factor: float,
+    ) -> list[torch.Tensor]:
+        """Noise maps of `shapes` at `ratios` that are windows onto texnet.noise_field's plane `seed`, for an image
+        whose top-left pixel lies at `origin` of the scene (a clip's frames, and the tiles of one), on the network's
+        device and dtype."""
+        return noise_maps(shapes, ratios, origin, seed, noise_factor, next(self.parameters()))
 
     def prepare_input(
         self,

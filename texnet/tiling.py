@@ -34,7 +34,6 @@ from torch import nn
 
 from texnet.errors import TexnetError
 from texnet.image import open_rgb, output_size, source_size, to_rgb
-from texnet.noise_field import noise_maps
 from texnet.noise_generator import NoiseGenerator
 from texnet.norm_stats import Moments, Stats, norm_layers, normalise_with, override, schedule
 
@@ -231,7 +230,7 @@ class TiledStylizer:
             rng = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + index) % 2**63)
             return self.generator.noise_of_shapes(shapes, noise_factor, rng)
         place = (self.origin[0] + top, self.origin[1] + left)
-        return noise_maps(shapes, ratios, place, seed, noise_factor, next(self.generator.parameters()))
+        return self.generator.plane_noise(shapes, ratios, place, seed, noise_factor)
 
     def _with_noise(
         self, pooled: list[torch.Tensor], ratios: list[int], noise_factor: float, seed: int, tile: Tile | None
