@@ -1,6 +1,7 @@
 """Shipped models: loaded by name wherever a checkpoint goes, never written, a one-line error for unknown names."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 import texnet
 from texnet.checkpoint import checkpoint_texture, read_checkpoint
 from texnet.errors import TexnetError
-from texnet.models import MODELS_DIR, cards, resolve_checkpoint
+from texnet.models import MODELS_DIR, cards, main, resolve_checkpoint
 
 
 def digest(path) -> str:
@@ -176,3 +177,20 @@ def test_the_shipped_three_texture_model_blends_and_takes_a_new_texture_by_name(
         assert torch.equal(added.stylize(photo, seed=0, mix=mix), out)
     assert (added.stylize(photo, seed=0, mix="astronaut") - outs["mosaic"]).abs().mean() > 0.01
     assert digest(MODELS_DIR / f"{name}.ckpt") == before  # adding to a shipped model writes only the new run
+
+
+def test_the_models_command_lists_them_and_prints_one_card(capsys):
+    assert main([]) == 0
+    table = capsys.readouterr().out
+    assert all(any(line.startswith(f"{name} ") for line in table.splitlines()) for name in cards())
+    assert main(["pebbles-texture"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card == {
+        "name": "pebbles-texture",
+        "file": str(MODELS_DIR / "pebbles-texture.ckpt"),
+        **cards()["pebbles-texture"],
+    }
+    assert main(["pebble"]) == 1
+    assert (
+        capsys.readouterr().err == f"error: 'pebble' is not a shipped model: use one of {', '.join(sorted(cards()))}\n"
+    )

@@ -8,11 +8,14 @@ Wherever texnet takes a checkpoint path it also takes a shipped model's name: ``
 ``stylize.py checkpoint=mosaic``, ``train.py init_from=mosaic``. Shipped files are only ever read.
 
     python -m texnet.models          # lists the shipped models with their figures
+    python -m texnet.models mosaic   # one model's whole card (held-out photos, per-layer style) and its file
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -43,8 +46,25 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m texnet.models", description="The trained models shipped with texnet: a table of all of them."
+    )
+    parser.add_argument("name", nargs="?", help="a shipped model: print its whole card and its file instead")
+    name = parser.parse_args(argv).name
     shipped = cards()
+    if name is None:
+        print_table(shipped)
+        return 0
+    if name not in shipped:
+        print(f"error: '{name}' is not a shipped model: use one of {', '.join(sorted(shipped))}", file=sys.stderr)
+        return 1
+    print(json.dumps({"name": name, "file": str(MODELS_DIR / f"{name}.ckpt"), **shipped[name]}, indent=2))
+    return 0
+
+
+def print_table(shipped: dict[str, dict]) -> None:
+    """One row per shipped model (and per texture of a several-texture one) with its figures and command."""
     if not shipped:
         print("no shipped models in this installation")
         return
@@ -75,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
