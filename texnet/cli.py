@@ -63,7 +63,7 @@ def _unknown_choice(missing: str, options: list[str], argv: Sequence[str], hints
 
 
 def _unknown_key(full_key: str, parent: object, argv: Sequence[str]) -> str:
-    """``trainer.max_step=3``: the nearest key at that level, and how to add a new key on purpose."""
+    """``trainer.max_step=3``: the nearest key at that level, and where every option is listed."""
     override = next((arg for arg in argv if arg.partition("=")[0] == full_key), full_key)
     prefix, _, key = full_key.rpartition(".")
     line = f"{override}: there is no option {full_key}"
