@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from texnet import app
-from train import train
+from texnet.training import train
 
 # Overrides that make train.py finish in seconds, for the fixture and for the app's Train tab.
 TINY = [

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from conftest import tiny_cfg
 
-from train import train
+from texnet.training import train
 
 
 def test_last_checkpoint_holds_the_final_step(tmp_path, coco_root):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from conftest import tiny_cfg
 
-from train import train
+from texnet.training import train
 
 
 def metric_steps(run_dir: Path) -> list[int]:

@@ -62,7 +62,7 @@ def test_init_from_a_shipped_model(tmp_path, one_thread):
     from conftest import CONFIG_DIR
     from hydra import compose, initialize_config_dir
 
-    from train import train
+    from texnet.training import train
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(

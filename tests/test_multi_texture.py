@@ -385,7 +385,7 @@ def test_init_from_several_textures_starts_one_texture_from_their_mean(multi):
     from omegaconf import OmegaConf
 
     from texnet.module import TextureNetModule
-    from train import init_generator
+    from texnet.training import init_generator
 
     base = load(multi, device="cpu", backend="eager").generator
     options = {k: v for k, v in read_checkpoint(multi)["hyper_parameters"]["model"].items() if k != "textures"}

@@ -5,7 +5,7 @@ import pytest
 from conftest import tiny_cfg
 
 from texnet.errors import TexnetError
-from train import train
+from texnet.training import train
 
 
 def test_second_run_into_a_used_folder_is_refused(tmp_path, coco_root):

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from texnet.errors import TexnetError
 from texnet.schedule import check_schedule, settings_at
-from train import train
+from texnet.training import train
 
 SCHEDULE = "data.schedule=[{step:0,image_size:48},{step:3,image_size:64,batch_size:1,style_scale:2.5}]"
 

@@ -19,7 +19,7 @@ from stylize import stylize
 from texnet import inference
 from texnet.errors import TexnetError
 from texnet.inference import load, transfer_luminance
-from train import train
+from texnet.training import train
 
 
 def train_checkpoint(root: Path, mode: str = "stylize", *overrides: str) -> Path:

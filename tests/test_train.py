@@ -15,7 +15,7 @@ from pytorch_lightning.callbacks import RichProgressBar
 from texnet.errors import TexnetError
 from texnet.progress import RICH
 from texnet.textures import texture_path
-from train import train
+from texnet.training import train
 
 
 def val_totals(run_dir: Path) -> list[float]:
@@ -151,7 +151,7 @@ def test_a_stopped_run_keeps_its_last_step_and_says_how_to_resume(tmp_path, coco
 def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     """init_from: a new run (step 0, its own loss settings) that starts from a checkpoint's generator weights."""
     from texnet.module import TextureNetModule
-    from train import init_generator
+    from texnet.training import init_generator
 
     first = train(
         tiny_cfg(

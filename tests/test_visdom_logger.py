@@ -186,7 +186,7 @@ def test_train_py_with_logger_visdom(server: tuple[int, Path], tmp_path: Path) -
     from conftest import CONFIG_DIR
     from hydra import compose, initialize_config_dir
 
-    from train import train
+    from texnet.training import train
 
     port, env_path = server
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

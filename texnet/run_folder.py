@@ -103,3 +103,11 @@ class RunFolderGuard(Callback):
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
         record_start(folder)
+
+
+def run_name(choice: str, images: list[str] | None, add: str | None) -> str:
+    """The run folder's name (conf/train.yaml's hydra.run.dir): the texture, the textures joined by "+", or
+    ``add-<name>`` for ``texture.add``; a texture image's name is its file name's stem (texnet.textures)."""
+    if add:
+        return f"add-{Path(add).stem}"
+    return "+".join(Path(image).stem for image in images) if images else choice

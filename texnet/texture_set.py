@@ -68,14 +68,6 @@ def texture_set(texture: dict, model: dict, init_from: str | None) -> TextureSet
     return TextureSet(model, {"image": str(path), "size": size, "name": texture_name(path)})
 
 
-def run_name(choice: str, images: list[str] | None, add: str | None) -> str:
-    """The run folder's name (conf/train.yaml's hydra.run.dir): the texture, the textures joined by "+", or
-    ``add-<name>`` for ``texture.add``."""
-    if add:
-        return f"add-{texture_name(add)}"
-    return "+".join(texture_name(image) for image in images) if images else choice
-
-
 def added_texture(init_from: str, image: str, size: int) -> TextureSet:
     """The network of checkpoint `init_from` with texture `image` added (its model options are the checkpoint's)."""
     ckpt = read_checkpoint(init_from)
