@@ -63,8 +63,8 @@ def test_stylize_py_says_what_to_write_instead(tmp_path, override, message):
 
 
 def test_train_py_answers_a_typo_before_importing_torch():
-    """train.py imports torch, Lightning and the training code only after Hydra composed the config (~10 s here), so a
-    mistyped option or --help answers at once."""
+    """train.py imports torch, Lightning and the training code only after Hydra composed the config (those imports take
+    seconds), so a mistyped option or --help answers at once."""
     code = "import sys, train; print(sorted({'torch', 'pytorch_lightning', 'texnet.training'} & set(sys.modules)))"
     result = run_script("-c", code)
     assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
