@@ -14,20 +14,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from texnet.cli import run_hydra_main
 from texnet.errors import user_error
-from texnet.run_folder import run_name
+from texnet.run_folder import check_run_dir, run_name
 
 # Lightning, torch and the training code (texnet.training) are imported in main(), after Hydra has composed the
-# config, so that a mistyped option or --help answers at once instead of after ~10 s of imports.
+# config, so that a mistyped option or --help answers at once instead of after seconds of imports.
 log = logging.getLogger("texnet.train")
 OmegaConf.register_new_resolver("texnet_run_name", run_name, replace=True)  # conf/train.yaml's hydra.run.dir
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from texnet.training import check_run_dir, train
-
     try:
         check_run_dir(cfg)
+        from texnet.training import train
+
         result = train(cfg)
     except Exception as err:  # bad input, also when raised inside a config's _target_: one line
         cause = user_error(err)

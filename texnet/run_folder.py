@@ -3,7 +3,9 @@
 Hydra creates the run folder and writes ``.hydra/`` and ``train.log`` into it before ``train.py`` runs, so the
 check has to happen earlier: :class:`RunFolderGuard` is a Hydra callback (registered in conf/train.yaml) that
 looks at the folder in ``on_run_start``, before Hydra touches it, and records the folders this process creates.
-``train()`` applies the same rule when it is called directly (tests, notebooks).
+``train()`` applies the same rule when it is called directly (tests, notebooks). The folder's name
+(:func:`run_name`) and the check that ``run_dir`` is Hydra's folder live here too: train.py uses them before it
+imports torch.
 """
 
 from __future__ import annotations
@@ -111,3 +113,13 @@ def run_name(choice: str, images: list[str] | None, add: str | None) -> str:
     if add:
         return f"add-{Path(add).stem}"
     return "+".join(Path(image).stem for image in images) if images else choice
+
+
+def check_run_dir(cfg: DictConfig) -> None:
+    """run_dir must be Hydra's run folder, or the run would be split in two (Hydra's log and .hydra/ stay behind)."""
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    if Path(cfg.run_dir).resolve() != output_dir.resolve():
+        raise TexnetError(
+            f"run_dir={cfg.run_dir} is not Hydra's run folder {output_dir}: choose the folder with "
+            f"hydra.run.dir={cfg.run_dir} (hydra.sweep.dir= for -m sweeps) and leave run_dir alone"
+        )

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -140,14 +139,4 @@ def log_resume_hint(run_dir: Path, step: int, last: str) -> None:
             run_dir,
             last,
             run_dir,
-        )
-
-
-def check_run_dir(cfg: DictConfig) -> None:
-    """run_dir must be Hydra's run folder, or the run would be split in two (Hydra's log and .hydra/ stay behind)."""
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
-    if Path(cfg.run_dir).resolve() != output_dir.resolve():
-        raise TexnetError(
-            f"run_dir={cfg.run_dir} is not Hydra's run folder {output_dir}: choose the folder with "
-            f"hydra.run.dir={cfg.run_dir} (hydra.sweep.dir= for -m sweeps) and leave run_dir alone"
         )
