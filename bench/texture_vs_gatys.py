@@ -35,6 +35,8 @@ from texnet.losses import build_perceptual_loss, default_loss_config
 CACHE_DIR = Path(__file__).parent / "results" / "texture_vs_gatys"
 TARGET_LAYER = 3.0  # issue 14: no style layer worse than 3x Gatys-100 texture synthesis
 DIVERSITY_LAYER = "relu4_1"
+# Part of the cache key: samples cached before session 34 started from mid-grey noise (texnet.gatys.initial_image).
+GATYS_START = "texture-mean-noise"
 
 
 def style_terms(perceptual, image: torch.Tensor) -> dict[str, float]:
@@ -65,7 +67,7 @@ def gatys_sample(
     texture: torch.Tensor, loss_cfg: dict, size: int, iterations: int, seed: int, tmp: Path
 ) -> torch.Tensor:
     """Gatys synthesis from noise, cached by texture, loss, size, iterations and seed."""
-    cached = CACHE_DIR / f"gatys_{gatys_key((texture,), loss_cfg, size, iterations, seed)}.png"
+    cached = CACHE_DIR / f"gatys_{gatys_key((texture,), loss_cfg, size, iterations, seed, GATYS_START)}.png"
     if not cached.is_file():
         texture_file = save_image(texture, tmp / "texture.png", overwrite=True)
         result = synthesize(

@@ -5,10 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from texnet.errors import TexnetError
-from texnet.gatys import run_gatys, stylize, synthesize
+from texnet.gatys import initial_image, run_gatys, stylize, synthesize
 from texnet.losses import default_loss_config
 
 LOSS = default_loss_config()
@@ -49,6 +50,17 @@ def test_texture_synthesis_has_no_content_term(tmp_path):
     assert all(float(r["content"]) == 0 for r in log)
     assert float(log[-1]["style"]) < float(log[0]["style"])
     assert Image.open(result.image_path).size == (64, 64)
+
+
+def test_synthesis_starts_from_the_textures_colour():
+    """Texture synthesis starts from small noise around the texture's mean colour, not mid-grey: the optimiser
+    then reaches a lower loss in the same iterations (docs/results.md, session 34)."""
+    texture = torch.zeros(1, 3, 32, 32)
+    texture[:, 0], texture[:, 1], texture[:, 2, :16] = 0.7, 0.2, 0.5  # mean colour (0.7, 0.2, 0.25)
+    start = initial_image("noise", None, texture, (64, 48), torch.Generator().manual_seed(0))
+    assert start.shape == (1, 3, 64, 48) and 0 <= start.min() and start.max() <= 1
+    assert torch.allclose(start.mean(dim=(2, 3)), torch.tensor([[0.7, 0.2, 0.25]]), atol=0.01)
+    assert 0.03 < start[:, 2].std() < 0.07  # noise on top of it, not a flat colour
 
 
 def test_second_run_never_overwrites(tmp_path, photo_path):
