@@ -9,6 +9,11 @@ photos, or of `bench/texture_vs_gatys.py --json` for a texture-mode model) and s
     python scripts/ship_model.py --checkpoint runs/models/mosaic/checkpoints/last.ckpt --name mosaic \\
         --command "python train.py texture=mosaic" --quality runs/models/mosaic/quality.json
 
+When the yardstick changes (e.g. the Gatys reference), `--rescore` replaces a shipped model's quality figures by a new
+--quality JSON and leaves its weights, minutes and command as they are:
+
+    python scripts/ship_model.py --name mosaic-texture --rescore --quality runs/mosaic-texture.json
+
 A network of several textures takes one JSON per texture (`bench/quality_vs_gatys.py --mix <texture> --json ...`):
 its card holds each texture's figures under ``textures`` and their mean where one texture's figures go.
 """
@@ -65,6 +70,14 @@ def ship_graph(target: Path) -> Path | None:
     if describe_checkpoint(read_checkpoint(target))["mode"] != "stylize":
         return None
     return export_onnx(target, graph)
+
+
+def rescore(name: str, figures: dict) -> dict:
+    """Replace the quality figures on shipped model `name`'s card; its weights and the rest of its card stay."""
+    all_cards = cards()
+    all_cards[name] = {**all_cards[name], **figures}
+    CARDS.write_text(json.dumps(all_cards, indent=2, sort_keys=True) + "\n")
+    return all_cards[name]
 
 
 def seconds_per_image(checkpoint: Path, side: int = 512, repeats: int = 5) -> float:
@@ -133,9 +146,12 @@ def several_textures_fields(textures: list[str], qualities: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--checkpoint", type=Path, help="the trained run's checkpoint (not with --rescore)")
     parser.add_argument("--name", required=True)
-    parser.add_argument("--command", required=True, help="the command that trained it, as a user would type it")
+    parser.add_argument("--command", help="the command that trained it, as a user would type it (not with --rescore)")
+    parser.add_argument(
+        "--rescore", action="store_true", help="only replace the shipped model's quality figures by --quality's"
+    )
     parser.add_argument(
         "--quality",
         required=True,
@@ -150,10 +166,14 @@ def main() -> None:
         help="the machine the training minutes were measured on (default: this one's cores)",
     )
     args = parser.parse_args()
-    ckpt = read_checkpoint(args.checkpoint)
-    run = args.checkpoint.resolve().parent.parent
-    minutes = (args.checkpoint.stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
+    if args.rescore and (args.checkpoint or args.command):
+        raise SystemExit("error: --rescore keeps the shipped weights and command: leave out --checkpoint and --command")
+    if not args.rescore and not (args.checkpoint and args.command):
+        raise SystemExit("error: shipping a model needs --checkpoint and --command (or --rescore for a shipped one)")
+    if args.rescore and args.name not in cards():
+        raise SystemExit(f"error: --name {args.name} is not a shipped model: use one of {', '.join(sorted(cards()))}")
     qualities = [json.loads(path.read_text()) for path in args.quality]
+    ckpt = read_checkpoint(MODELS_DIR / f"{args.name}.ckpt" if args.rescore else args.checkpoint)
     textures = ckpt["hyper_parameters"]["model"].get("textures")
     if textures:
         figures = several_textures_fields(list(textures), qualities)
@@ -161,6 +181,11 @@ def main() -> None:
         figures = quality_fields(qualities[0])
     else:
         raise SystemExit("error: a network of one texture takes one --quality file")
+    if args.rescore:
+        print(f"rescored {args.name}:\n{json.dumps(rescore(args.name, figures), indent=2)}")
+        return
+    run = args.checkpoint.resolve().parent.parent
+    minutes = (args.checkpoint.stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
     about = describe_checkpoint(ckpt)
     card = {
         "texture": about["texture"],

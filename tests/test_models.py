@@ -1,13 +1,17 @@
 """Shipped models: loaded by name wherever a checkpoint goes, never written, a one-line error for unknown names."""
 
 import hashlib
+import importlib.util
 import json
+import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 import texnet
+import texnet.models
 from texnet.checkpoint import checkpoint_texture, read_checkpoint
 from texnet.errors import TexnetError
 from texnet.models import MODELS_DIR, cards, main, resolve_checkpoint
@@ -194,3 +198,41 @@ def test_the_models_command_lists_them_and_prints_one_card(capsys):
     assert (
         capsys.readouterr().err == f"error: 'pebble' is not a shipped model: use one of {', '.join(sorted(cards()))}\n"
     )
+
+
+def test_rescoring_a_shipped_model_replaces_only_its_quality_figures(tmp_path, monkeypatch, capsys):
+    """scripts/ship_model.py --rescore: when the Gatys reference changes, the cards' figures follow without retraining;
+    the weights, minutes and command stay, and a half-given ship command is a one-line error."""
+    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    texnet_cards = texnet.models.CARDS
+    shipped_cards = texnet_cards.read_text()
+    cards_copy = tmp_path / "cards.json"
+    cards_copy.write_text(shipped_cards)
+    monkeypatch.setattr(texnet.models, "CARDS", cards_copy)
+    monkeypatch.setattr(script, "CARDS", cards_copy)
+    before, weights = cards()["pebbles-texture"], digest(MODELS_DIR / "pebbles-texture.ckpt")
+    layers = {f"style/relu{i}_1": 0.5 * i for i in range(1, 6)}
+    quality = {"ratio": {"style": 1.23, **layers}, "target_met": False, "diversity": {"network": 2.0, "gatys": 2.5}}
+    (tmp_path / "q.json").write_text(json.dumps(quality))
+
+    def ship_model(*args):
+        monkeypatch.setattr(sys, "argv", ["ship_model.py", *args])
+        script.main()
+
+    ship_model("--name", "pebbles-texture", "--rescore", "--quality", str(tmp_path / "q.json"))
+    after = cards()["pebbles-texture"]
+    assert after["style_vs_gatys"] == 1.23 and after["diversity_vs_gatys"] == 0.8
+    assert after["style_layers_vs_gatys"] == {f"relu{i}_1": 0.5 * i for i in range(1, 6)}
+    assert {k: after[k] for k in ("minutes", "command", "steps")} == {
+        k: before[k] for k in ("minutes", "command", "steps")
+    }
+    assert {k: v for k, v in cards().items() if k != "pebbles-texture"} == {
+        k: v for k, v in json.loads(shipped_cards).items() if k != "pebbles-texture"
+    }
+    assert digest(MODELS_DIR / "pebbles-texture.ckpt") == weights
+    assert texnet_cards.read_text() == shipped_cards  # the package's own cards were never written
+    for args in (["--checkpoint", "x.ckpt"], ["--rescore", "--command", "python train.py"]):
+        with pytest.raises(SystemExit, match="^error: .*--checkpoint and --command"):
+            ship_model("--name", "pebbles-texture", "--quality", str(tmp_path / "q.json"), *args)
