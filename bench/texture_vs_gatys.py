@@ -6,6 +6,8 @@ texture, texnet/resources/loss/default.yaml). Diversity is the mean pairwise dis
 relu4_1 features, relative to their mean norm (0: every seed draws the same image); Gatys' two seeds give the
 reference. The texture's own random crops of the same size, scored against the whole texture, are the third
 reference: what a true sample of the texture scores (Gatys fits each sample's statistics closer than that).
+Also how many Gatys iterations (and seconds) first reach the network's style loss, per Gatys seed: Gatys-100 from
+noise is far from converged, so a ratio against it alone says little about the two methods' time.
 Writes a picture: texture | network seeds | Gatys seeds, and with `--json` the figures.
 
     .venv/bin/python bench/texture_vs_gatys.py --checkpoint runs/strokes/<date>/checkpoints/last.ckpt
@@ -18,12 +20,13 @@ import itertools
 import json
 import logging
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from quality_vs_gatys import gatys_key  # bench/ is on sys.path when this script runs
+from quality_vs_gatys import gatys_key, iterations_to_reach  # bench/ is on sys.path when this script runs
 
 from texnet.checkpoint import checkpoint_texture
 from texnet.errors import TexnetError
@@ -65,10 +68,12 @@ def texture_crops(texture: torch.Tensor, size: int, count: int, seed: int = 0) -
 
 def gatys_sample(
     texture: torch.Tensor, loss_cfg: dict, size: int, iterations: int, seed: int, tmp: Path
-) -> torch.Tensor:
-    """Gatys synthesis from noise, cached by texture, loss, size, iterations and seed."""
+) -> tuple[torch.Tensor, list[list[float]]]:
+    """Gatys synthesis from noise, cached by texture, loss, size, iterations and seed: the image and its curve
+    ([iteration, style, seconds] after each iteration, as bench/quality_vs_gatys.py's)."""
     cached = CACHE_DIR / f"gatys_{gatys_key((texture,), loss_cfg, size, iterations, seed, GATYS_START)}.png"
-    if not cached.is_file():
+    curve_file = cached.with_suffix(".json")
+    if not (cached.is_file() and curve_file.is_file()):
         texture_file = save_image(texture, tmp / "texture.png", overwrite=True)
         result = synthesize(
             texture_file,
@@ -82,9 +87,11 @@ def gatys_sample(
             progress=False,
             overwrite=True,
         )
+        log = [row.split(",") for row in result.log_path.read_text().splitlines()[1:]]
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         save_image(load_image(result.image_path), cached, overwrite=True)
-    return load_image(cached)
+        curve_file.write_text(json.dumps([[int(r[0]), float(r[2]), float(r[5])] for r in log]))
+    return load_image(cached), json.loads(curve_file.read_text())
 
 
 def main() -> None:
@@ -110,9 +117,13 @@ def main() -> None:
     loss_cfg = {**default_loss_config(), "content_layers": [], "content_weights": []}
     perceptual = build_perceptual_loss(texture, **loss_cfg)
     stylizer = load(args.checkpoint, device="cpu", backend="eager")
+    stylizer.generate(args.size, seed=0)  # warm-up: the timing below is per sample, as a user's second one
+    start = time.perf_counter()
     net = [pil_to_tensor(stylizer.generate(args.size, seed=seed)[0]) for seed in range(args.seeds)]
+    net_seconds = (time.perf_counter() - start) / args.seeds
     with tempfile.TemporaryDirectory() as tmp:
-        gatys = [gatys_sample(texture, loss_cfg, args.size, args.iterations, seed, Path(tmp)) for seed in (0, 1)]
+        runs = [gatys_sample(texture, loss_cfg, args.size, args.iterations, seed, Path(tmp)) for seed in (0, 1)]
+    gatys, curves = [image for image, _ in runs], [curve for _, curve in runs]
 
     def mean_terms(images):
         terms = [style_terms(perceptual, image) for image in images]
@@ -142,6 +153,15 @@ def main() -> None:
         print(f"{'network / crops':18}" + "".join(f"{net_terms[k] / max(crop_terms[k], 1e-12):11.2f}" for k in keys))
     else:
         print(f"(the texture is smaller than {args.size} px: no crops of it to score)")
+    reached = {f"seed {seed}": iterations_to_reach(curve, net_terms["style"]) for seed, curve in enumerate(curves)}
+    print(
+        "the network's style loss is reached by Gatys after "
+        + ", ".join(
+            f"{n[0]} L-BFGS iterations ({n[1]:.1f} s)" if n else f"more than {args.iterations} iterations"
+            for n in reached.values()
+        )
+        + f" (seeds 0, 1); the network takes {net_seconds:.2f} s per {args.size} px sample"
+    )
     layers = [k for k in keys if k != "style"]
     worst = max(layers, key=ratio.get)
     met = ratio[worst] <= TARGET_LAYER
@@ -161,6 +181,9 @@ def main() -> None:
                     "ratio": ratio,
                     "diversity": div,
                     "target_met": met,
+                    # the key bench/quality_vs_gatys.py writes: scripts/ship_model.py puts it on the model's card
+                    "gatys_iterations_to_network_total": {name: n and n[0] for name, n in reached.items()},
+                    "network_seconds": net_seconds,
                 },
                 indent=2,
             )
