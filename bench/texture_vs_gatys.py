@@ -38,8 +38,9 @@ from texnet.losses import build_perceptual_loss, default_loss_config
 CACHE_DIR = Path(__file__).parent / "results" / "texture_vs_gatys"
 TARGET_LAYER = 3.0  # issue 14: no style layer worse than 3x Gatys-100 texture synthesis
 DIVERSITY_LAYER = "relu4_1"
-# Part of the cache key: samples cached before session 34 started from mid-grey noise (texnet.gatys.initial_image).
-GATYS_START = "texture-mean-noise"
+# Part of the cache key: how texnet.gatys.texture_noise starts (mid-grey noise before session 34, the mean colour
+# for a while in it).
+GATYS_START = "texture-smooth-noise"
 
 
 def style_terms(perceptual, image: torch.Tensor) -> dict[str, float]:

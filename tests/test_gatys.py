@@ -52,15 +52,18 @@ def test_texture_synthesis_has_no_content_term(tmp_path):
     assert Image.open(result.image_path).size == (64, 64)
 
 
-def test_synthesis_starts_from_the_textures_colour():
-    """Texture synthesis starts from small noise around the texture's mean colour, not mid-grey: the optimiser
-    then reaches a lower loss in the same iterations (docs/results.md, session 34)."""
+def test_synthesis_starts_from_smooth_noise_in_the_textures_colours():
+    """Texture synthesis starts from the texture's colours (mean and spread per channel), in smooth patches rather
+    than pixel noise: the optimiser then reaches a lower loss in the same iterations (docs/results.md, session 34)."""
     texture = torch.zeros(1, 3, 32, 32)
-    texture[:, 0], texture[:, 1], texture[:, 2, :16] = 0.7, 0.2, 0.5  # mean colour (0.7, 0.2, 0.25)
-    start = initial_image("noise", None, texture, (64, 48), torch.Generator().manual_seed(0))
-    assert start.shape == (1, 3, 64, 48) and 0 <= start.min() and start.max() <= 1
-    assert torch.allclose(start.mean(dim=(2, 3)), torch.tensor([[0.7, 0.2, 0.25]]), atol=0.01)
-    assert 0.03 < start[:, 2].std() < 0.07  # noise on top of it, not a flat colour
+    texture[:, 0], texture[:, 1], texture[:, 2, :16] = 0.7, 0.2, 0.5  # blue: mean 0.25, spread 0.25; the rest flat
+    start = initial_image("noise", None, texture, (128, 96), torch.Generator().manual_seed(0))
+    assert start.shape == (1, 3, 128, 96) and 0 <= start.min() and start.max() <= 1
+    assert torch.allclose(start[:, :2].mean(dim=(2, 3)), torch.tensor([[0.7, 0.2]]), atol=0.01)
+    assert start[:, :2].std(dim=(2, 3)).max() < 0.07  # flat channels: a little pixel noise only
+    blue = start[0, 2]
+    assert abs(blue.mean() - 0.25) < 0.06 and 0.15 < blue.std() < 0.3  # the texture's spread
+    assert (blue[1:] - blue[:-1]).abs().mean() < 0.5 * blue.std()  # in patches: pixel noise would be ~1.1x
 
 
 def test_second_run_never_overwrites(tmp_path, photo_path):
