@@ -200,7 +200,7 @@ def test_the_models_command_lists_them_and_prints_one_card(capsys):
     )
 
 
-def test_rescoring_a_shipped_model_replaces_only_its_quality_figures(tmp_path, monkeypatch, capsys):
+def test_rescoring_a_shipped_model_replaces_only_its_quality_figures(tmp_path, monkeypatch):
     """scripts/ship_model.py --rescore: when the Gatys reference changes, the cards' figures follow without retraining;
     the weights, minutes and command stay, and a half-given ship command is a one-line error."""
     spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
