@@ -21,6 +21,7 @@ recomputes them, and so does an entry written before the curve was kept. Without
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import logging
@@ -97,16 +98,22 @@ def run_baseline(
         save_every=0,
         progress=False,
     )
-    log = [line.split(",") for line in result.log_path.read_text().splitlines()[1:]]
-    half = {int(r[0]): r for r in log}[iterations // 2]
+    log = list(csv.DictReader(result.log_path.read_text().splitlines()))
+    half = {int(r["iteration"]): r for r in log}[iterations // 2]
     image = load_image(result.image_path)
     return {
-        "half_content": float(half[1]),
-        "half_style": float(half[2]),
+        "half_content": float(half["content"]),
+        "half_style": float(half["style"]),
         "seconds": result.seconds,
-        "curve": [[int(r[0]), float(r[4]), float(r[5])] for r in log],
+        "curve": gatys_curve(log, "total"),
         "terms": terms_of(perceptual, image, photo),
     }, image
+
+
+def gatys_curve(log: list[dict[str, str]], term: str) -> list[list[float]]:
+    """[iteration, term, seconds] per row of a Gatys run's losses.csv (columns: texnet.gatys.LOG_COLUMNS), the
+    curve :func:`iterations_to_reach` reads (bench/texture_vs_gatys.py's too)."""
+    return [[int(r["iteration"]), float(r[term]), float(r["seconds"])] for r in log]
 
 
 def iterations_to_reach(curve: list[list[float]], total: float) -> tuple[int, float] | None:

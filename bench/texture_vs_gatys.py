@@ -16,6 +16,7 @@ Writes a picture: texture | network seeds | Gatys seeds, and with `--json` the f
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 import json
 import logging
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from quality_vs_gatys import gatys_key, iterations_to_reach  # bench/ is on sys.path when this script runs
+from quality_vs_gatys import gatys_curve, gatys_key, iterations_to_reach  # bench/ is on sys.path here
 
 from texnet.checkpoint import checkpoint_texture
 from texnet.errors import TexnetError
@@ -88,10 +89,10 @@ def gatys_sample(
             progress=False,
             overwrite=True,
         )
-        log = [row.split(",") for row in result.log_path.read_text().splitlines()[1:]]
+        log = list(csv.DictReader(result.log_path.read_text().splitlines()))
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         save_image(load_image(result.image_path), cached, overwrite=True)
-        curve_file.write_text(json.dumps([[int(r[0]), float(r[2]), float(r[5])] for r in log]))
+        curve_file.write_text(json.dumps(gatys_curve(log, "style")))
     return load_image(cached), json.loads(curve_file.read_text())
 
 
