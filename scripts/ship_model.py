@@ -56,10 +56,16 @@ def ship(checkpoint: Path, name: str, card: dict) -> Path:
     target = MODELS_DIR / f"{name}.ckpt"
     torch.save(slim_checkpoint(read_checkpoint(checkpoint)), target)
     ship_graph(target)
+    write_card(name, card)
+    return target
+
+
+def write_card(name: str, card: dict) -> dict:
+    """Set model `name`'s card in cards.json, the other cards as they are."""
     all_cards = cards()
     all_cards[name] = card
     CARDS.write_text(json.dumps(all_cards, indent=2, sort_keys=True) + "\n")
-    return target
+    return card
 
 
 def ship_graph(target: Path) -> Path | None:
@@ -74,10 +80,7 @@ def ship_graph(target: Path) -> Path | None:
 
 def rescore(name: str, figures: dict) -> dict:
     """Replace the quality figures on shipped model `name`'s card; its weights and the rest of its card stay."""
-    all_cards = cards()
-    all_cards[name] = {**all_cards[name], **figures}
-    CARDS.write_text(json.dumps(all_cards, indent=2, sort_keys=True) + "\n")
-    return all_cards[name]
+    return write_card(name, {**cards()[name], **figures})
 
 
 def seconds_per_image(checkpoint: Path, side: int = 512, repeats: int = 5) -> float:
