@@ -49,8 +49,10 @@ def gatys_key(tensors: tuple[torch.Tensor, ...], loss_cfg: dict, *settings) -> s
     """Identifies one Gatys run (also bench/texture_vs_gatys.py's): the same images (photo and texture, or the texture
     alone), loss and settings (iterations, ...) give the same result.
 
-    The diversity keys are left out: Gatys optimises one image, which the diversity term never touches."""
-    loss_cfg = {k: v for k, v in loss_cfg.items() if not k.startswith("diversity_")}
+    The diversity keys are left out: Gatys optimises one image, which the diversity term never touches; so are the
+    patch keys while that term is off (as before it existed)."""
+    off = ("diversity_", *(() if loss_cfg.get("patch_weight") else ("patch_",)))
+    loss_cfg = {k: v for k, v in loss_cfg.items() if not k.startswith(off)}
     digest = hashlib.sha1(json.dumps(loss_cfg, sort_keys=True).encode())
     for tensor in tensors:
         digest.update(str(tuple(tensor.shape)).encode())

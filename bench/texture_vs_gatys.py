@@ -6,6 +6,8 @@ texture, texnet/resources/loss/default.yaml). Diversity is the mean pairwise dis
 relu4_1 features, relative to their mean norm (0: every seed draws the same image); Gatys' two seeds give the
 reference. The texture's own random crops of the same size, scored against the whole texture, are the third
 reference: what a true sample of the texture scores (Gatys fits each sample's statistics closer than that).
+Structure: each sample's 3x3 relu3_1 feature patches' mean squared distance to their nearest patch of the
+texture (texnet.losses.PatchLoss, relative to the texture patches' mean square), which Grams do not see.
 Also how many Gatys iterations (and seconds) first reach the network's style loss, per Gatys seed: Gatys-100 from
 noise is far from converged, so a ratio against it alone says little about the two methods' time.
 Writes a picture: texture | network seeds | Gatys seeds, and with `--json` the figures.
@@ -34,11 +36,12 @@ from texnet.errors import TexnetError
 from texnet.gatys import synthesize
 from texnet.image import load_image, pil_to_tensor, save_image
 from texnet.inference import load, read_checkpoint
-from texnet.losses import build_perceptual_loss, default_loss_config
+from texnet.losses import PatchLoss, build_perceptual_loss, default_loss_config
 
 CACHE_DIR = Path(__file__).parent / "results" / "texture_vs_gatys"
 TARGET_LAYER = 3.0  # issue 14: no style layer worse than 3x Gatys-100 texture synthesis
 DIVERSITY_LAYER = "relu4_1"
+PATCH_LAYER = "relu3_1"
 # Part of the cache key: how texnet.gatys.texture_noise starts (mid-grey noise before session 34, the mean colour
 # for a while in it).
 GATYS_START = "texture-smooth-noise"
@@ -56,6 +59,15 @@ def diversity(perceptual, images: list[torch.Tensor]) -> float:
     norm = sum(f.norm() for f in feats) / len(feats)
     pairs = list(itertools.combinations(feats, 2))
     return (sum((a - b).norm() for a, b in pairs) / len(pairs) / norm).item()
+
+
+def patch_distance(perceptual, texture: torch.Tensor, images: list[torch.Tensor]) -> float:
+    """Mean over the images of PatchLoss at PATCH_LAYER: how far their local patches are from the texture's."""
+    with torch.no_grad():
+        patches = PatchLoss(perceptual.extractor(texture, [PATCH_LAYER])[PATCH_LAYER])
+        return sum(patches(perceptual.extractor(image, [PATCH_LAYER])[PATCH_LAYER]).item() for image in images) / len(
+            images
+        )
 
 
 def texture_crops(texture: torch.Tensor, size: int, count: int, seed: int = 0) -> list[torch.Tensor]:
@@ -140,19 +152,29 @@ def main() -> None:
         f"{args.size} px, {args.seeds} network seeds, Gatys x{args.iterations} from noise (2 seeds), "
         "style loss of texnet/resources/loss/default.yaml"
     )
-    print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys) + f"{'diversity':>11}")
+    print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys) + f"{'diversity':>11}{'patch':>11}")
     div = {"network": diversity(perceptual, net), "gatys": diversity(perceptual, gatys)}
-    for label, terms, d in (("Gatys", gatys_terms, div["gatys"]), ("texture network", net_terms, div["network"])):
-        print(f"{label:18}" + "".join(f"{terms[k]:11.4g}" for k in keys) + f"{d:11.3f}")
+    sets = {"network": net, "gatys": gatys, **({"texture_crops": crops} if crops else {})}
+    patch = {name: patch_distance(perceptual, texture, images) for name, images in sets.items()}
+    for label, terms, name in (("Gatys", gatys_terms, "gatys"), ("texture network", net_terms, "network")):
+        print(f"{label:18}" + "".join(f"{terms[k]:11.4g}" for k in keys) + f"{div[name]:11.3f}{patch[name]:11.3f}")
     if crop_terms:
-        print(f"{'texture crops':18}" + "".join(f"{crop_terms[k]:11.4g}" for k in keys))
+        print(
+            f"{'texture crops':18}"
+            + "".join(f"{crop_terms[k]:11.4g}" for k in keys)
+            + f"{'':11}{patch['texture_crops']:11.3f}"
+        )
     print(
         f"{'network / Gatys':18}"
         + "".join(f"{ratio[k]:11.2f}" for k in keys)
-        + f"{div['network'] / div['gatys']:11.2f}"
+        + f"{div['network'] / div['gatys']:11.2f}{patch['network'] / patch['gatys']:11.2f}"
     )
     if crop_terms:
-        print(f"{'network / crops':18}" + "".join(f"{net_terms[k] / max(crop_terms[k], 1e-12):11.2f}" for k in keys))
+        print(
+            f"{'network / crops':18}"
+            + "".join(f"{net_terms[k] / max(crop_terms[k], 1e-12):11.2f}" for k in keys)
+            + f"{'':11}{patch['network'] / patch['texture_crops']:11.2f}"
+        )
     else:
         print(f"(the texture is smaller than {args.size} px: no crops of it to score)")
     reached = {f"seed {seed}": iterations_to_reach(curve, net_terms["style"]) for seed, curve in enumerate(curves)}
@@ -182,6 +204,7 @@ def main() -> None:
                     "texture_crops": crop_terms,
                     "ratio": ratio,
                     "diversity": div,
+                    "patch": patch,
                     "target_met": met,
                     # the key bench/quality_vs_gatys.py writes: scripts/ship_model.py puts it on the model's card
                     "gatys_iterations_to_network_total": {name: n and n[0] for name, n in reached.items()},

@@ -3,7 +3,15 @@ import torch
 
 from texnet.errors import TexnetError
 from texnet.image import load_image
-from texnet.losses import ContentLoss, GramStyleLoss, PerceptualLoss, diversity, gram_matrix, total_variation
+from texnet.losses import (
+    ContentLoss,
+    GramStyleLoss,
+    PatchLoss,
+    PerceptualLoss,
+    diversity,
+    gram_matrix,
+    total_variation,
+)
 from texnet.vgg import VGGFeatures
 
 
@@ -184,3 +192,33 @@ def test_bf16_gram_gradient_matches_autograd(layout):
     (gram - target).pow(2).mean().backward()
     assert gram.dtype == torch.float32 and torch.equal(gram.detach(), grams[0])
     assert x.grad.dtype == torch.bfloat16 and torch.equal(x.grad.flatten(), grads[1].bfloat16())
+
+
+def test_patch_loss_is_zero_on_the_textures_own_patches_and_finds_the_nearest():
+    torch.manual_seed(0)
+    texture = torch.rand(1, 4, 6, 6)
+    loss = PatchLoss(texture)
+    assert loss(texture).item() == pytest.approx(0.0, abs=1e-10)
+    assert loss(texture[..., 1:, 2:]).item() == pytest.approx(0.0, abs=1e-10)  # a crop: texture patches only
+    other = torch.rand(2, 4, 6, 6)
+    unfolded = torch.nn.functional.unfold(texture, 3)[0].t()  # (16 patches, 36)
+    own = torch.nn.functional.unfold(other, 3).transpose(1, 2)
+    cosine = torch.nn.functional.normalize(own, dim=2) @ torch.nn.functional.normalize(unfolded, dim=1).t()
+    expected = (own - unfolded[cosine.argmax(dim=2)]).pow(2).mean(dim=(1, 2)) / unfolded.pow(2).mean()
+    assert torch.allclose(loss(other), expected, rtol=1e-5) and (expected > 0).all()
+    assert PatchLoss(torch.rand(1, 4, 12, 12), max_patches=10).patches.shape[0] <= 10
+
+
+def test_patch_term_adds_to_the_total_and_trains_the_image(mosaic_path):
+    vgg = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random")
+    texture = load_image(mosaic_path, max_size=64)
+    loss = PerceptualLoss(vgg, texture, [], [], ["relu1_1"], [1.0], patch_weight=2.0, patch_layer="relu2_1")
+    image = torch.rand(2, 3, 32, 32, requires_grad=True)
+    terms = loss(image)
+    assert terms["patch"].item() == pytest.approx(2.0 * loss.patches[0](vgg(image)["relu2_1"]).mean().item(), rel=1e-4)
+    assert terms["total"].item() == pytest.approx((terms["style"] + terms["patch"]).item(), rel=1e-5)
+    terms["patch"].backward()
+    assert image.grad.abs().sum() > 0
+    assert PerceptualLoss(vgg, texture, [], [], ["relu1_1"], [1.0])(image)["patch"].item() == 0.0  # off by default
+    with pytest.raises(TexnetError, match="patch_weight"):
+        PerceptualLoss(vgg, texture, [], [], ["relu1_1"], [1.0], patch_weight=-1)

@@ -128,6 +128,7 @@ class LossSchema:
     style_scale: float = at_least(0)
     tv_weight: float = at_least(0)
     diversity_weight: float = at_least(0)
+    patch_weight: float = at_least(0)
 
 
 @dataclass

@@ -90,6 +90,37 @@ def diversity(features: torch.Tensor) -> torch.Tensor:
     return -torch.log(nearest + 1e-12)
 
 
+class PatchLoss(nn.Module):
+    """Each 3x3 feature patch of an image against its nearest patch of the texture, MSE (Li and Wand 2016, CNNMRF).
+
+    A Gram matrix keeps which features occur together, not how they are arranged; a texture's own crops score no
+    better on it than a network's blobs do (docs/results.md). Matching local patches asks for the texture's
+    elements themselves. Nearest = highest normalised cross-correlation, found without gradient; the loss is
+    divided by the texture patches' mean square, a relative error as ``GramStyleLoss(normalize="target")``.
+    At most ``max_patches`` texture patches are kept (every k-th), which bounds the matching's cost.
+    """
+
+    def __init__(self, texture_features: torch.Tensor, max_patches: int = 4096) -> None:
+        super().__init__()
+        patches = nn.functional.unfold(texture_features.float(), 3)[0].t()  # (L, C*9)
+        patches = patches[:: max(1, -(-patches.shape[0] // max_patches))]
+        if not patches.pow(2).sum(dim=1).gt(0).any():
+            raise TexnetError("the texture gives no activation at loss.patch_layer: choose another layer")
+        self.register_buffer("patches", patches.detach(), persistent=False)
+        self.scale = patches.pow(2).mean().item()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) features -> (B,) losses."""
+        with torch.autocast(features.device.type, enabled=False):  # fp32 matching and sums, as gram_matrix
+            features = features.float()
+            with torch.no_grad():
+                kernels = self.patches / self.patches.norm(dim=1, keepdim=True).clamp_min(1e-8)
+                kernels = kernels.view(-1, features.shape[1], 3, 3)
+                nearest = nn.functional.conv2d(features, kernels).flatten(2).argmax(dim=1)  # (B, N)
+            own = nn.functional.unfold(features, 3).transpose(1, 2)  # (B, N, C*9)
+            return (own - self.patches[nearest]).pow(2).mean(dim=(1, 2)) / self.scale
+
+
 def _check_weights(kind: str, layers: Sequence[str], weights: Sequence[float]) -> None:
     if len(layers) != len(weights):
         raise TexnetError(
@@ -174,8 +205,10 @@ class PerceptualLoss(nn.Module):
         tv_weight: weight of :func:`total_variation`.
         diversity_weight/diversity_layer: weight and VGG layer of :func:`diversity`, for texture synthesis (no content
             term; batches of two or more samples); 0 turns it off.
+        patch_weight/patch_layer: weight and VGG layer of :class:`PatchLoss`; 0 turns it off.
 
-    ``forward`` returns a dict of batch means: ``content``, ``style``, ``style/<layer>``, ``tv``, ``diversity``, ``total``.
+    ``forward`` returns a dict of batch means: ``content``, ``style``, ``style/<layer>``, ``tv``, ``diversity``,
+    ``patch``, ``total``.
     """
 
     def __init__(
@@ -191,20 +224,31 @@ class PerceptualLoss(nn.Module):
         tv_weight: float = 0.0,
         diversity_weight: float = 0.0,
         diversity_layer: str = "relu4_1",
+        patch_weight: float = 0.0,
+        patch_layer: str = "relu3_1",
     ) -> None:
         super().__init__()
-        if diversity_weight < 0:
-            raise TexnetError(f"loss.diversity_weight={diversity_weight} must be >= 0 (0 turns the diversity term off)")
-        used = [*content_layers, *style_layers, *([diversity_layer] if diversity_weight else [])]
+        for name, value in (("diversity", diversity_weight), ("patch", patch_weight)):
+            if value < 0:
+                raise TexnetError(f"loss.{name}_weight={value} must be >= 0 (0 turns the {name} term off)")
+        used = [
+            *content_layers,
+            *style_layers,
+            *([diversity_layer] if diversity_weight else []),
+            *([patch_layer] if patch_weight else []),
+        ]
         missing = [name for name in used if name not in extractor.layers]
         if missing:
             raise TexnetError(f"the VGG extractor was not built with layers {missing}")
         self.extractor = extractor
         self.content = ContentLoss(content_layers, content_weights)
         textures = [texture] if isinstance(texture, torch.Tensor) else list(texture)
+        texture_layers = list(dict.fromkeys([*style_layers, *([patch_layer] if patch_weight else [])]))
         with torch.no_grad():
-            features = [extractor(t.to(extractor.mean.device), style_layers) for t in textures]
+            features = [extractor(t.to(extractor.mean.device), texture_layers) for t in textures]
         self.styles = nn.ModuleList(GramStyleLoss(style_layers, style_weights, f, style_normalize) for f in features)
+        self.patch_weight, self.patch_layer = float(patch_weight), patch_layer
+        self.patches = nn.ModuleList(PatchLoss(f[patch_layer]) for f in features) if patch_weight else nn.ModuleList()
         self.style_scale, self.tv_weight = float(style_scale), float(tv_weight)
         self.diversity_weight, self.diversity_layer = float(diversity_weight), diversity_layer
         # Where the VGG runs in bf16, the Grams' gradient is one bf16 product (gram_matrix); False keeps autograd's
@@ -238,6 +282,7 @@ class PerceptualLoss(nn.Module):
             *self.style.layers,
             *(self.content.layers if content_targets else []),
             *([self.diversity_layer] if spread else []),
+            *([self.patch_layer] if self.patch_weight else []),
         ]
         bf16_grad = self.bf16_gram_grad and self.extractor.uses_bf16(images.device)
         features = self.extractor(images, layers, fp32=not bf16_grad)  # bf16 features: each term casts them
@@ -253,15 +298,22 @@ class PerceptualLoss(nn.Module):
         content = self.content(features, content_targets) if content_targets else zero
         tv = self.tv_weight * total_variation(images) if self.tv_weight else zero
         spread_term = self.diversity_weight * diversity(features[self.diversity_layer]) if spread else zero
+        patch = self.patch_weight * self._patch(features[self.patch_layer], texture) if self.patch_weight else zero
         terms = {
             "content": content,
             "style": style,
             "tv": tv,
             "diversity": spread_term,
-            "total": content + style + tv + spread_term,
+            "patch": patch,
+            "total": content + style + tv + spread_term + patch,
         }
         terms.update({f"style/{name}": self.style_scale * value for name, value in per_layer.items()})
         return {name: value.mean() for name, value in terms.items()}
+
+    def _patch(self, features: torch.Tensor, texture: int | torch.Tensor) -> torch.Tensor:
+        if isinstance(texture, int):
+            return self.patches[texture](features)
+        return torch.cat([self.patches[t](features[i : i + 1]) for i, t in enumerate(texture.tolist())])
 
 
 def default_loss_config() -> dict:
@@ -287,5 +339,7 @@ def build_perceptual_loss(
     layers = [*terms.get("content_layers", CONTENT_LAYERS), *terms.get("style_layers", STYLE_LAYERS)]
     if terms.get("diversity_weight"):
         layers.append(terms.get("diversity_layer", "relu4_1"))
+    if terms.get("patch_weight"):
+        layers.append(terms.get("patch_layer", "relu3_1"))
     extractor = VGGFeatures(layers, arch=vgg, pooling=pooling, weights=weights, precision=precision)
     return PerceptualLoss(extractor, texture, **terms)
