@@ -61,13 +61,11 @@ def diversity(perceptual, images: list[torch.Tensor]) -> float:
     return (sum((a - b).norm() for a, b in pairs) / len(pairs) / norm).item()
 
 
-def patch_distance(perceptual, texture: torch.Tensor, images: list[torch.Tensor]) -> float:
-    """Mean over the images of PatchLoss at PATCH_LAYER: how far their local patches are from the texture's."""
+def patch_distance(perceptual, patches: PatchLoss, images: list[torch.Tensor]) -> float:
+    """Mean over the images of `patches` (the texture's, at PATCH_LAYER): how far their local patches are from it."""
     with torch.no_grad():
-        patches = PatchLoss(perceptual.extractor(texture, [PATCH_LAYER])[PATCH_LAYER])
-        return sum(patches(perceptual.extractor(image, [PATCH_LAYER])[PATCH_LAYER]).item() for image in images) / len(
-            images
-        )
+        distances = [patches(perceptual.extractor(image, [PATCH_LAYER])[PATCH_LAYER]).item() for image in images]
+    return sum(distances) / len(distances)
 
 
 def texture_crops(texture: torch.Tensor, size: int, count: int, seed: int = 0) -> list[torch.Tensor]:
@@ -155,7 +153,9 @@ def main() -> None:
     print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys) + f"{'diversity':>11}{'patch':>11}")
     div = {"network": diversity(perceptual, net), "gatys": diversity(perceptual, gatys)}
     sets = {"network": net, "gatys": gatys, **({"texture_crops": crops} if crops else {})}
-    patch = {name: patch_distance(perceptual, texture, images) for name, images in sets.items()}
+    with torch.no_grad():
+        patches = PatchLoss(perceptual.extractor(texture, [PATCH_LAYER])[PATCH_LAYER])
+    patch = {name: patch_distance(perceptual, patches, images) for name, images in sets.items()}
     for label, terms, name in (("Gatys", gatys_terms, "gatys"), ("texture network", net_terms, "network")):
         print(f"{label:18}" + "".join(f"{terms[k]:11.4g}" for k in keys) + f"{div[name]:11.3f}{patch[name]:11.3f}")
     if crop_terms:

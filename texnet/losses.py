@@ -106,7 +106,11 @@ class PatchLoss(nn.Module):
         patches = patches[:: max(1, -(-patches.shape[0] // max_patches))]
         if not patches.pow(2).sum(dim=1).gt(0).any():
             raise TexnetError("the texture gives no activation at loss.patch_layer: choose another layer")
-        self.register_buffer("patches", patches.detach(), persistent=False)
+        patches = patches.detach()
+        self.register_buffer("patches", patches, persistent=False)
+        # the matching's filters: the same patches at unit norm, once rather than every step
+        unit = patches / patches.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        self.register_buffer("kernels", unit.view(-1, texture_features.shape[1], 3, 3), persistent=False)
         self.scale = patches.pow(2).mean().item()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -114,9 +118,7 @@ class PatchLoss(nn.Module):
         with torch.autocast(features.device.type, enabled=False):  # fp32 matching and sums, as gram_matrix
             features = features.float()
             with torch.no_grad():
-                kernels = self.patches / self.patches.norm(dim=1, keepdim=True).clamp_min(1e-8)
-                kernels = kernels.view(-1, features.shape[1], 3, 3)
-                nearest = nn.functional.conv2d(features, kernels).flatten(2).argmax(dim=1)  # (B, N)
+                nearest = nn.functional.conv2d(features, self.kernels).flatten(2).argmax(dim=1)  # (B, N)
             own = nn.functional.unfold(features, 3).transpose(1, 2)  # (B, N, C*9)
             return (own - self.patches[nearest]).pow(2).mean(dim=(1, 2)) / self.scale
 
