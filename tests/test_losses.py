@@ -210,6 +210,27 @@ def test_patch_loss_is_zero_on_the_textures_own_patches_and_finds_the_nearest():
     assert PatchLoss(torch.rand(1, 4, 12, 12), max_patches=10).patches.shape[0] <= 10
 
 
+def test_patch_matching_in_the_textures_principal_directions_finds_the_same_patches():
+    """Features with more patch dimensions (64 channels x 9) than the matching keeps (match_dims): patches that lie
+    in the texture's own few directions, as VGG features mostly do, are matched as the full correlation would."""
+    torch.manual_seed(0)
+    mixing = torch.randn(64, 4)
+    texture = torch.einsum("ck,bkhw->bchw", mixing, torch.rand(1, 4, 12, 12))  # patches span 36 of 576 dimensions
+    other = torch.einsum("ck,bkhw->bchw", mixing, torch.rand(2, 4, 8, 8))
+    torch.manual_seed(1)
+    drawn = torch.rand(3)
+    torch.manual_seed(1)
+    loss = PatchLoss(texture, match_dims=40)
+    assert torch.equal(torch.rand(3), drawn)  # the basis draws nothing from the run's random stream
+    assert loss.basis.shape == (576, 40)
+    assert loss(texture[..., 2:, 3:]).item() == pytest.approx(0.0, abs=1e-6)  # a crop: its own patches
+    patches = torch.nn.functional.unfold(texture, 3)[0].t()
+    own = torch.nn.functional.unfold(other, 3).transpose(1, 2)
+    cosine = own @ torch.nn.functional.normalize(patches, dim=1).t()
+    expected = (own - patches[cosine.argmax(dim=2)]).pow(2).mean(dim=(1, 2)) / patches.pow(2).mean()
+    assert torch.allclose(loss(other), expected, rtol=1e-4)
+
+
 def test_patch_term_adds_to_the_total_and_trains_the_image(mosaic_path):
     vgg = VGGFeatures(["relu1_1", "relu2_1"], arch="vgg16", weights="random")
     texture = load_image(mosaic_path, max_size=64)

@@ -96,31 +96,37 @@ class PatchLoss(nn.Module):
 
     A Gram matrix keeps which features occur together, not how they are arranged; a texture's own crops score no
     better on it than a network's blobs do (docs/results.md). Matching local patches asks for the texture's
-    elements themselves. Nearest = highest normalised cross-correlation, found without gradient; the loss is
-    divided by the texture patches' mean square, a relative error as ``GramStyleLoss(normalize="target")``.
-    At most ``max_patches`` texture patches are kept (every k-th), which bounds the matching's cost.
+    elements themselves. Nearest = highest normalised cross-correlation, found without gradient in the
+    ``match_dims`` principal directions of the texture's patches (a tenth of the full correlation's cost, and as
+    near a match: docs/results.md, session 36); the loss is the full patches' MSE divided by the texture patches'
+    mean square, a relative error as ``GramStyleLoss(normalize="target")``. At most ``max_patches`` texture patches
+    are kept (every k-th).
     """
 
-    def __init__(self, texture_features: torch.Tensor, max_patches: int = 4096) -> None:
+    def __init__(self, texture_features: torch.Tensor, max_patches: int = 4096, match_dims: int = 64) -> None:
         super().__init__()
         patches = nn.functional.unfold(texture_features.float(), 3)[0].t()  # (L, C*9)
-        patches = patches[:: max(1, -(-patches.shape[0] // max_patches))]
+        patches = patches[:: max(1, -(-patches.shape[0] // max_patches))].detach()
         if not patches.pow(2).sum(dim=1).gt(0).any():
             raise TexnetError("the texture gives no activation at loss.patch_layer: choose another layer")
-        patches = patches.detach()
         self.register_buffer("patches", patches, persistent=False)
-        # the matching's filters: the same patches at unit norm, once rather than every step
-        unit = patches / patches.norm(dim=1, keepdim=True).clamp_min(1e-8)
-        self.register_buffer("kernels", unit.view(-1, texture_features.shape[1], 3, 3), persistent=False)
+        with torch.random.fork_rng(devices=[]):  # svd_lowrank draws from the global generator: keep the run's
+            torch.manual_seed(0)
+            basis = torch.svd_lowrank(patches.cpu(), q=min(match_dims, *patches.shape), niter=4)[2]  # (C*9, q)
+        basis = basis.to(patches.device)
+        projected = patches @ basis
+        self.register_buffer("basis", basis, persistent=False)
+        self.register_buffer("keys", projected / projected.norm(dim=1, keepdim=True).clamp_min(1e-8), persistent=False)
         self.scale = patches.pow(2).mean().item()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) features -> (B,) losses."""
         with torch.autocast(features.device.type, enabled=False):  # fp32 matching and sums, as gram_matrix
-            features = features.float()
+            own = nn.functional.unfold(features.float(), 3).transpose(1, 2)  # (B, N, C*9)
             with torch.no_grad():
-                nearest = nn.functional.conv2d(features, self.kernels).flatten(2).argmax(dim=1)  # (B, N)
-            own = nn.functional.unfold(features, 3).transpose(1, 2)  # (B, N, C*9)
+                query = own @ self.basis  # (B, N, q)
+                # in slices of 4096 positions: the score matrix of a 1024 px image would otherwise take ~1 GB
+                nearest = torch.cat([(q @ self.keys.t()).argmax(dim=2) for q in query.split(4096, dim=1)], dim=1)
             return (own - self.patches[nearest]).pow(2).mean(dim=(1, 2)) / self.scale
 
 
