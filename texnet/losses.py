@@ -97,8 +97,8 @@ class PatchLoss(nn.Module):
     A Gram matrix keeps which features occur together, not how they are arranged; a texture's own crops score no
     better on it than a network's blobs do (docs/results.md). Matching local patches asks for the texture's
     elements themselves. Nearest = highest normalised cross-correlation, found without gradient in the
-    ``match_dims`` principal directions of the texture's patches (a tenth of the full correlation's cost, and as
-    near a match: docs/results.md, session 36); the loss is the full patches' MSE divided by the texture patches'
+    ``match_dims`` principal directions of the texture's patches (far cheaper than the full correlation, and as
+    near a match: bench/patch_matching.py); the loss is the full patches' MSE divided by the texture patches'
     mean square, a relative error as ``GramStyleLoss(normalize="target")``. At most ``max_patches`` texture patches
     are kept (every k-th).
     """
@@ -110,8 +110,10 @@ class PatchLoss(nn.Module):
         if not patches.pow(2).sum(dim=1).gt(0).any():
             raise TexnetError("the texture gives no activation at loss.patch_layer: choose another layer")
         self.register_buffer("patches", patches, persistent=False)
-        with torch.random.fork_rng(devices=[]):  # svd_lowrank draws from the global generator: keep the run's
-            torch.manual_seed(0)
+        # svd_lowrank draws from the CPU generator: a fixed seed inside a fork of it (CUDA's untouched) leaves the
+        # run's own random stream as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(0)
             basis = torch.svd_lowrank(patches.cpu(), q=min(match_dims, *patches.shape), niter=4)[2]  # (C*9, q)
         basis = basis.to(patches.device)
         projected = patches @ basis
