@@ -26,9 +26,13 @@ from texnet.textures import load_texture
 from texnet.vgg import VGGFeatures
 
 
-def full_correlation(loss: PatchLoss, features: torch.Tensor) -> torch.Tensor:
+def correlation_kernels(loss: PatchLoss, channels: int) -> torch.Tensor:
+    """The texture patches at unit norm as 3x3 filters, built once as session 35's PatchLoss kept them."""
+    return nn.functional.normalize(loss.patches, dim=1).view(loss.patches.shape[0], channels, 3, 3)
+
+
+def full_correlation(loss: PatchLoss, kernels: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """PatchLoss's distance with the nearest patch found by the full correlation (every dimension), per image."""
-    kernels = nn.functional.normalize(loss.patches, dim=1).view(loss.patches.shape[0], features.shape[1], 3, 3)
     with torch.no_grad():
         nearest = nn.functional.conv2d(features, kernels).flatten(2).argmax(dim=1)
     own = nn.functional.unfold(features, 3).transpose(1, 2)
@@ -71,6 +75,7 @@ def main() -> None:
         f"of {loss.patches.shape[1]} values, matched in {loss.basis.shape[1]} directions "
         f"(set-up {time.perf_counter() - start:.2f} s)"
     )
+    kernels = correlation_kernels(loss, texture_features.shape[1])
     photos = torch.cat([square(load_image(builtin_photo_dir() / name, 256), 256) for name in BUILTIN_VAL_PHOTOS])
     print(f"{'images':34} {'full s':>8} {'PatchLoss s':>12} {'speed-up':>9} {'full dist':>10} {'PatchLoss dist':>15}")
     for size, batch in ((128, 4), (256, 1)):
@@ -82,7 +87,7 @@ def main() -> None:
             images = images.repeat(-(-batch // images.shape[0]), 1, 1, 1)[:batch]
             with torch.no_grad():
                 features = vgg(images)[args.layer]
-            full_s, full_d = timed(lambda x: full_correlation(loss, x), features, args.repeats)
+            full_s, full_d = timed(lambda x: full_correlation(loss, kernels, x), features, args.repeats)
             new_s, new_d = timed(loss, features, args.repeats)
             print(f"{name:34} {full_s:8.3f} {new_s:12.3f} {full_s / new_s:8.1f}x {full_d:10.4f} {new_d:15.4f}")
 
