@@ -98,18 +98,25 @@ class PatchLoss(nn.Module):
     better on it than a network's blobs do (docs/results.md). Matching local patches asks for the texture's
     elements themselves. Nearest = highest normalised cross-correlation, found without gradient in the
     ``match_dims`` principal directions of the texture's patches (far cheaper than the full correlation, and as
-    near a match: bench/patch_matching.py); the loss is the full patches' MSE divided by the texture patches'
-    mean square, a relative error as ``GramStyleLoss(normalize="target")``. At most ``max_patches`` texture patches
-    are kept (every k-th).
+    near a match: bench/patch_matching.py). The loss is the patches' MSE divided by the texture patches' mean
+    square, a relative error as ``GramStyleLoss(normalize="target")``, summed as |x|^2 - 2<x, p> + |p|^2 so that
+    the image's patches are never unfolded: the cross term is the features times the chosen patches folded back
+    in place (exact to float32 rounding of the patch norms). At most ``max_patches`` texture patches are kept
+    (every k-th).
     """
 
     def __init__(self, texture_features: torch.Tensor, max_patches: int = 4096, match_dims: int = 64) -> None:
         super().__init__()
-        patches = nn.functional.unfold(texture_features.float(), 3)[0].t()  # (L, C*9)
+        channels = texture_features.shape[1]
+        patches = nn.functional.unfold(texture_features.float(), 3)[0].t()  # (L, C*9), channel-major
         patches = patches[:: max(1, -(-patches.shape[0] // max_patches))].detach()
         if not patches.pow(2).sum(dim=1).gt(0).any():
             raise TexnetError("the texture gives no activation at loss.patch_layer: choose another layer")
-        self.register_buffer("patches", patches, persistent=False)
+        # (9, L, C): one row gather per kernel offset builds the folded patches (a single gather of whole
+        # patches and F.fold took ~20x longer on CPU)
+        by_offset = patches.view(patches.shape[0], channels, 9).permute(2, 0, 1).contiguous()
+        self.register_buffer("by_offset", by_offset, persistent=False)
+        self.register_buffer("square_norms", patches.pow(2).sum(dim=1), persistent=False)
         # svd_lowrank draws from the CPU generator: a fixed seed inside a fork of it (CUDA's untouched) leaves the
         # run's own random stream as it was
         with torch.random.fork_rng(devices=[]):
@@ -118,18 +125,34 @@ class PatchLoss(nn.Module):
         basis = basis.to(patches.device)
         projected = patches @ basis
         self.register_buffer("basis", basis, persistent=False)
+        self.register_buffer("filters", basis.t().reshape(-1, channels, 3, 3).contiguous(), persistent=False)
         self.register_buffer("keys", projected / projected.norm(dim=1, keepdim=True).clamp_min(1e-8), persistent=False)
         self.scale = patches.pow(2).mean().item()
+
+    @property
+    def patches(self) -> torch.Tensor:
+        """The kept texture patches, (L, C*9) as ``F.unfold`` lays them out."""
+        return self.by_offset.permute(1, 2, 0).flatten(1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) features -> (B,) losses."""
         with torch.autocast(features.device.type, enabled=False):  # fp32 matching and sums, as gram_matrix
-            own = nn.functional.unfold(features.float(), 3).transpose(1, 2)  # (B, N, C*9)
+            x = features.float()
+            batch, channels, height, width = x.shape
             with torch.no_grad():
-                query = own @ self.basis  # (B, N, q)
+                query = nn.functional.conv2d(x, self.filters).flatten(2).transpose(1, 2)  # (B, N, q)
                 # in slices of 4096 positions: the score matrix of a 1024 px image would otherwise take ~1 GB
                 nearest = torch.cat([(q @ self.keys.t()).argmax(dim=2) for q in query.split(4096, dim=1)], dim=1)
-            return (own - self.patches[nearest]).pow(2).mean(dim=(1, 2)) / self.scale
+                folded = x.new_zeros(batch, height, width, channels)  # each pixel: the chosen patches' values there
+                rows = nearest.flatten()
+                for offset, values in enumerate(self.by_offset):
+                    dy, dx = divmod(offset, 3)
+                    chosen = values.index_select(0, rows).view(batch, height - 2, width - 2, channels)
+                    folded[:, dy : dy + height - 2, dx : dx + width - 2] += chosen
+                chosen_square = self.square_norms[nearest].sum(dim=1)
+            own_square = nn.functional.avg_pool2d(x.pow(2).sum(dim=1, keepdim=True), 3, stride=1).sum(dim=(1, 2, 3)) * 9
+            cross = (x * folded.permute(0, 3, 1, 2)).sum(dim=(1, 2, 3))
+            return (own_square - 2 * cross + chosen_square) / (nearest.shape[1] * channels * 9 * self.scale)
 
 
 def _check_weights(kind: str, layers: Sequence[str], weights: Sequence[float]) -> None:
