@@ -112,8 +112,8 @@ class PatchLoss(nn.Module):
         patches = patches[:: max(1, -(-patches.shape[0] // max_patches))].detach()
         if not patches.pow(2).sum(dim=1).gt(0).any():
             raise TexnetError("the texture gives no activation at loss.patch_layer: choose another layer")
-        # (9, L, C): one row gather per kernel offset builds the folded patches (a single gather of whole
-        # patches and F.fold took ~20x longer on CPU)
+        # (9, L, C): one row gather per kernel offset builds the folded patches, far faster on a CPU than one
+        # gather of whole patches and F.fold (docs/results.md, session 37)
         by_offset = patches.view(patches.shape[0], channels, 9).permute(2, 0, 1).contiguous()
         self.register_buffer("by_offset", by_offset, persistent=False)
         self.register_buffer("square_norms", patches.pow(2).sum(dim=1), persistent=False)
