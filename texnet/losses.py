@@ -124,7 +124,7 @@ class PatchLoss(nn.Module):
             basis = torch.svd_lowrank(patches.cpu(), q=min(match_dims, *patches.shape), niter=4)[2]  # (C*9, q)
         basis = basis.to(patches.device)
         projected = patches @ basis
-        self.register_buffer("basis", basis, persistent=False)
+        # the search's projection as a convolution: the q principal directions as 3x3 filters
         self.register_buffer("filters", basis.t().reshape(-1, channels, 3, 3).contiguous(), persistent=False)
         self.register_buffer("keys", projected / projected.norm(dim=1, keepdim=True).clamp_min(1e-8), persistent=False)
         self.scale = patches.pow(2).mean().item()
@@ -133,6 +133,11 @@ class PatchLoss(nn.Module):
     def patches(self) -> torch.Tensor:
         """The kept texture patches, (L, C*9) as ``F.unfold`` lays them out."""
         return self.by_offset.permute(1, 2, 0).flatten(1)
+
+    @property
+    def basis(self) -> torch.Tensor:
+        """The principal directions the search projects onto, (C*9, q)."""
+        return self.filters.flatten(1).t()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) features -> (B,) losses."""
