@@ -252,6 +252,22 @@ def test_patch_term_adds_to_the_total_and_trains_the_image(mosaic_path):
         PerceptualLoss(vgg, texture, [], [], ["relu1_1"], [1.0], patch_weight=-1)
 
 
+def test_images_too_small_for_the_patch_layer_name_the_option_and_the_size(mosaic_path):
+    # the VGG takes 32 px and more; relu5_1's 3x3 patches need 48 (its stride is 16)
+    vgg = VGGFeatures(["relu1_1", "relu5_1"], arch="vgg16", weights="random")
+    texture = load_image(mosaic_path, max_size=64)
+    loss = PerceptualLoss(vgg, texture, [], [], ["relu1_1"], [1.0], patch_weight=1.0, patch_layer="relu5_1")
+    assert loss(torch.rand(1, 3, 48, 64))["patch"].item() > 0
+    with pytest.raises(
+        TexnetError, match=r"^loss.patch_layer=relu5_1 needs images of at least 48 px .* the image is 64x47"
+    ):
+        loss(torch.rand(1, 3, 47, 64))
+    with pytest.raises(TexnetError, match=r"^loss.patch_layer=relu5_1 needs .* the texture is 40x40"):
+        PerceptualLoss(
+            vgg, torch.rand(1, 3, 40, 40), [], [], ["relu1_1"], [1.0], patch_weight=1.0, patch_layer="relu5_1"
+        )
+
+
 @pytest.mark.parametrize(
     "terms, key",
     [

@@ -282,11 +282,16 @@ class PerceptualLoss(nn.Module):
         self.extractor = extractor
         self.content = ContentLoss(content_layers, content_weights)
         textures = [texture] if isinstance(texture, torch.Tensor) else list(texture)
+        self.patch_weight, self.patch_layer = float(patch_weight), patch_layer
+        # 3 x the layer's stride: a smaller image side leaves the layer less than one 3x3 patch
+        pools = extractor.names[: extractor.names.index(patch_layer)] if patch_weight else []
+        self.patch_min_side = 3 * 2 ** sum(name.startswith("pool") for name in pools)
+        for index, image in enumerate(textures if patch_weight else []):
+            self._check_patch_side(image, "the texture" if len(textures) == 1 else f"texture {index + 1}")
         texture_layers = list(dict.fromkeys([*style_layers, *([patch_layer] if patch_weight else [])]))
         with torch.no_grad():
             features = [extractor(t.to(extractor.mean.device), texture_layers) for t in textures]
         self.styles = nn.ModuleList(GramStyleLoss(style_layers, style_weights, f, style_normalize) for f in features)
-        self.patch_weight, self.patch_layer = float(patch_weight), patch_layer
         self.patches = nn.ModuleList(PatchLoss(f[patch_layer]) for f in features) if patch_weight else nn.ModuleList()
         self.style_scale, self.tv_weight = float(style_scale), float(tv_weight)
         self.diversity_weight, self.diversity_layer = float(diversity_weight), diversity_layer
@@ -316,6 +321,8 @@ class PerceptualLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """The loss terms' batch means; `texture`: the index of the texture to compare with, or one per sample (an
         integer tensor of shape (B,))."""
+        if self.patch_weight:
+            self._check_patch_side(images, "the image")
         spread = bool(self.diversity_weight) and not content_targets and images.shape[0] > 1
         layers = [
             *self.style.layers,
@@ -348,6 +355,14 @@ class PerceptualLoss(nn.Module):
         }
         terms.update({f"style/{name}": self.style_scale * value for name, value in per_layer.items()})
         return {name: value.mean() for name, value in terms.items()}
+
+    def _check_patch_side(self, images: torch.Tensor, what: str) -> None:
+        height, width = images.shape[-2:]
+        if min(height, width) < self.patch_min_side:
+            raise TexnetError(
+                f"loss.patch_layer={self.patch_layer} needs images of at least {self.patch_min_side} px a side for its 3x3 "
+                f"patches, and {what} is {width}x{height}: choose a shallower layer or larger images"
+            )
 
     def _patch(self, features: torch.Tensor, texture: int | torch.Tensor) -> torch.Tensor:
         if isinstance(texture, int):
