@@ -70,6 +70,8 @@ def test_a_number_out_of_range_names_the_key_and_the_bound(override, message):
         ["experiment=paper"],
         ["experiment=quality"],
         ["experiment=texture"],
+        ["experiment=finetune"],
+        ["experiment=add_texture", "texture.add=new.jpg"],
         ["model.skip=true"],
         ["trainer=ddp"],
         ["trainer=gpu"],

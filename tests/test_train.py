@@ -177,6 +177,19 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
             tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"
         )
     )
+    # resumed with its own command plus ckpt_path (experiment=finetune sets init_from): it goes on from step 4
+    resumed = train(
+        tiny_cfg(
+            tmp_path / "tuned",
+            coco_root,
+            "loss.style_scale=2",
+            "trainer.max_steps=6",
+            "trainer.val_check_interval=2",
+            f"init_from={first['last']}",
+            f"ckpt_path={tuned['last']}",
+        )
+    )
+    assert resumed["global_step"] == 6
     ckpts = {
         name: torch.load(run["last"], map_location="cpu", weights_only=False)
         for name, run in (("first", first), ("tuned", tuned), ("fresh", fresh))
@@ -205,9 +218,11 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     cfg = tiny_cfg(tmp_path / "x", coco_root, f"init_from={first['last']}")
     with pytest.raises(TexnetError, match=r"init_from=.*layers differ from this run's model \(pyramid\)"):
         init_generator(module, cfg)
+    # a fine-tune resumed with its own command plus ckpt_path: the checkpoint's weights, not init_from's
     both = tiny_cfg(tmp_path / "y", coco_root, f"init_from={first['last']}", f"ckpt_path={first['last']}")
-    with pytest.raises(TexnetError, match="pass one of them"):
-        init_generator(module, both)
+    before = {k: v.clone() for k, v in module.generator.state_dict().items()}
+    init_generator(module, both)
+    assert all(torch.equal(before[k], v) for k, v in module.generator.state_dict().items())
 
 
 def test_texture_mode_trains(tmp_path, coco_root):

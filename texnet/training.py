@@ -100,12 +100,14 @@ def build(
 
 
 def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
-    """Fine-tuning: the generator starts from init_from's weights; loss, data, optimiser and steps are this run's."""
+    """Fine-tuning: the generator starts from init_from's weights; loss, data, optimiser and steps are this run's.
+    With ``ckpt_path`` too, the run resumes from its checkpoint: init_from only chose where that run started, and
+    the resume command is the run's own command (experiment=finetune sets init_from) plus ckpt_path."""
     if cfg.ckpt_path:
-        raise TexnetError(
-            f"ckpt_path={cfg.ckpt_path} resumes a run and init_from={cfg.init_from} starts a new one from "
-            "its weights: pass one of them"
+        log.info(
+            "resuming from %s: its weights replace init_from=%s, where the run started", cfg.ckpt_path, cfg.init_from
         )
+        return
     generator = checkpoint_generator(read_checkpoint(cfg.init_from), cfg.init_from)
     if generator.textures and not module.generator.textures:  # a base of several textures: start from their mean
         names = generator.textures
