@@ -16,7 +16,7 @@ from tests.conftest import run_script
         ),
         (
             "experiment=qualty",
-            "experiment=qualty is not one of add_texture, multi_texture, paper, quality, texture; did you mean "
+            "experiment=qualty is not one of add_texture, finetune, multi_texture, paper, quality, texture; did you mean "
             "experiment=quality?",
         ),
         (
