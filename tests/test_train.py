@@ -177,19 +177,6 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
             tmp_path / "fresh", coco_root, "loss.style_scale=2", "trainer.max_steps=4", "trainer.val_check_interval=4"
         )
     )
-    # resumed with its own command plus ckpt_path (experiment=finetune sets init_from): it goes on from step 4
-    resumed = train(
-        tiny_cfg(
-            tmp_path / "tuned",
-            coco_root,
-            "loss.style_scale=2",
-            "trainer.max_steps=6",
-            "trainer.val_check_interval=2",
-            f"init_from={first['last']}",
-            f"ckpt_path={tuned['last']}",
-        )
-    )
-    assert resumed["global_step"] == 6
     ckpts = {
         name: torch.load(run["last"], map_location="cpu", weights_only=False)
         for name, run in (("first", first), ("tuned", tuned), ("fresh", fresh))
@@ -208,6 +195,19 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
         )
 
     assert distance_to_first("tuned") < distance_to_first("fresh") / 4
+    # resumed with its own command plus ckpt_path (experiment=finetune sets init_from): it goes on from step 4
+    resumed = train(
+        tiny_cfg(
+            tmp_path / "tuned",
+            coco_root,
+            "loss.style_scale=2",
+            "trainer.max_steps=6",
+            "trainer.val_check_interval=2",
+            f"init_from={first['last']}",
+            f"ckpt_path={tuned['last']}",
+        )
+    )
+    assert resumed["global_step"] == 6
 
     module = TextureNetModule(
         model={"arch": "pyramid", "scales": 3, "channels": 4},
