@@ -2,8 +2,7 @@
 nothing is created (Hydra's own report is several lines ending in its search path)."""
 
 import pytest
-
-from tests.conftest import run_script
+from conftest import run_script
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ import shlex
 
 import numpy as np
 import pytest
+from conftest import CONFIG_DIR, ROOT, run_script
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
 import texnet.gatys
-from tests.conftest import CONFIG_DIR, ROOT, run_script
 from texnet.config import STYLIZE_SCHEMAS, TRAIN_SCHEMAS, validate
 
 README = (ROOT / "README.md").read_text()

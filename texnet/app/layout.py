@@ -4,6 +4,7 @@ done in :mod:`texnet.app.stylise` and :mod:`texnet.app.training`, whose TexnetEr
 from __future__ import annotations
 
 import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def build_app(runs_dir: Path, visdom_url: str | None = None, repo: str | Path | 
     cache = ModelCache()
     job = TrainingJob()
     atexit.register(job.stop)  # no orphaned training when the app exits
-    out_root = Path(tempfile.mkdtemp(prefix="texnet-app-"))
+    out_root = Path(tempfile.mkdtemp(prefix="texnet-app-"))  # the stylised images the page shows
+    atexit.register(shutil.rmtree, out_root, ignore_errors=True)
 
     with gr.Blocks(title="texnet", analytics_enabled=False) as demo:
         gr.Markdown(
