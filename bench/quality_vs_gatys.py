@@ -6,6 +6,9 @@ builtin set's held-out validation photos (never trained on) unless `--photos DIR
 the network did not train on). Prints per-photo rows, means, the ratios network / Gatys overall and per
 layer, the target check, and writes a picture with one row per photo: photo | network | Gatys.
 
+Where the photo has a frontal face (texnet.faces), it also says how much of the face each keeps: the content layer's
+features inside the face against the photo's (0 keeps them), which the whole-image content loss does not show.
+
 It also says where the network stands on Gatys' way (as Johnson et al. 2016, Fig. 5, did): after how many L-BFGS
 iterations, and seconds, Gatys' total loss first gets to the network's, per photo.
 
@@ -35,6 +38,7 @@ from torchvision.transforms import v2
 
 from texnet.content_sources import BUILTIN_VAL_PHOTOS, builtin_photo_dir, list_images
 from texnet.errors import TexnetError
+from texnet.faces import face_error, find_faces
 from texnet.gatys import run_gatys
 from texnet.image import load_image, open_rgb, pil_to_tensor, save_image
 from texnet.inference import load, read_checkpoint
@@ -203,6 +207,11 @@ def main() -> None:
                 cache.write_text(json.dumps(gatys))
                 save_image(gatys_image, cache_png, overwrite=True)
             row["gatys"] = gatys
+            faces, content_layer = find_faces(photo), perceptual.content.layers[0]
+            row["face"] = {
+                who: face_error(perceptual.extractor, content_layer, image, photo, faces)
+                for who, image in ((("network", output),) if stylizer else ()) + (("gatys", gatys_image),)
+            }
             rows.append(row)
             picture.append(torch.cat([photo, *([output] if stylizer else []), gatys_image], dim=3))
             g = gatys["terms"]
@@ -214,9 +223,10 @@ def main() -> None:
                 if stylizer
                 else ""
             )
+            face = " | face error " + ", ".join(f"{who} {err:.2f}" for who, err in row["face"].items()) if faces else ""
             print(
                 f"{name}: {net}Gatys@{args.iterations} content {g['content']:.2f} style {g['style']:.3g} "
-                f"({gatys['seconds']:.1f} s{', cached' if from_cache else ''})",
+                f"({gatys['seconds']:.1f} s{', cached' if from_cache else ''}){face}",
                 flush=True,
             )
 
@@ -259,6 +269,17 @@ def main() -> None:
         f"network {mean(lambda r: r['net_s']):.3f} s per photo, {seconds:.0f}x faster than Gatys"
         + (f" (Gatys seconds of {cached} photo(s) come from an earlier run)" if cached else "")
     )
+    with_faces = [(name, r["face"]) for name, r in zip(names, rows) if r["face"]["gatys"] is not None]
+    face_means = (
+        {who: sum(f[who] for _, f in with_faces) / len(with_faces) for who in ("network", "gatys")}
+        if with_faces
+        else None
+    )
+    if face_means:
+        print(
+            f"faces kept ({content_layer} error inside the faces found in {', '.join(n for n, _ in with_faces)}, relative to "
+            f"the photo's; 0 keeps them): network {face_means['network']:.2f}, Gatys {face_means['gatys']:.2f}"
+        )
     met = (
         ratio["style"] <= TARGET_STYLE
         and ratio["content"] <= TARGET_CONTENT
@@ -282,6 +303,7 @@ def main() -> None:
                     "ratio": ratio,
                     "gatys_iterations_to_network_total": {name: n and n[0] for name, n in reached.items()},
                     "target_met": met,
+                    "face_error": face_means and {**face_means, "photos": [n for n, _ in with_faces]},
                 },
                 indent=2,
             )
