@@ -6,7 +6,8 @@ Run: python scripts/make_textures.py
 
 It also draws three textures that no default was tuned on, for measuring how the defaults carry over
 to new textures (bench/textures/: stained glass with thick leading, curved brush strokes, a woven
-pattern); they are not built-in textures.
+pattern, and terrazzo, added later to test a finding on a texture chosen before its results); they are not
+built-in textures.
 """
 
 from __future__ import annotations
@@ -141,6 +142,22 @@ def weave(rng: np.random.Generator) -> np.ndarray:
     return img + 0.05 * fibre[..., None]
 
 
+def terrazzo(rng: np.random.Generator) -> np.ndarray:
+    """Terrazzo: small stone chips of a few colours, many sizes and orientations, set in a pale speckled ground."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    img = np.ones((SIZE, SIZE, 3)) * np.array([0.9, 0.88, 0.83])
+    img += gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), 0.7, mode="wrap")[..., None] * 0.03
+    colours = np.array([[0.72, 0.32, 0.2], [0.35, 0.42, 0.5], [0.12, 0.12, 0.13], [0.5, 0.6, 0.42], [0.85, 0.62, 0.25]])
+    for _ in range(700):
+        cx, cy = rng.uniform(0, SIZE, 2)
+        a, b, theta = rng.uniform(3, 14), rng.uniform(0.45, 0.9), rng.uniform(0, np.pi)
+        dx, dy = (xx - cx + SIZE / 2) % SIZE - SIZE / 2, (yy - cy + SIZE / 2) % SIZE - SIZE / 2
+        u, v = dx * np.cos(theta) + dy * np.sin(theta), -dx * np.sin(theta) + dy * np.cos(theta)
+        on = np.abs(u) / a + np.abs(v) / (a * b) < 1  # a rhombus-like chip with sharp corners
+        img[on] = colours[rng.integers(0, len(colours))] * rng.uniform(0.85, 1.12)
+    return img + rng.normal(0, 0.015, img.shape)
+
+
 def save(img: np.ndarray, path: Path) -> None:
     pil = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8), "RGB").filter(ImageFilter.SMOOTH)
     pil.save(path, quality=92)
@@ -152,7 +169,7 @@ def main() -> None:
     for seed, (name, draw) in enumerate({"mosaic": mosaic, "starry": swirls, "pebbles": pebbles}.items()):
         save(draw(np.random.default_rng(seed)), OUT / f"{name}.jpg")
     HELD_OUT.mkdir(parents=True, exist_ok=True)
-    for seed, (name, draw) in enumerate({"stained": stained, "strokes": strokes, "weave": weave}.items(), start=10):
+    for seed, (name, draw) in enumerate({"stained": stained, "strokes": strokes, "weave": weave, "terrazzo": terrazzo}.items(), start=10):
         save(draw(np.random.default_rng(seed)), HELD_OUT / f"{name}.jpg")
 
 
