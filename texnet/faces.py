@@ -36,9 +36,8 @@ def _detector():
 def find_faces(photo: torch.Tensor, work_side: int = 256) -> list[Box]:
     """Frontal faces in `photo` (1, 3, H, W) in [0, 1], largest first, overlapping detections merged.
 
-    Detection runs with the short side at `work_side` and keeps a face only where 10 windows agree: on the builtin
-    photos this finds the astronaut's face and nothing else at 256 px; 4 (scikit-image's default) also finds faces
-    in a retina, a cell culture and the astronaut's suit."""
+    Detection runs with the short side at `work_side` and keeps a face only where 10 windows agree: scikit-image's
+    default of 4 also finds faces in textures and cell images (docs/results.md, session 39)."""
     scale = work_side / min(photo.shape[-2:])
     size = [round(photo.shape[-2] * scale), round(photo.shape[-1] * scale)]
     small = torch.nn.functional.interpolate(photo.float(), size=size, mode="bilinear", antialias=True)
