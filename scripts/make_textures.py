@@ -169,7 +169,9 @@ def main() -> None:
     for seed, (name, draw) in enumerate({"mosaic": mosaic, "starry": swirls, "pebbles": pebbles}.items()):
         save(draw(np.random.default_rng(seed)), OUT / f"{name}.jpg")
     HELD_OUT.mkdir(parents=True, exist_ok=True)
-    for seed, (name, draw) in enumerate({"stained": stained, "strokes": strokes, "weave": weave, "terrazzo": terrazzo}.items(), start=10):
+    for seed, (name, draw) in enumerate(
+        {"stained": stained, "strokes": strokes, "weave": weave, "terrazzo": terrazzo}.items(), start=10
+    ):
         save(draw(np.random.default_rng(seed)), HELD_OUT / f"{name}.jpg")
 
 
