@@ -170,6 +170,7 @@ def main() -> None:
     perceptual = build_perceptual_loss(texture, **loss_cfg)
     names, photos = held_out_photos(args.photos, args.size)
     layers = list(perceptual.style.layers)
+    content_layer = perceptual.content.layers[0]  # the face figure's layer
 
     rows, cached, picture = [], 0, []
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -207,7 +208,7 @@ def main() -> None:
                 cache.write_text(json.dumps(gatys))
                 save_image(gatys_image, cache_png, overwrite=True)
             row["gatys"] = gatys
-            faces, content_layer = find_faces(photo), perceptual.content.layers[0]
+            faces = find_faces(photo)
             row["face"] = {
                 who: face_error(perceptual.extractor, content_layer, image, photo, faces)
                 for who, image in ((("network", output),) if stylizer else ()) + (("gatys", gatys_image),)

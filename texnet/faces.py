@@ -54,7 +54,7 @@ def find_faces(photo: torch.Tensor, work_side: int = 256) -> list[Box]:
         (Box(*(round(v / scale) for v in (d["r"], d["c"], d["height"], d["width"]))) for d in found),
         key=lambda b: -b.height * b.width,
     )
-    kept: list[Box] = []
+    kept: list[Box] = []  # torchvision's nms goes by IoU, which keeps a box nested in a larger one
     for box in boxes:
         if not any(_overlap(box, other) > 0.3 for other in kept):
             kept.append(box)
