@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import gradio_client.client
 import numpy as np
 import pytest
 from conftest import CONFIG_DIR
@@ -69,12 +72,29 @@ def bad_upload(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def gradio_temp(tmp_path_factory) -> Path:
+    """Gradio's files go to a pytest folder: the server's uploads and outputs (GRADIO_TEMP_DIR, else
+    /tmp/gradio) and the client's downloads. The client's download step also makes an empty folder per file in
+    tempfile.gettempdir() and never removes it (gradio_client 2.x): only the client module's tempfile is pointed
+    at the pytest folder (the server in this process keeps the real one), so the tests leave nothing in /tmp."""
+    folder = tmp_path_factory.mktemp("gradio")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(folder))
+        patch.setattr(
+            gradio_client.client,
+            "tempfile",
+            SimpleNamespace(gettempdir=lambda: str(folder), TemporaryDirectory=tempfile.TemporaryDirectory),
+        )
+        yield folder
+
+
 @pytest.fixture(scope="module")
-def client(runs_dir) -> Client:
+def client(runs_dir, gradio_temp) -> Client:
     demo = app.build_app(runs_dir, None)
     url = app.launch(demo, port=free_port(), block=False)
     try:
-        yield Client(url, verbose=False)
+        yield Client(url, verbose=False, download_files=gradio_temp / "downloads")
     finally:
         demo.close()
 
