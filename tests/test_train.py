@@ -225,31 +225,6 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     assert all(torch.equal(before[k], v) for k, v in module.generator.state_dict().items())
 
 
-def test_init_fresh_layers_keep_the_runs_own_initial_weights(tmp_path, coco_root):
-    """init_from with init_fresh=[to_rgb]: every layer from the checkpoint except to_rgb, which starts as a run
-    without init_from starts (a fine-tune that relearns the colours); a name that is no layer, or init_fresh
-    without init_from, is a one-line error."""
-    from texnet.training import build
-
-    first = train(tiny_cfg(tmp_path / "first", coco_root, "seed=1", "optim.optimizer.lr=0.05", "trainer.max_steps=2"))
-    trained = torch.load(first["last"], map_location="cpu", weights_only=False)["state_dict"]
-    scratch = build(tiny_cfg(tmp_path / "scratch", coco_root), tmp_path / "scratch")[0].generator.state_dict()
-    tuned = build(
-        tiny_cfg(tmp_path / "tuned", coco_root, f"init_from={first['last']}", "init_fresh=[to_rgb]"),
-        tmp_path / "tuned",
-    )[0].generator.state_dict()
-    assert {k for k in tuned if k.startswith("to_rgb.")} == {"to_rgb.weight", "to_rgb.bias"}
-    for key, value in tuned.items():
-        expected = scratch[key] if key.startswith("to_rgb.") else trained[f"generator.{key}"]
-        assert torch.equal(value, expected), key
-    assert not torch.equal(scratch["to_rgb.weight"], trained["generator.to_rgb.weight"])  # the test can tell them apart
-
-    with pytest.raises(TexnetError, match=r"^init_fresh=rgb is not a layer of the generator: use some of .*to_rgb"):
-        build(tiny_cfg(tmp_path / "bad", coco_root, f"init_from={first['last']}", "init_fresh=[rgb]"), tmp_path / "bad")
-    with pytest.raises(TexnetError, match=r"^init_fresh=\[\.\.\.\] .*: pass init_from too$"):
-        build(tiny_cfg(tmp_path / "alone", coco_root, "init_fresh=[to_rgb]"), tmp_path / "alone")
-
-
 def test_texture_mode_trains(tmp_path, coco_root):
     result = train(
         tiny_cfg(tmp_path, coco_root, "model.mode=texture", "trainer.max_steps=2", "trainer.val_check_interval=2")

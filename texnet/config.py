@@ -99,7 +99,6 @@ class TrainSchema:
     seed: int = MISSING
     ckpt_path: Optional[str] = MISSING
     init_from: Optional[str] = MISSING
-    init_fresh: List[str] = MISSING
     checkpoint_every: int = at_least(0)
     sample_every: int = at_least(0)
     noise_multiples: List[float] = MISSING

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -77,10 +76,6 @@ def build(
         )
     elif cfg.init_from:
         init_generator(module, cfg)
-    elif cfg.get("init_fresh"):
-        raise TexnetError(
-            "init_fresh=[...] names layers that do not start from init_from's weights: pass init_from too"
-        )
     datamodule = instantiate(cfg.data)
     callbacks = with_progress_bar(
         [instantiate(spec) for spec in cfg.callbacks.values()], cfg.trainer.enable_progress_bar
@@ -120,7 +115,6 @@ def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
         log.info(
             "init_from=%s holds %d textures (%s): starting from their mean", cfg.init_from, len(names), ", ".join(names)
         )
-    fresh = fresh_weights(module.generator, list(cfg.get("init_fresh") or []))
     try:
         module.generator.load_state_dict(generator.state_dict())
     except RuntimeError:
@@ -128,22 +122,7 @@ def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
             f"init_from={cfg.init_from} holds a {generator.arch} generator whose layers differ from this "
             f"run's model ({cfg.model.arch}): pass the model options it was trained with"
         ) from None
-    module.generator.load_state_dict(fresh, strict=False)
-    log.info("generator initialised from %s%s", cfg.init_from, f" except {', '.join(cfg.init_fresh)}" if fresh else "")
-
-
-def fresh_weights(generator: torch.nn.Module, layers: list[str]) -> dict[str, torch.Tensor]:
-    """The run's own initial weights of `layers` (``init_fresh``: layer names of the generator), which stay when the
-    rest is loaded from init_from: a fine-tune that relearns e.g. the colours of ``to_rgb`` from scratch."""
-    names = dict(generator.named_children())
-    for layer in layers:
-        if layer not in names:
-            raise TexnetError(f"init_fresh={layer} is not a layer of the generator: use some of {', '.join(names)}")
-    return {
-        key: value.clone()
-        for key, value in generator.state_dict().items()
-        if any(key.startswith(layer + ".") for layer in layers)
-    }
+    log.info("generator initialised from %s", cfg.init_from)
 
 
 def last_checkpoint(callbacks: list[pl.Callback]) -> LastCheckpoint:
