@@ -169,6 +169,40 @@ def test_bad_options() -> None:
         ContentDataModule(source="folder")
 
 
+def test_augment_changes_the_training_crops_and_not_the_validation_photos() -> None:
+    """data.augment's transforms run on each training crop after the scale, crop and flip; the held-out photos
+    stay as they are (they are scored); a step that is no transform is a one-line error naming it."""
+    from torchvision.transforms import v2
+
+    plain = ContentDataModule(image_size=32, batch_size=2, builtin_length=4, val_size=32, seed=5)
+    inverted = ContentDataModule(
+        image_size=32, batch_size=2, builtin_length=4, val_size=32, seed=5, augment=[v2.RandomInvert(p=1.0)]
+    )
+    for a, b in zip(epoch(plain), epoch(inverted)):
+        assert torch.allclose(b, 1 - a, atol=1 / 255)  # the same crops, each inverted
+    assert torch.equal(plain.val_images(), inverted.val_images())
+    with pytest.raises(TexnetError, match=r"^data.augment\[1\]='hue' is not a transform: give each step a _target_"):
+        ContentDataModule(augment=[v2.RandomInvert(), "hue"])
+
+
+def test_an_augment_step_that_cannot_be_built_is_one_line(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from texnet.training import build_data
+
+    for step, reason in (
+        (
+            "{_target_: torchvision.transforms.v2.ColorJiter}",
+            "Error locating target 'torchvision.transforms.v2.ColorJiter'$",
+        ),
+        ("{_target_: torchvision.transforms.v2.ColorJitter, hue: 3}", "ColorJitter': hue values should be between"),
+    ):
+        node = OmegaConf.create(f"{{_target_: texnet.data.ContentDataModule, augment: [{step}]}}")
+        with pytest.raises(TexnetError, match=rf"^data cannot be built: .*{reason}") as err:
+            build_data(node)
+        assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize(("name", "crop"), [("builtin", 128), ("coco", 256), ("folder", 256)])
 def test_hydra_configs_instantiate(name: str, crop: int, tmp_path: Path) -> None:
     """The built-in set is the CPU default (128 px crops); real data trains at the reference's 256 px."""

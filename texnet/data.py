@@ -25,7 +25,7 @@ log lines name every skipped file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -75,6 +75,7 @@ class ContentDataModule(pl.LightningDataModule):
         builtin_length: int = 512,
         seed: int = 0,
         schedule: list[dict] | None = None,
+        augment: Sequence[Callable] | None = None,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -104,6 +105,13 @@ class ContentDataModule(pl.LightningDataModule):
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.num_val, self.val_size, self.builtin_length, self.seed = num_val, val_size, builtin_length, seed
         self.schedule = check_schedule(schedule)  # crop and batch size by step (texnet.schedule)
+        self.augment = list(augment or [])
+        for i, step in enumerate(self.augment):
+            if not callable(step):
+                raise TexnetError(
+                    f"data.augment[{i}]={step!r} is not a transform: give each step a _target_, "
+                    "e.g. {_target_: torchvision.transforms.v2.ColorJitter, hue: 0.1}"
+                )
         self._skipped: set[str] = set()
         self._train: Dataset | None = None
         self._val: torch.Tensor | None = None
@@ -151,12 +159,13 @@ class ContentDataModule(pl.LightningDataModule):
         self._val = torch.stack(val)
 
     def train_transform(self, size: int) -> Callable[[Image.Image], Image.Image]:
-        """Random crop + flip at `size`; builtin photos are also randomly scaled (1x..BUILTIN_MAX_SCALE)."""
+        """Random crop + flip at `size`, then ``data.augment``'s steps; builtin photos are also randomly scaled
+        (1x..BUILTIN_MAX_SCALE)."""
         if self.source == "builtin":
             resize = v2.RandomResize(size, int(size * BUILTIN_MAX_SCALE) + 1, antialias=True)
         else:
             resize = v2.Resize(size, antialias=True)
-        return v2.Compose([resize, v2.RandomCrop(size), v2.RandomHorizontalFlip()])
+        return v2.Compose([resize, v2.RandomCrop(size), v2.RandomHorizontalFlip(), *self.augment])
 
     def _listing(self) -> tuple[list[Path], list[Path]]:
         """(training candidates, validation candidates in the order they are taken)."""

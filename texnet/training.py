@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -18,7 +19,7 @@ from texnet.callbacks import LastCheckpoint
 from texnet.checkpoint import check_resumable, checkpoint_generator, read_checkpoint
 from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
-from texnet.errors import TexnetError
+from texnet.errors import TexnetError, user_error
 from texnet.module import TextureNetModule, build_module
 from texnet.progress import with_progress_bar
 from texnet.run_folder import check_run_folder, record_start, remove_failed_start
@@ -76,7 +77,7 @@ def build(
         )
     elif cfg.init_from:
         init_generator(module, cfg)
-    datamodule = instantiate(cfg.data)
+    datamodule = build_data(cfg.data)
     callbacks = with_progress_bar(
         [instantiate(spec) for spec in cfg.callbacks.values()], cfg.trainer.enable_progress_bar
     )
@@ -97,6 +98,22 @@ def build(
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log.info("training %s texture network on '%s' into %s", module.generator.mode, module.texture_name, run_dir)
     return module, datamodule, trainer, callbacks
+
+
+def build_data(node: DictConfig) -> pl.LightningDataModule:
+    """The run's data module from the ``data`` node; a ``_target_`` there (``data.augment``'s transforms included)
+    that cannot be found or built is a one-line TexnetError with the library's reason."""
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if user_error(err) is not None:  # the data module's own checks: already one line
+            raise
+        reason = (
+            str(err).strip().splitlines()[0].removesuffix(", set env var HYDRA_FULL_ERROR=1 to see chained exception.")
+        )
+        if isinstance(err.__cause__, (TypeError, ValueError)):
+            reason = f"{reason} {err.__cause__}"
+        raise TexnetError(f"data cannot be built: {reason}") from None
 
 
 def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
