@@ -15,3 +15,12 @@ def user_error(err: BaseException | None) -> TexnetError | None:
     while err is not None and not isinstance(err, TexnetError):
         err = err.__cause__
     return err
+
+
+def instantiation_reason(err: BaseException) -> str:
+    """One line of why Hydra's ``instantiate`` failed (its InstantiationException `err`): the target it could not
+    find or call, and, for a call, the constructor's own TypeError or ValueError (a wrong or out-of-range option)."""
+    reason = str(err).strip().splitlines()[0].removesuffix(", set env var HYDRA_FULL_ERROR=1 to see chained exception.")
+    if isinstance(err.__cause__, (TypeError, ValueError)):
+        reason = f"{reason} {err.__cause__}"
+    return reason

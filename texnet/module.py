@@ -20,7 +20,7 @@ from torch import nn
 
 from texnet.checkpoint import mark_checkpoint
 from texnet.conditional_norm import texture_parameters
-from texnet.errors import TexnetError
+from texnet.errors import TexnetError, instantiation_reason
 from texnet.generator import build_generator
 from texnet.losses import PerceptualLoss, build_perceptual_loss
 from texnet.sampling import rng_states, set_rng_states
@@ -268,8 +268,9 @@ def build_partial(optim: dict, key: str) -> Callable[..., Any]:
     try:
         return instantiate(node)
     except InstantiationException as err:
-        reason = str(err).strip().splitlines()[0]
-        raise TexnetError(f"optim.{key}._target_={node['_target_']} cannot be built: {reason}") from None
+        raise TexnetError(
+            f"optim.{key}._target_={node['_target_']} cannot be built: {instantiation_reason(err)}"
+        ) from None
 
 
 def build_module(cfg: DictConfig) -> tuple[TextureNetModule, TextureSet]:

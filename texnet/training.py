@@ -19,7 +19,7 @@ from texnet.callbacks import LastCheckpoint
 from texnet.checkpoint import check_resumable, checkpoint_generator, read_checkpoint
 from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
-from texnet.errors import TexnetError, user_error
+from texnet.errors import TexnetError, instantiation_reason, user_error
 from texnet.module import TextureNetModule, build_module
 from texnet.progress import with_progress_bar
 from texnet.run_folder import check_run_folder, record_start, remove_failed_start
@@ -108,12 +108,7 @@ def build_data(node: DictConfig) -> pl.LightningDataModule:
     except InstantiationException as err:
         if user_error(err) is not None:  # the data module's own checks: already one line
             raise
-        reason = (
-            str(err).strip().splitlines()[0].removesuffix(", set env var HYDRA_FULL_ERROR=1 to see chained exception.")
-        )
-        if isinstance(err.__cause__, (TypeError, ValueError)):
-            reason = f"{reason} {err.__cause__}"
-        raise TexnetError(f"data cannot be built: {reason}") from None
+        raise TexnetError(f"data cannot be built: {instantiation_reason(err)}") from None
 
 
 def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
