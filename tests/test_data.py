@@ -188,7 +188,7 @@ def test_augment_changes_the_training_crops_and_not_the_validation_photos() -> N
 def test_an_augment_step_that_cannot_be_built_is_one_line(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    from texnet.training import build_data
+    from texnet.training import build_node
 
     for step, reason in (
         (
@@ -199,7 +199,7 @@ def test_an_augment_step_that_cannot_be_built_is_one_line(tmp_path: Path) -> Non
     ):
         node = OmegaConf.create(f"{{_target_: texnet.data.ContentDataModule, augment: [{step}]}}")
         with pytest.raises(TexnetError, match=rf"^data cannot be built: .*{reason}") as err:
-            build_data(node)
+            build_node(node, "data")
         assert "\n" not in str(err.value)
 
 

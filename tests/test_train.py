@@ -271,6 +271,28 @@ def test_missing_texture_file_is_one_line_error(tmp_path, coco_root):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "callbacks.lr_monitor._target_=pytorch_lightning.callbacks.LearningRateMonitr",
+            "callbacks.lr_monitor cannot be built: Error locating target 'pytorch_lightning.callbacks.LearningRateMonitr'",
+        ),
+        ("callbacks.lr_monitor.logging_interval=minute", "callbacks.lr_monitor cannot be built: .*logging_interval"),
+        ("++logger.csv._target_=pytorch_lightning.loggers.CSVLoggr", "logger.csv cannot be built: Error locating"),
+        ("trainer.precision=bogus", "trainer cannot be built: .*Precision 'bogus' is invalid"),
+        ("+trainer.max_step=5", "trainer cannot be built: .*unexpected keyword argument 'max_step'"),
+    ],
+)
+def test_a_trainer_callback_or_logger_that_cannot_be_built_is_one_line(tmp_path, coco_root, override, message):
+    """A mistyped _target_ or an option Lightning rejects names its config node, and leaves no run folder behind."""
+    run = tmp_path / "run"
+    with pytest.raises(TexnetError, match=f"^{message}") as err:
+        train(tiny_cfg(run, coco_root, override))
+    assert "\n" not in str(err.value)
+    assert not run.exists()
+
+
 def test_any_image_file_is_a_texture(tmp_path, coco_root, photo_path):
     result = train(tiny_cfg(tmp_path, coco_root, f"texture.image={photo_path}", "trainer.max_steps=1"))
     ckpt = torch.load(result["last"], map_location="cpu", weights_only=False)

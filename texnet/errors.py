@@ -19,8 +19,9 @@ def user_error(err: BaseException | None) -> TexnetError | None:
 
 def instantiation_reason(err: BaseException) -> str:
     """One line of why Hydra's ``instantiate`` failed (its InstantiationException `err`): the target it could not
-    find or call, and, for a call, the constructor's own TypeError or ValueError (a wrong or out-of-range option)."""
+    find, or the target it called and the first line of what its constructor raised (a wrong or out-of-range option,
+    a package the option needs)."""
     reason = str(err).strip().splitlines()[0].removesuffix(", set env var HYDRA_FULL_ERROR=1 to see chained exception.")
-    if isinstance(err.__cause__, (TypeError, ValueError)):
-        reason = f"{reason} {err.__cause__}"
+    if reason.startswith("Error in call to target") and err.__cause__ is not None:
+        reason = f"{reason} {str(err.__cause__).strip().splitlines()[0]}"
     return reason

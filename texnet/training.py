@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from texnet.callbacks import LastCheckpoint
 from texnet.checkpoint import check_resumable, checkpoint_generator, read_checkpoint
@@ -77,19 +78,19 @@ def build(
         )
     elif cfg.init_from:
         init_generator(module, cfg)
-    datamodule = build_data(cfg.data)
+    datamodule = build_node(cfg.data, "data")
     callbacks = with_progress_bar(
-        [instantiate(spec) for spec in cfg.callbacks.values()], cfg.trainer.enable_progress_bar
+        [build_node(spec, f"callbacks.{name}") for name, spec in cfg.callbacks.items()], cfg.trainer.enable_progress_bar
     )
     if not any(isinstance(cb, LastCheckpoint) for cb in callbacks):
         raise TexnetError(
             "callbacks.last_checkpoint is missing: every run needs its last.ckpt (conf/callbacks/default.yaml)"
         )
-    loggers = [instantiate(spec) for spec in cfg.logger.values()] if cfg.logger else []
+    loggers = [build_node(spec, f"logger.{name}") for name, spec in cfg.logger.items()] if cfg.logger else []
     # A schedule changes crop/batch size between epochs: the data loader is rebuilt at each epoch.
     reload = {"reload_dataloaders_every_n_epochs": 1} if module.schedule else {}
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers, **reload
+    trainer: pl.Trainer = build_node(
+        cfg.trainer, "trainer", default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers, **reload
     )
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -100,15 +101,23 @@ def build(
     return module, datamodule, trainer, callbacks
 
 
-def build_data(node: DictConfig) -> pl.LightningDataModule:
-    """The run's data module from the ``data`` node; a ``_target_`` there (``data.augment``'s transforms included)
-    that cannot be found or built is a one-line TexnetError with the library's reason."""
+# What a constructor raises for options it rejects (a wrong name, type or value, a package the option needs) or Hydra
+# for a _target_ it cannot import: the user's to fix, one line. Anything else is a bug and keeps its traceback.
+REJECTED_OPTION = (TypeError, ValueError, ImportError, MisconfigurationException)
+
+
+def build_node(node: DictConfig, where: str, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)`` for the config node at `where` (``data``, ``trainer``, ``callbacks.<name>``,
+    ``logger.<name>``); a ``_target_`` there that cannot be found, or options its constructor rejects, is a one-line
+    TexnetError naming `where`, with the library's reason."""
     try:
-        return instantiate(node)
+        return instantiate(node, **kwargs)
     except InstantiationException as err:
-        if user_error(err) is not None:  # the data module's own checks: already one line
+        if user_error(err) is not None:  # texnet's own checks (the data module's): already one line
             raise
-        raise TexnetError(f"data cannot be built: {instantiation_reason(err)}") from None
+        if not isinstance(err.__cause__, REJECTED_OPTION):
+            raise
+        raise TexnetError(f"{where} cannot be built: {instantiation_reason(err)}") from None
 
 
 def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
