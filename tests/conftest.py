@@ -124,31 +124,33 @@ def coco_root(tmp_path_factory) -> Path:
     return root
 
 
+def tiny_overrides(tmp_path: Path, coco_root: Path, *overrides: str) -> list[str]:
+    """The command-line options of :func:`tiny_cfg`: a few 64 px steps on CPU into run folder `tmp_path`."""
+    return [
+        f"run_dir={tmp_path}",
+        "data=coco",
+        f"data.root={coco_root}",
+        "data.image_size=64",
+        "data.val_size=64",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "data.num_val=2",
+        "trainer.max_steps=8",
+        "trainer.val_check_interval=4",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "checkpoint_every=4",
+        "sample_every=4",
+        *([] if any(o.startswith("model=") for o in overrides) else ["model.scales=3"]),
+        *overrides,
+    ]
+
+
 def tiny_cfg(tmp_path: Path, coco_root: Path, *overrides: str):
     """train.py's config shrunk to a few 64 px steps on CPU on the `coco_root` set, into run folder `tmp_path`."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"run_dir={tmp_path}",
-                "data=coco",
-                f"data.root={coco_root}",
-                "data.image_size=64",
-                "data.val_size=64",
-                "data.batch_size=2",
-                "data.num_workers=0",
-                "data.num_val=2",
-                "trainer.max_steps=8",
-                "trainer.val_check_interval=4",
-                "trainer.accelerator=cpu",
-                "trainer.enable_progress_bar=false",
-                "trainer.enable_model_summary=false",
-                "checkpoint_every=4",
-                "sample_every=4",
-                *([] if any(o.startswith("model=") for o in overrides) else ["model.scales=3"]),
-                *overrides,
-            ],
-        )
+        return compose("train", overrides=tiny_overrides(tmp_path, coco_root, *overrides))
 
 
 def run_script(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:

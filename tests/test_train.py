@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import CONFIG_DIR, ROOT, tiny_cfg
+from conftest import CONFIG_DIR, ROOT, tiny_cfg, tiny_overrides
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from pytorch_lightning.callbacks import RichProgressBar
@@ -55,6 +55,48 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
         )
     )
     assert resumed["global_step"] == 20  # continued from step 16, not from 0
+
+
+def test_a_run_resumed_in_its_folder_keeps_its_own_options(tmp_path, coco_root):
+    """The resume command needs only ckpt_path (and the folder): the run's texture and options come from its
+    config.yaml, not from today's defaults; options typed on the command change it; a group that would change the
+    run is one line."""
+    run = tmp_path / "run"
+    train(tiny_cfg(run, coco_root, "texture=starry", "loss.tv_weight=0.5", "trainer.max_steps=4"))
+
+    def resume(*typed: str) -> dict:
+        command = tiny_overrides(run, coco_root, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", *typed)
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            return train(compose("train", overrides=command), overrides=command)
+
+    with pytest.raises(
+        TexnetError, match=r"^texture=pebbles would change the run .*texture.image \(the run has 'starry'\)"
+    ):
+        resume("texture=pebbles", "trainer.max_steps=6")
+    resumed = resume("trainer.max_steps=6")  # no texture=starry, no loss.tv_weight: the run's own
+    assert resumed["global_step"] == 6
+    hp = torch.load(resumed["last"], map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert hp["texture"]["name"] == "starry" and hp["loss"]["tv_weight"] == 0.5
+    saved = (run / "config.yaml").read_text()
+    assert "max_steps: 6" in saved and "tv_weight: 0.5" in saved
+
+
+def test_train_py_resumes_a_run_from_its_checkpoint_alone(tmp_path, coco_root):
+    """`python train.py ckpt_path=<run>/checkpoints/last.ckpt` goes on in that run's folder with its options."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    train(tiny_cfg(run, coco_root, "texture=starry", "trainer.max_steps=4"))
+    cmd = [sys.executable, "train.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "trainer.max_steps=6"]
+    done = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=180, env={**os.environ, "TEXNET_OFFLINE": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"done: {run} at step 6" in done.stdout + done.stderr
+    hp = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert hp["texture"]["name"] == "starry" and hp["model"]["scales"] == 3
+    assert "trainer.max_steps=6" in (run / ".hydra" / "overrides.yaml").read_text()  # Hydra's files there too
 
 
 def test_how_often_a_run_validates_does_not_change_what_it_trains(tmp_path, coco_root):
@@ -145,7 +187,7 @@ def test_a_stopped_run_keeps_its_last_step_and_says_how_to_resume(tmp_path, coco
         train(cfg)
     last = run / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 3  # not step 0 or a lost run
-    assert "stopped at step 3: " in caplog.text and f"ckpt_path={last} hydra.run.dir={run}" in caplog.text
+    assert "stopped at step 3: " in caplog.text and f"python train.py ckpt_path={last} (it goes on" in caplog.text
 
 
 def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):

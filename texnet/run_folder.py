@@ -115,6 +115,17 @@ def run_name(choice: str, images: list[str] | None, add: str | None) -> str:
     return "+".join(Path(image).stem for image in images) if images else choice
 
 
+def resume_folder(ckpt_path: str | None, new: str) -> str:
+    """The run folder (conf/train.yaml's hydra.run.dir): the checkpoint's own run folder when ``ckpt_path`` is in
+    the ``checkpoints/`` of a run train.py wrote (its config.yaml beside it), so that a resume goes on in that
+    folder with that run's options (texnet.resume); otherwise `new`."""
+    if ckpt_path:
+        folder = Path(str(ckpt_path)).expanduser().parent
+        if folder.name == "checkpoints" and (folder.parent / "config.yaml").is_file():
+            return str(folder.parent)
+    return new
+
+
 def check_run_dir(cfg: DictConfig) -> None:
     """run_dir must be Hydra's run folder, or the run would be split in two (Hydra's log and .hydra/ stay behind)."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)

@@ -5,6 +5,7 @@ fine-tuned run's starting weights. ``train.py`` is its command line; tests and n
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +24,27 @@ from texnet.config import TRAIN_SCHEMAS, validate
 from texnet.errors import TexnetError, instantiation_reason, user_error
 from texnet.module import TextureNetModule, build_module
 from texnet.progress import with_progress_bar
-from texnet.run_folder import check_run_folder, record_start, remove_failed_start
+from texnet.resume import resumed_config
+from texnet.run_folder import check_run_folder, record_start, remove_failed_start, resumes_inside
 
 log = logging.getLogger("texnet.train")
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, Any]:
     """Train from a composed config; returns final metrics and checkpoint paths (tests call this directly).
 
     A run folder that already holds a run is refused unless ``ckpt_path`` resumes from inside it, and a start
-    that fails before the first training step removes the folder it created (texnet.run_folder).
+    that fails before the first training step removes the folder it created (texnet.run_folder). Given the
+    command line's `overrides` (train.py), a run resumed in its own folder trains with the options in its
+    config.yaml, changed only by `overrides` (texnet.resume); without them `cfg` is taken as it is.
     """
     run_dir = Path(cfg.run_dir)
     if rank_zero_only.rank == 0:
         check_run_folder(run_dir, cfg.ckpt_path)
         record_start(run_dir)
+    saved = run_dir / "config.yaml"
+    if overrides is not None and resumes_inside(run_dir, cfg.ckpt_path) and saved.is_file():
+        cfg = resumed_config(cfg, saved, overrides)
     trainer: pl.Trainer | None = None
     try:
         validate(cfg, TRAIN_SCHEMAS)
@@ -157,9 +164,8 @@ def log_resume_hint(run_dir: Path, step: int, last: str) -> None:
     if last and Path(last).is_file():
         log.warning(
             "stopped at step %d: %s holds the last checkpoint; resume with: python train.py ckpt_path=%s "
-            "hydra.run.dir=%s (plus this run's other overrides)",
+            "(it goes on in this folder with the run's options)",
             step,
             run_dir,
             last,
-            run_dir,
         )
