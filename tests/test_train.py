@@ -88,6 +88,8 @@ def test_train_py_resumes_a_run_from_its_checkpoint_alone(tmp_path, coco_root):
 
     run = tmp_path / "run"
     train(tiny_cfg(run, coco_root, "texture=starry", "trainer.max_steps=4"))
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- texture=starry\n")  # as Hydra wrote it at the run's start
     cmd = [sys.executable, "train.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "trainer.max_steps=6"]
     done = subprocess.run(
         cmd, cwd=ROOT, capture_output=True, text=True, timeout=180, env={**os.environ, "TEXNET_OFFLINE": "1"}
@@ -97,6 +99,7 @@ def test_train_py_resumes_a_run_from_its_checkpoint_alone(tmp_path, coco_root):
     hp = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["hyper_parameters"]
     assert hp["texture"]["name"] == "starry" and hp["model"]["scales"] == 3
     assert "trainer.max_steps=6" in (run / ".hydra" / "overrides.yaml").read_text()  # Hydra's files there too
+    assert (run / ".hydra" / "start_1" / "overrides.yaml").read_text() == "- texture=starry\n"  # the first start's kept
 
 
 def test_how_often_a_run_validates_does_not_change_what_it_trains(tmp_path, coco_root):

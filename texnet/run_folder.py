@@ -88,23 +88,45 @@ class RunFolderGuard(Callback):
         # The default run folder interpolates ${hydra:runtime.choices.texture}, which resolves only once Hydra's
         # config is set; Hydra sets it after this callback (run_job sets the same config again, so this changes nothing).
         HydraConfig.instance().set_config(config)
-        self._guard(Path(str(config.hydra.run.dir)), config.get("ckpt_path"), HYDRA_RUN_ENTRIES)
+        folder, ckpt_path = Path(str(config.hydra.run.dir)), config.get("ckpt_path")
+        if self._guard(folder, ckpt_path, HYDRA_RUN_ENTRIES) and resumes_inside(folder, ckpt_path):
+            if config.hydra.output_subdir:
+                keep_hydra_files(folder / str(config.hydra.output_subdir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._guard(Path(str(config.hydra.sweep.dir)), None, ("multirun.yaml",))
 
     @staticmethod
-    def _guard(folder: Path, ckpt_path: str | None, entries: tuple[str, ...]) -> None:
+    def _guard(folder: Path, ckpt_path: str | None, entries: tuple[str, ...]) -> bool:
+        """Check `folder` (rank 0 only: DDP workers start in rank 0's folder); returns whether it was checked."""
         from pytorch_lightning.utilities import rank_zero_only
 
         if rank_zero_only.rank != 0:
-            return
+            return False
         try:
             check_run_folder(folder, ckpt_path, entries)
         except TexnetError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
         record_start(folder)
+        return True
+
+
+def keep_hydra_files(hydra_dir: Path) -> Path | None:
+    """A resume in the run's folder: move the files Hydra is about to rewrite (its config, overrides: the command
+    that started the run) into ``.hydra/start_<k>/``, k counting the earlier starts; returns that folder."""
+    files = [hydra_dir / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+    if not any(f.is_file() for f in files):
+        return None
+    k = 1
+    while (hydra_dir / f"start_{k}").exists():
+        k += 1
+    kept = hydra_dir / f"start_{k}"
+    kept.mkdir()
+    for f in files:
+        if f.is_file():
+            f.rename(kept / f.name)
+    return kept
 
 
 def run_name(choice: str, images: list[str] | None, add: str | None) -> str:
