@@ -2,9 +2,10 @@
 
 ``python train.py ckpt_path=<run>/checkpoints/last.ckpt`` (which goes on in ``<run>``: texnet.run_folder) composes
 train.yaml's current defaults, so a run started with ``texture=starry``, or by an older texnet whose defaults differ,
-would go on with other options than it started with. Hydra has no "resume from this config" (it rewrites ``.hydra/`` when the job starts), hence
-this module: the run's saved options win, options typed on the resume command change them, and a config group typed
-there that would change the run (``texture=pebbles`` on a starry run) is an error.
+would go on with other options than it started with. Hydra has no "resume from this config" (it rewrites
+``.hydra/`` when the job starts), hence this module: the run's saved options win, options typed on the resume
+command change them, and a config group typed there that would change the run (``texture=pebbles`` on a starry run)
+is an error.
 """
 
 from __future__ import annotations
