@@ -93,3 +93,32 @@ def test_a_ckpt_path_that_cannot_resume_is_one_line_and_leaves_no_folder(tmp_pat
         train(tiny_cfg(run, coco_root, f"ckpt_path={ckpt}"))
     assert "\n" not in str(err.value)
     assert not run.exists()
+
+
+def test_each_resume_keeps_the_hydra_files_of_the_start_before_it(tmp_path):
+    """Hydra rewrites .hydra/ at every start: a resume moves the previous start's files aside, numbered."""
+    from texnet.run_folder import keep_hydra_files
+
+    hydra = tmp_path / ".hydra"
+    assert keep_hydra_files(hydra) is None  # a run Hydra never wrote into: nothing to keep
+    for start in ("texture=starry", "trainer.max_steps=2000"):
+        hydra.mkdir(exist_ok=True)
+        (hydra / "overrides.yaml").write_text(f"- {start}\n")
+        (hydra / "config.yaml").write_text("seed: 0\n")
+        keep_hydra_files(hydra)
+    assert (hydra / "start_1" / "overrides.yaml").read_text() == "- texture=starry\n"
+    assert (hydra / "start_2" / "overrides.yaml").read_text() == "- trainer.max_steps=2000\n"
+    assert not (hydra / "overrides.yaml").exists()
+
+
+def test_a_resume_goes_on_in_the_checkpoints_run_folder_only_if_train_py_wrote_it(tmp_path):
+    from texnet.run_folder import resume_folder
+
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.touch()
+    assert resume_folder(str(ckpt), "runs/new") == "runs/new"  # no config.yaml: not a texnet run folder
+    (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")
+    assert resume_folder(str(ckpt), "runs/new") == str(tmp_path / "run")
+    assert resume_folder(None, "runs/new") == "runs/new"
+    assert resume_folder(str(tmp_path / "elsewhere.ckpt"), "runs/new") == "runs/new"
