@@ -188,7 +188,7 @@ def test_augment_changes_the_training_crops_and_not_the_validation_photos() -> N
 def test_an_augment_step_that_cannot_be_built_is_one_line(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    from texnet.training import build_node
+    from texnet.instantiation import build_node
 
     for step, reason in (
         (

@@ -15,13 +15,3 @@ def user_error(err: BaseException | None) -> TexnetError | None:
     while err is not None and not isinstance(err, TexnetError):
         err = err.__cause__
     return err
-
-
-def instantiation_reason(err: BaseException) -> str:
-    """One line of why Hydra's ``instantiate`` failed (its InstantiationException `err`): the target it could not
-    find, or the target it called and the first line of what its constructor raised (a wrong or out-of-range option,
-    a package the option needs)."""
-    reason = str(err).strip().splitlines()[0].removesuffix(", set env var HYDRA_FULL_ERROR=1 to see chained exception.")
-    if reason.startswith("Error in call to target") and err.__cause__ is not None:
-        reason = f"{reason} {str(err.__cause__).strip().splitlines()[0]}"
-    return reason

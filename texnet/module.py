@@ -13,15 +13,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from texnet.checkpoint import mark_checkpoint
 from texnet.conditional_norm import texture_parameters
-from texnet.errors import TexnetError, instantiation_reason
+from texnet.errors import TexnetError
 from texnet.generator import build_generator
+from texnet.instantiation import build_node
 from texnet.losses import PerceptualLoss, build_perceptual_loss
 from texnet.sampling import rng_states, set_rng_states
 from texnet.schedule import check_schedule, settings_at, stage_index
@@ -265,12 +264,7 @@ def build_partial(optim: dict, key: str) -> Callable[..., Any]:
         raise TexnetError(f"optim.{key} is missing or has no _target_: give it one, as conf/optim/adam.yaml does")
     if node.get("_partial_") is not True:
         raise TexnetError(f"optim.{key} needs _partial_: true (the module adds the parameters or the optimiser)")
-    try:
-        return instantiate(node)
-    except InstantiationException as err:
-        raise TexnetError(
-            f"optim.{key}._target_={node['_target_']} cannot be built: {instantiation_reason(err)}"
-        ) from None
+    return build_node(node, f"optim.{key}._target_={node['_target_']}")
 
 
 def build_module(cfg: DictConfig) -> tuple[TextureNetModule, TextureSet]:

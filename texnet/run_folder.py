@@ -89,9 +89,9 @@ class RunFolderGuard(Callback):
         # config is set; Hydra sets it after this callback (run_job sets the same config again, so this changes nothing).
         HydraConfig.instance().set_config(config)
         folder, ckpt_path = Path(str(config.hydra.run.dir)), config.get("ckpt_path")
-        if self._guard(folder, ckpt_path, HYDRA_RUN_ENTRIES) and resumes_inside(folder, ckpt_path):
-            if config.hydra.output_subdir:
-                keep_hydra_files(folder / str(config.hydra.output_subdir))
+        checked = self._guard(folder, ckpt_path, HYDRA_RUN_ENTRIES)
+        if checked and resumes_inside(folder, ckpt_path) and config.hydra.output_subdir:
+            keep_hydra_files(folder / str(config.hydra.output_subdir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._guard(Path(str(config.hydra.sweep.dir)), None, ("multirun.yaml",))

@@ -10,18 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
-from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from texnet.callbacks import LastCheckpoint
 from texnet.checkpoint import check_resumable, checkpoint_generator, read_checkpoint
 from texnet.conditional_norm import mix_weights, single_texture
 from texnet.config import TRAIN_SCHEMAS, validate
-from texnet.errors import TexnetError, instantiation_reason, user_error
+from texnet.errors import TexnetError
+from texnet.instantiation import build_node
 from texnet.module import TextureNetModule, build_module
 from texnet.progress import with_progress_bar
 from texnet.resume import resumed_config
@@ -106,25 +104,6 @@ def build(
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log.info("training %s texture network on '%s' into %s", module.generator.mode, module.texture_name, run_dir)
     return module, datamodule, trainer, callbacks
-
-
-# What a constructor raises for options it rejects (a wrong name, type or value, a package the option needs) or Hydra
-# for a _target_ it cannot import: the user's to fix, one line. Anything else is a bug and keeps its traceback.
-REJECTED_OPTION = (TypeError, ValueError, ImportError, MisconfigurationException)
-
-
-def build_node(node: DictConfig, where: str, **kwargs: Any) -> Any:
-    """``instantiate(node, **kwargs)`` for the config node at `where` (``data``, ``trainer``, ``callbacks.<name>``,
-    ``logger.<name>``); a ``_target_`` there that cannot be found, or options its constructor rejects, is a one-line
-    TexnetError naming `where`, with the library's reason."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        if user_error(err) is not None:  # texnet's own checks (the data module's): already one line
-            raise
-        if not isinstance(err.__cause__, REJECTED_OPTION):
-            raise
-        raise TexnetError(f"{where} cannot be built: {instantiation_reason(err)}") from None
 
 
 def init_generator(module: TextureNetModule, cfg: DictConfig) -> None:
