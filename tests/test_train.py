@@ -81,6 +81,26 @@ def test_a_run_resumed_in_its_folder_keeps_its_own_options(tmp_path, coco_root):
     assert "max_steps: 6" in saved and "tv_weight: 0.5" in saved
 
 
+def test_an_experiment_typed_again_on_resume_is_blamed_only_for_the_keys_it_sets(tmp_path, coco_root):
+    """The run's own start command plus ckpt_path resumes it, experiment= included: an option the run has that the
+    experiment does not set (loss.tv_weight) is not the experiment's doing; an experiment that would change the run
+    is named with its own keys only."""
+    run = tmp_path / "run"
+    train(tiny_cfg(run, coco_root, "experiment=quality", "loss.tv_weight=0.5", "trainer.max_steps=4"))
+
+    def resume(*typed: str) -> dict:
+        command = tiny_overrides(run, coco_root, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", *typed)
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            return train(compose("train", overrides=command), overrides=command)
+
+    with pytest.raises(TexnetError, match=r"^experiment=texture would change the run .*model\.mode") as err:
+        resume("experiment=texture", "trainer.max_steps=6")
+    assert "tv_weight" not in str(err.value)
+    resumed = resume("experiment=quality", "trainer.max_steps=6")
+    hp = torch.load(resumed["last"], map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert resumed["global_step"] == 6 and hp["loss"]["tv_weight"] == 0.5
+
+
 def test_train_py_resumes_a_run_from_its_checkpoint_alone(tmp_path, coco_root):
     """`python train.py ckpt_path=<run>/checkpoints/last.ckpt` goes on in that run's folder with its options."""
     import subprocess

@@ -26,6 +26,7 @@ log = logging.getLogger("texnet.train")
 
 # Keys that are the resume command's by nature: the checkpoint it resumes from and the folder (the same run's).
 RESUME_KEYS = ("ckpt_path", "run_dir")
+CONFIG_NAME = "train"  # train.py's primary config (conf/train.yaml)
 _ABSENT = object()
 
 
@@ -78,9 +79,13 @@ def resumed_config(cfg: DictConfig, saved: Path, overrides: Sequence[str]) -> Di
     ]
     untyped = [k for k in differ if not _under(k, command.set + command.deleted)]
     by_group = [k for k in untyped if command.choose(k)]
+    chosen = _keys_global_groups_set(overrides, command.global_groups, {k: composed[k] for k in RESUME_KEYS})
+    if chosen is not None:  # blame each key on what set it: experiment= for its own keys, else the group it is under
+        by_group = [k for k in by_group if k in chosen or _under(k, list(command.groups))]
     if by_group:
-        blamed = [o for group, o in command.groups.items() if any(_under(k, [group]) for k in by_group)]
-        choices = blamed + command.global_groups
+        by_own_group = [k for k in by_group if chosen is None or k not in chosen]
+        blamed = [o for group, o in command.groups.items() if any(_under(k, [group]) for k in by_own_group)]
+        choices = blamed + (command.global_groups if chosen is None or set(by_group) & chosen else [])
         shown = ", ".join(f"{k} (the run has {_show(theirs.get(k, _ABSENT))})" for k in by_group[:3])
         more = f" and {len(by_group) - 3} more" if len(by_group) > 3 else ""
         raise TexnetError(
@@ -101,6 +106,28 @@ def resumed_config(cfg: DictConfig, saved: Path, overrides: Sequence[str]) -> Di
     if new := [k for k in untyped if k not in theirs]:
         log.info("%s lacks %s (options added since): today's defaults are used for them", saved, ", ".join(new))
     return result
+
+
+def _keys_global_groups_set(
+    overrides: Sequence[str], global_groups: Sequence[str], resume_values: dict[str, Any]
+) -> set[str] | None:
+    """The option keys that the resume command's global groups (experiment=quality) give another value than the
+    command without them would: composed again without them, as Hydra has no list of what a group sets. None
+    where no Hydra config search path is initialised (train() called on a config built by hand)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not global_groups or not GlobalHydra.instance().is_initialized():
+        return None
+    rest = [o for o in overrides if o not in global_groups]
+    with_them, without = (compose(config_name=CONFIG_NAME, overrides=list(o)) for o in (overrides, rest))
+    leaves = []
+    for node in (with_them, without):
+        OmegaConf.set_struct(node, False)
+        for key in RESUME_KEYS:  # run_dir is ${hydra:...}, which a compose outside the job cannot resolve
+            node[key] = resume_values[key]
+        leaves.append(_leaves(OmegaConf.to_container(node, resolve=True)))
+    return {k for k in leaves[0].keys() | leaves[1].keys() if leaves[0].get(k, _ABSENT) != leaves[1].get(k, _ABSENT)}
 
 
 def _delete(node: DictConfig, key: str) -> None:
