@@ -57,6 +57,13 @@ def test_training_lowers_loss_writes_checkpoints_and_resumes(tmp_path, coco_root
     assert resumed["global_step"] == 20  # continued from step 16, not from 0
 
 
+def resume_run(run: Path, coco_root: Path, *typed: str) -> dict:
+    """train.py's resume of `run` from its last.ckpt, in process, with the options `typed` on the command."""
+    command = tiny_overrides(run, coco_root, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", *typed)
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return train(compose("train", overrides=command), overrides=command)
+
+
 def test_a_run_resumed_in_its_folder_keeps_its_own_options(tmp_path, coco_root):
     """The resume command needs only ckpt_path (and the folder): the run's texture and options come from its
     config.yaml, not from today's defaults; options typed on the command change it; a group that would change the
@@ -64,16 +71,11 @@ def test_a_run_resumed_in_its_folder_keeps_its_own_options(tmp_path, coco_root):
     run = tmp_path / "run"
     train(tiny_cfg(run, coco_root, "texture=starry", "loss.tv_weight=0.5", "trainer.max_steps=4"))
 
-    def resume(*typed: str) -> dict:
-        command = tiny_overrides(run, coco_root, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", *typed)
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            return train(compose("train", overrides=command), overrides=command)
-
     with pytest.raises(
         TexnetError, match=r"^texture=pebbles would change the run .*texture.image \(the run has 'starry'\)"
     ):
-        resume("texture=pebbles", "trainer.max_steps=6")
-    resumed = resume("trainer.max_steps=6")  # no texture=starry, no loss.tv_weight: the run's own
+        resume_run(run, coco_root, "texture=pebbles", "trainer.max_steps=6")
+    resumed = resume_run(run, coco_root, "trainer.max_steps=6")  # no texture=starry, no loss.tv_weight: the run's own
     assert resumed["global_step"] == 6
     hp = torch.load(resumed["last"], map_location="cpu", weights_only=False)["hyper_parameters"]
     assert hp["texture"]["name"] == "starry" and hp["loss"]["tv_weight"] == 0.5
@@ -88,15 +90,10 @@ def test_an_experiment_typed_again_on_resume_is_blamed_only_for_the_keys_it_sets
     run = tmp_path / "run"
     train(tiny_cfg(run, coco_root, "experiment=quality", "loss.tv_weight=0.5", "trainer.max_steps=4"))
 
-    def resume(*typed: str) -> dict:
-        command = tiny_overrides(run, coco_root, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", *typed)
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            return train(compose("train", overrides=command), overrides=command)
-
     with pytest.raises(TexnetError, match=r"^experiment=texture would change the run .*model\.mode") as err:
-        resume("experiment=texture", "trainer.max_steps=6")
+        resume_run(run, coco_root, "experiment=texture", "trainer.max_steps=6")
     assert "tv_weight" not in str(err.value)
-    resumed = resume("experiment=quality", "trainer.max_steps=6")
+    resumed = resume_run(run, coco_root, "experiment=quality", "trainer.max_steps=6")
     hp = torch.load(resumed["last"], map_location="cpu", weights_only=False)["hyper_parameters"]
     assert resumed["global_step"] == 6 and hp["loss"]["tv_weight"] == 0.5
 
