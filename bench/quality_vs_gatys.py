@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="side of the centre-cropped photos")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--no-cache", action="store_true", help="recompute the Gatys results even if cached")
+    parser.add_argument("--cache", default=str(CACHE_DIR), help="folder of the cached Gatys results")
     parser.add_argument(
         "--loss",
         choices=["default", "checkpoint"],
@@ -173,7 +174,8 @@ def main() -> None:
     content_layer = perceptual.content.layers[0]  # the face figure's layer
 
     rows, cached, picture = [], 0, []
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(args.cache)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         texture_path = save_image(texture, Path(tmp) / "texture.png")
         for i, (name, photo) in enumerate(zip(names, photos)):
@@ -188,7 +190,7 @@ def main() -> None:
                 row["net_s"] = time.perf_counter() - start
                 row["net"] = terms_of(perceptual, output, photo)
             key = gatys_key((photo, texture), loss_cfg, args.iterations)
-            cache, cache_png = CACHE_DIR / f"gatys_{key}.json", CACHE_DIR / f"gatys_{key}.png"
+            cache, cache_png = cache_dir / f"gatys_{key}.json", cache_dir / f"gatys_{key}.png"
             gatys = json.loads(cache.read_text()) if cache.is_file() and cache_png.is_file() else {}
             from_cache = "curve" in gatys and not args.no_cache  # entries from before the curve was kept: recomputed
             if from_cache:
