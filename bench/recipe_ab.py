@@ -85,11 +85,13 @@ def plan(args: argparse.Namespace, out: Path) -> list[Job]:
             raise TexnetError(
                 f"--texture '{texture}' is neither a built-in texture ({', '.join(builtin_textures())}) nor an image file"
             )
+    # the runs start in the project root: paths given relative to where this command runs are made absolute
+    textures = [t if t in builtin_textures() else str(Path(t).resolve()) for t in args.texture]
     extra = tuple(shlex.split(args.train_args))
     jobs = [
         Job(name, (*options, *extra), texture, seed, out / name / f"{texture_name(texture)}_s{seed}")
         for seed in args.seeds
-        for texture in args.texture
+        for texture in textures
         for name, options in arms
     ]
     for job in jobs:
@@ -289,7 +291,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.texture:
         args.texture = ["mosaic"]
-    out = Path(args.out) if args.out else RESULTS / args.name
+    out = Path(args.out).resolve() if args.out else RESULTS / args.name
     jobs = plan(args, out)
     out.mkdir(parents=True, exist_ok=True)
     cores: list[int | None] = list(args.cores or sorted(getattr(os, "sched_getaffinity", lambda _: [None])(0)))
