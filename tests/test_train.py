@@ -75,6 +75,9 @@ def test_a_run_resumed_in_its_folder_keeps_its_own_options(tmp_path, coco_root):
         TexnetError, match=r"^texture=pebbles would change the run .*texture.image \(the run has 'starry'\)"
     ):
         resume_run(run, coco_root, "texture=pebbles", "trainer.max_steps=6")
+    # finished (last.ckpt was saved before its step's validation wrote best.ckpt): no step to train, its best kept
+    finished = resume_run(run, coco_root, "trainer.max_steps=4")
+    assert finished["global_step"] == 4 and finished["best"] == str(run / "checkpoints" / "best.ckpt")
     resumed = resume_run(run, coco_root, "trainer.max_steps=6")  # no texture=starry, no loss.tv_weight: the run's own
     assert resumed["global_step"] == 6
     hp = torch.load(resumed["last"], map_location="cpu", weights_only=False)["hyper_parameters"]

@@ -47,6 +47,12 @@ class BestCheckpoint(ModelCheckpoint):
     """
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.take_over_existing()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.take_over_existing()  # a finished run resumed trains no step, so on_train_start never came
+
+    def take_over_existing(self) -> None:
         existing = Path(self.dirpath or "") / f"{self.filename}{self.FILE_EXTENSION}"
         if self.best_model_path or self.save_top_k != 1 or not existing.is_file():
             return
