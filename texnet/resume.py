@@ -79,7 +79,7 @@ def resumed_config(cfg: DictConfig, saved: Path, overrides: Sequence[str]) -> Di
     ]
     untyped = [k for k in differ if not _under(k, command.set + command.deleted)]
     by_group = [k for k in untyped if command.choose(k)]
-    chosen = _keys_global_groups_set(overrides, command.global_groups, {k: composed[k] for k in RESUME_KEYS})
+    chosen = _keys_global_groups_set(overrides, command.global_groups, composed)
     if chosen is not None:  # blame each key on what set it: experiment= for its own keys, else the group it is under
         by_group = [k for k in by_group if k in chosen or _under(k, list(command.groups))]
     if by_group:
@@ -109,25 +109,23 @@ def resumed_config(cfg: DictConfig, saved: Path, overrides: Sequence[str]) -> Di
 
 
 def _keys_global_groups_set(
-    overrides: Sequence[str], global_groups: Sequence[str], resume_values: dict[str, Any]
+    overrides: Sequence[str], global_groups: Sequence[str], composed: dict[str, Any]
 ) -> set[str] | None:
-    """The option keys that the resume command's global groups (experiment=quality) give another value than the
-    command without them would: composed again without them, as Hydra has no list of what a group sets. None
-    where no Hydra config search path is initialised (train() called on a config built by hand)."""
+    """The option keys to which the resume command's global groups (experiment=quality) give another value than
+    the command without them would (`composed`: the command's config, resolved): the command composed again
+    without them, as Hydra has no list of what a group sets. None where no Hydra config search path is initialised
+    (train() called on a config built by hand)."""
     from hydra import compose
     from hydra.core.global_hydra import GlobalHydra
 
     if not global_groups or not GlobalHydra.instance().is_initialized():
         return None
-    rest = [o for o in overrides if o not in global_groups]
-    with_them, without = (compose(config_name=CONFIG_NAME, overrides=list(o)) for o in (overrides, rest))
-    leaves = []
-    for node in (with_them, without):
-        OmegaConf.set_struct(node, False)
-        for key in RESUME_KEYS:  # run_dir is ${hydra:...}, which a compose outside the job cannot resolve
-            node[key] = resume_values[key]
-        leaves.append(_leaves(OmegaConf.to_container(node, resolve=True)))
-    return {k for k in leaves[0].keys() | leaves[1].keys() if leaves[0].get(k, _ABSENT) != leaves[1].get(k, _ABSENT)}
+    without = compose(config_name=CONFIG_NAME, overrides=[o for o in overrides if o not in global_groups])
+    OmegaConf.set_struct(without, False)
+    for key in RESUME_KEYS:  # run_dir is ${hydra:...}, which a compose outside the job cannot resolve
+        without[key] = composed[key]
+    ours, theirs = _leaves(composed), _leaves(OmegaConf.to_container(without, resolve=True))
+    return {k for k in ours.keys() | theirs.keys() if ours.get(k, _ABSENT) != theirs.get(k, _ABSENT)}
 
 
 def _delete(node: DictConfig, key: str) -> None:
