@@ -86,11 +86,16 @@ def plan(args: argparse.Namespace, out: Path) -> list[Job]:
                 f"--texture '{texture}' is neither a built-in texture ({', '.join(builtin_textures())}) nor an image file"
             )
     # the runs start in the project root: paths given relative to where this command runs are made absolute
-    textures = [t if t in builtin_textures() else str(Path(t).resolve()) for t in args.texture]
+    textures = list(dict.fromkeys(t if t in builtin_textures() else str(Path(t).resolve()) for t in args.texture))
+    stems = [texture_name(t) for t in textures]
+    if len(set(stems)) != len(stems):
+        raise TexnetError(
+            f"--texture: two textures share a file name ({', '.join(stems)}); their runs would share folders"
+        )
     extra = tuple(shlex.split(args.train_args))
     jobs = [
         Job(name, (*options, *extra), texture, seed, out / name / f"{texture_name(texture)}_s{seed}")
-        for seed in args.seeds
+        for seed in dict.fromkeys(args.seeds)
         for texture in textures
         for name, options in arms
     ]
