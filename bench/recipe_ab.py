@@ -13,9 +13,12 @@ the rest; a run that failed before its first checkpoint is moved aside (``<folde
         --arm "vflip='data.augment=[{_target_:torchvision.transforms.v2.RandomVerticalFlip,p:0.25}]'"
 
 Each ``--arm NAME=OPTIONS`` holds train.py options as typed in a shell (quoted as a shell would split them); the
-first arm is the one the others are compared with. Outputs in ``bench/results/recipe_ab/<name>/``: the run folders
-(``<arm>/<texture>_s<seed>``), each run's scores (``.json``, ``.png``) and logs, ``summary.md`` (the table),
-``summary.json`` and one picture per texture (photo | each arm's seeds | Gatys-100, a row per held-out photo).
+first arm is the one the others are compared with. An arm that trains a network of several textures
+(``experiment=multi_texture``, ``'texture.images=[...]'``) is scored on each of them (``--mix``), and one of
+``texture.add`` on the added texture: the table has a row per texture scored. Outputs in
+``bench/results/recipe_ab/<name>/``: the run folders (``<arm>/<texture>_s<seed>``), each run's scores (``.json``,
+by texture; ``.<texture>.png``) and log, ``summary.md`` (the table), ``summary.json`` and one picture per texture
+(photo | each arm's seeds | Gatys-100, a row per held-out photo).
 """
 
 from __future__ import annotations
@@ -138,24 +141,45 @@ def train_command(job: Job) -> list[str]:
     ]
 
 
-def score_command(job: Job, quality_args: list[str]) -> list[str]:
-    return [
-        sys.executable,
-        "bench/quality_vs_gatys.py",
-        "--checkpoint",
-        str(job.folder / "checkpoints" / "last.ckpt"),
-        "--json",
-        str(job.scores),
-        "--picture",
-        str(job.folder.with_suffix(".png")),
-        *quality_args,
-    ]
+def network_textures(job: Job) -> list[str | None]:
+    """The textures to score the job's network on, by name for ``--mix``: each texture of a network of several
+    (``texture.images`` in its config.yaml), the added one of ``texture.add``, or [None]: its only texture."""
+    from omegaconf import OmegaConf
+
+    texture = OmegaConf.load(job.folder / "config.yaml").get("texture", {})
+    if texture.get("add"):
+        return [texture_name(texture.add)]
+    images = texture.get("images") or []
+    return [texture_name(image) for image in images] if len(images) > 1 else [None]
+
+
+def score(job: Job, core: int | None, args: argparse.Namespace, log: Path) -> bool:
+    """bench/quality_vs_gatys.py on the job's last checkpoint, once per texture of its network; the scores by
+    texture name in ``job.scores`` (written last: a job is done when it exists)."""
+    scores = {}
+    for mix in network_textures(job):
+        name = mix or texture_name(job.texture)
+        result, picture = (job.folder.with_suffix(f".{name}{suffix}") for suffix in (".json", ".png"))
+        command = [
+            *(
+                sys.executable,
+                "bench/quality_vs_gatys.py",
+                "--checkpoint",
+                str(job.folder / "checkpoints" / "last.ckpt"),
+            ),
+            *(("--mix", mix) if mix else ()),
+            *("--json", str(result), "--picture", str(picture), *shlex.split(args.quality_args)),
+        ]
+        if run(command, log, core, args.threads) != 0:
+            return False
+        scores[name] = json.loads(result.read_text())
+    job.scores.write_text(json.dumps(scores, indent=2))
+    return True
 
 
 def work(
     jobs: queue.Queue, core: int | None, args: argparse.Namespace, failed: list[str], stop: threading.Event
 ) -> None:
-    quality_args = shlex.split(args.quality_args)
     while not stop.is_set():
         try:
             job = jobs.get_nowait()
@@ -168,7 +192,7 @@ def work(
         job.recipe.write_text(json.dumps(job.recipe_data()))
         if run(train_command(job), log, core, args.threads) != 0:
             failed.append(f"{name}: training failed (see {log})")
-        elif run(score_command(job, quality_args), log, core, args.threads) != 0:
+        elif not score(job, core, args, log):
             failed.append(f"{name}: scoring failed (see {log})")
         else:
             print(f"{name} trained and scored in {time.time() - start:.0f} s (core {core})", flush=True)
@@ -193,10 +217,16 @@ def gatys_first(textures: list[str], cores: list[int | None], args: argparse.Nam
 
 
 def summarise(jobs: list[Job], out: Path) -> str:
-    """The table: per texture and seed each arm's content / style / total against Gatys-100 (and its face figure),
-    then each arm's means; the first arm is the reference."""
+    """The table: per scored texture and seed each arm's content / style / total against Gatys-100 (and its face
+    figure), then each arm's means; the first arm is the reference. A network of several textures has a row per
+    texture."""
     arms = list(dict.fromkeys(job.arm for job in jobs))
-    scores = {(j.arm, j.texture, j.seed): json.loads(j.scores.read_text()) for j in jobs if j.scores.is_file()}
+    scores = {
+        (j.arm, name, j.seed): entry
+        for j in jobs
+        if j.scores.is_file()
+        for name, entry in json.loads(j.scores.read_text()).items()
+    }
     iterations = {s["iterations"] for s in scores.values()} or {100}
     lines = [
         f"Content / style / **total** against Gatys-{'/'.join(map(str, sorted(iterations)))} on the held-out photos "
@@ -207,7 +237,7 @@ def summarise(jobs: list[Job], out: Path) -> str:
         "|---|" + "---|" * len(arms),
     ]
     means: dict[tuple[str, str], list[dict]] = {}
-    for texture in dict.fromkeys(j.texture for j in jobs):
+    for texture in dict.fromkeys(name for _, name, _ in scores):
         for seed in dict.fromkeys(j.seed for j in jobs):
             cells = []
             base = scores.get((arms[0], texture, seed))
@@ -218,15 +248,15 @@ def summarise(jobs: list[Job], out: Path) -> str:
                     continue
                 means.setdefault((arm, texture), []).append(s)
                 cells.append(cell(s, base if arm != arms[0] else None))
-            lines.append(f"| {texture_name(texture)}, {seed} | " + " | ".join(cells) + " |")
+            lines.append(f"| {texture}, {seed} | " + " | ".join(cells) + " |")
         row = []
         for arm in arms:
             runs = means.get((arm, texture), [])
             row.append(mean_cell(runs, means.get((arms[0], texture), []) if arm != arms[0] else None))
-        lines.append(f"| **{texture_name(texture)}, mean** | " + " | ".join(row) + " |")
+        lines.append(f"| **{texture}, mean** | " + " | ".join(row) + " |")
     table = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(table)
-    summary = {f"{a}/{texture_name(t)}_s{s}": v for (a, t, s), v in scores.items()}
+    summary = {f"{arm}/{texture}_s{seed}": v for (arm, texture, seed), v in scores.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return table
 
@@ -255,28 +285,31 @@ def mean_cell(runs: list[dict], base: list[dict]) -> str:
 
 
 def pictures(jobs: list[Job], out: Path) -> list[Path]:
-    """Per texture: photo | each arm's network, seed by seed | Gatys-100, a row per held-out photo, cut from the
-    runs' quality_vs_gatys.py pictures (photo | network | Gatys side by side, a row per photo)."""
+    """Per scored texture: photo | each arm's networks, seed by seed | Gatys-100, a row per held-out photo, cut
+    from the runs' quality_vs_gatys.py pictures (photo | network | Gatys side by side, a row per photo)."""
     from PIL import Image
 
+    arms = list(dict.fromkeys(job.arm for job in jobs))
+    by_arm = sorted(
+        (j for j in jobs if j.scores.is_file()), key=lambda j: arms.index(j.arm)
+    )  # stable: seeds keep order
+    scored = [(j, name) for j in by_arm for name in json.loads(j.scores.read_text())]
     written = []
-    for texture in dict.fromkeys(j.texture for j in jobs):
-        done = [j for j in jobs if j.texture == texture and j.folder.with_suffix(".png").is_file()]
-        if not done:
+    for texture in dict.fromkeys(name for _, name in scored):
+        pngs = [j.folder.with_suffix(f".{texture}.png") for j, name in scored if name == texture]
+        images = [Image.open(png).convert("RGB") for png in pngs if png.is_file()]
+        if not images:
             continue
-        images = [Image.open(j.folder.with_suffix(".png")).convert("RGB") for j in done]
         side = images[0].width // 3
         rows = images[0].height // side
         sheet = Image.new("RGB", (side * (len(images) + 2), side * rows), "white")
         for r in range(rows):
-            box = (0, r * side, side, (r + 1) * side)
-            sheet.paste(images[0].crop(box), (0, r * side))
+            cut = [(c * side, r * side, (c + 1) * side, (r + 1) * side) for c in range(3)]  # photo | network | Gatys
+            sheet.paste(images[0].crop(cut[0]), (0, r * side))
             for i, image in enumerate(images, start=1):
-                sheet.paste(image.crop((side, r * side, 2 * side, (r + 1) * side)), (i * side, r * side))
-            sheet.paste(
-                images[0].crop((2 * side, r * side, 3 * side, (r + 1) * side)), ((len(images) + 1) * side, r * side)
-            )
-        path = out / f"picture_{texture_name(texture)}.jpg"
+                sheet.paste(image.crop(cut[1]), (i * side, r * side))
+            sheet.paste(images[0].crop(cut[2]), ((len(images) + 1) * side, r * side))
+        path = out / f"picture_{texture}.jpg"
         sheet.save(path, quality=88)
         written.append(path)
     return written

@@ -25,8 +25,8 @@ TINY_RUN = (
 
 def test_recipe_ab_trains_scores_and_tables_each_arm_and_reruns_only_what_is_missing(tmp_path):
     """bench/recipe_ab.py: one run per arm and seed with the arm's options, each scored against Gatys and tabled
-    side by side; a run folder that failed before its checkpoint is kept aside; run again, nothing is retrained;
-    an arm whose options changed under the same name is refused in one line."""
+    side by side (a network of several textures on each of them); a run folder that failed before its checkpoint
+    is kept aside; run again, nothing is retrained; an arm whose options changed under the same name is refused."""
     import json
 
     import torch
@@ -43,21 +43,31 @@ def test_recipe_ab_trains_scores_and_tables_each_arm_and_reruns_only_what_is_mis
             timeout=600,
         )
 
-    done = compare("loss.tv_weight=0.25")
+    two_textures = "loss.tv_weight=0.25 'texture.images=[mosaic,starry]'"
+    done = compare(two_textures)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "a" / "mosaic_s0.failed1" / "train.log").read_text() == "a start that failed\n"
-    row = next(line for line in done.stdout.splitlines() if line.startswith("| mosaic, 0 |"))
-    a, b = (json.loads((out / arm / "mosaic_s0.json").read_text())["ratio"]["total"] for arm in "ab")
-    assert f"**{a:.2f}**" in row.split("|")[2] and f"**{b:.2f}**" in row.split("|")[3]
-    assert f"({100 * (b / a - 1):+.0f}%)" in row
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in done.stdout.splitlines() if "|" in line}
+    a, b = (json.loads((out / arm / "mosaic_s0.json").read_text()) for arm in "ab")
+    assert sorted(a) == ["mosaic"] and sorted(b) == ["mosaic", "starry"]  # the second network scored on both
+    assert f"**{a['mosaic']['ratio']['total']:.2f}**" in rows["mosaic, 0"][0]
+    assert f"**{b['mosaic']['ratio']['total']:.2f}**" in rows["mosaic, 0"][1]
+    assert (
+        f"({100 * (b['mosaic']['ratio']['total'] / a['mosaic']['ratio']['total'] - 1):+.0f}%)" in rows["mosaic, 0"][1]
+    )
+    assert (
+        rows["starry, 0"][0].strip() == "not run" and f"**{b['starry']['ratio']['total']:.2f}**" in rows["starry, 0"][1]
+    )
+    assert b["starry"]["texture"] == "starry"
     hp = torch.load(out / "b" / "mosaic_s0" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert hp["hyper_parameters"]["loss"]["tv_weight"] == 0.25 and hp["global_step"] == 2
-    assert (out / "summary.md").read_text() in done.stdout and (out / "picture_mosaic.jpg").is_file()
+    assert (out / "summary.md").read_text() in done.stdout
+    assert (out / "picture_mosaic.jpg").is_file() and (out / "picture_starry.jpg").is_file()
 
     trained = {arm: (out / arm / "mosaic_s0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns for arm in "ab"}
-    again = compare("loss.tv_weight=0.25")
+    again = compare(two_textures)
     assert again.returncode == 0 and "2 runs (2 already scored)" in again.stdout
-    assert trained == {a: (out / a / "mosaic_s0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns for a in "ab"}
+    assert trained == {arm: (out / arm / "mosaic_s0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns for arm in "ab"}
 
     changed = compare("loss.tv_weight=0.5")
     assert changed.returncode == 1 and "Traceback" not in changed.stderr
