@@ -62,6 +62,8 @@ def stylize(cfg: DictConfig) -> list[Path]:
         )
     if not cfg.checkpoint:
         raise TexnetError("checkpoint= is required: a .ckpt written by train.py (or method=gatys for the baseline)")
+    if cfg.input and not cfg.export and resolve_checkpoint(cfg.checkpoint).is_file():
+        input_files(cfg.input)  # a mistyped input answers before seconds of loading the model, not after
     checkpoint = graph_checkpoint(cfg)
     if checkpoint is not None:
         model = GraphModel.find(checkpoint, checkpoint_digest(checkpoint), cfg.threads)
@@ -159,7 +161,21 @@ def texture_mix(cfg: DictConfig) -> str | dict[str, float] | None:
 
 
 def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
-    """(image file, its path relative to the output folder) for a file, a folder (sub-folders mirrored) or a glob (flat)."""
+    """(image file, its path relative to the output folder) for a file, a folder (sub-folders mirrored) or a glob
+    (flat); other files are skipped with a warning."""
+    images, readable = [], " ".join((*IMAGE_EXTENSIONS, *VIDEO_SUFFIXES))
+    for file, name in input_files(spec):
+        if file.suffix.lower() in IMAGE_EXTENSIONS or is_video(file):
+            images.append((file, name))
+        else:
+            log.warning("skipping '%s': not an image or video (%s files are read)", file, readable)
+    if not images:
+        raise TexnetError(f"input '{spec}' holds no images or videos ({readable})")
+    return images
+
+
+def input_files(spec: str | None) -> list[tuple[Path, Path]]:
+    """Every file `spec` names, as :func:`collect_inputs` pairs them; a one-line error if it names none."""
     if not spec:
         raise TexnetError("input= is required: a photo, a folder of photos or a glob such as 'photos/*.jpg'")
     path = Path(str(spec)).expanduser()
@@ -177,15 +193,7 @@ def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
         candidates = [(p, Path(p.name)) for p in files]
     else:
         raise TexnetError(f"input '{spec}' does not exist: give a photo, a folder or a glob such as 'photos/*.jpg'")
-    images, readable = [], " ".join((*IMAGE_EXTENSIONS, *VIDEO_SUFFIXES))
-    for file, name in candidates:
-        if file.suffix.lower() in IMAGE_EXTENSIONS or is_video(file):
-            images.append((file, name))
-        else:
-            log.warning("skipping '%s': not an image or video (%s files are read)", file, readable)
-    if not images:
-        raise TexnetError(f"input '{spec}' holds no images or videos ({readable})")
-    return images
+    return candidates
 
 
 def check_photo_output(single: Path | None, src: Path) -> None:

@@ -180,6 +180,11 @@ def test_missing_input_is_an_error(tmp_path, ckpt):
         stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path / 'nothing.jpg'}"))
     with pytest.raises(TexnetError, match="holds no images"):
         stylize(stylize_cfg(f"checkpoint={ckpt}", f"input={tmp_path}/*.jpg"))
+    # said before the model is loaded: a checkpoint that cannot load is not reached
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(TexnetError, match=r"^input '.*nothing.jpg' does not exist"):
+        stylize(stylize_cfg(f"checkpoint={broken}", f"input={tmp_path / 'nothing.jpg'}"))
 
 
 def test_size_max_size_and_batches(tmp_path, ckpt, photos):
