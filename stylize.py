@@ -175,7 +175,8 @@ def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
 
 
 def input_files(spec: str | None) -> list[tuple[Path, Path]]:
-    """Every file `spec` names, as :func:`collect_inputs` pairs them; a one-line error if it names none."""
+    """Every file `spec` names, paired as :func:`collect_inputs` returns them (a glob that matches nothing: none);
+    a one-line error if `spec` is empty or is neither a file, a folder nor a glob."""
     if not spec:
         raise TexnetError("input= is required: a photo, a folder of photos or a glob such as 'photos/*.jpg'")
     path = Path(str(spec)).expanduser()
