@@ -329,10 +329,15 @@ def main() -> None:
     args = parser.parse_args()
     if not args.texture:
         args.texture = ["mosaic"]
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]
+    if args.cores and allowed != [None] and not set(args.cores) <= set(allowed):
+        raise TexnetError(f"--cores {' '.join(map(str, args.cores))}: this process may run on cores {allowed} only")
+    if args.threads < 1:
+        raise TexnetError(f"--threads {args.threads} must be at least 1")
+    cores: list[int | None] = list(dict.fromkeys(args.cores)) if args.cores else allowed
     out = Path(args.out).resolve() if args.out else RESULTS / args.name
     jobs = plan(args, out)
     out.mkdir(parents=True, exist_ok=True)
-    cores: list[int | None] = list(args.cores or sorted(getattr(os, "sched_getaffinity", lambda _: [None])(0)))
     todo = [j for j in jobs if not j.scores.is_file()]
     print(f"{len(jobs)} runs ({len(jobs) - len(todo)} already scored) on {len(cores)} core(s): {out}", flush=True)
     if todo:
