@@ -8,9 +8,12 @@ table shows each seed's total beside the first arm's, then each arm's mean per t
 with the same arguments, it scores what is finished, resumes a stopped run from its last checkpoint, and starts
 the rest; a run that failed before its first checkpoint is moved aside (``<folder>.failed<k>``), never deleted.
 
+    JITTER='{_target_:torchvision.transforms.v2.ColorJitter,brightness:0.3,contrast:0.3,saturation:0.3,hue:0.1}'
+    FLIP='{_target_:torchvision.transforms.v2.RandomVerticalFlip,p:0.25}'
     .venv/bin/python bench/recipe_ab.py --name vflip --texture mosaic --texture bench/textures/stained.jpg \\
-        --seeds 0 1 2 --arm default= \\
-        --arm "vflip='data.augment=[{_target_:torchvision.transforms.v2.RandomVerticalFlip,p:0.25}]'"
+        --seeds 0 1 2 --arm default= --arm "vflip='data.augment=[$JITTER,$FLIP]'"
+
+(docs/results.md's session 42 comparison: a list option replaces the default's list, so the arm repeats the jitter.)
 
 Each ``--arm NAME=OPTIONS`` holds train.py options as typed in a shell (quoted as a shell would split them); the
 first arm is the one the others are compared with. An arm that trains a network of several textures
