@@ -38,6 +38,7 @@ class ResumeCommand:
     deleted: list[str] = field(default_factory=list)  # ~key
     groups: dict[str, str] = field(default_factory=dict)  # group -> its override, for groups with a node (texture=)
     global_groups: list[str] = field(default_factory=list)  # groups that may set any key (experiment=quality)
+    global_keys: set[str] | None = None  # the keys global_groups set, where known (None: any key)
 
     @classmethod
     def parse(cls, cfg: DictConfig, overrides: Sequence[str]) -> ResumeCommand:
@@ -56,7 +57,17 @@ class ResumeCommand:
 
     def choose(self, key: str) -> bool:
         """Whether a group this command chooses may have set `key`."""
-        return bool(self.global_groups) or _under(key, list(self.groups))
+        return self._global_may_set(key) or _under(key, list(self.groups))
+
+    def blame(self, keys: Sequence[str]) -> list[str]:
+        """The overrides that set `keys`: the global groups for the keys they set (all of them where not known),
+        each other group for the keys under it."""
+        own = [k for k in keys if self.global_keys is None or k not in self.global_keys]
+        blamed = [o for group, o in self.groups.items() if any(_under(k, [group]) for k in own)]
+        return blamed + (self.global_groups if any(self._global_may_set(k) for k in keys) else [])
+
+    def _global_may_set(self, key: str) -> bool:
+        return bool(self.global_groups) and (self.global_keys is None or key in self.global_keys)
 
 
 def resumed_config(cfg: DictConfig, saved: Path, overrides: Sequence[str]) -> DictConfig:
@@ -78,14 +89,10 @@ def resumed_config(cfg: DictConfig, saved: Path, overrides: Sequence[str]) -> Di
         if ours.get(k, _ABSENT) != theirs.get(k, _ABSENT) and k.split(".")[0] not in RESUME_KEYS
     ]
     untyped = [k for k in differ if not _under(k, command.set + command.deleted)]
+    command.global_keys = _keys_global_groups_set(overrides, command.global_groups, composed)
     by_group = [k for k in untyped if command.choose(k)]
-    chosen = _keys_global_groups_set(overrides, command.global_groups, composed)
-    if chosen is not None:  # blame each key on what set it: experiment= for its own keys, else the group it is under
-        by_group = [k for k in by_group if k in chosen or _under(k, list(command.groups))]
     if by_group:
-        by_own_group = [k for k in by_group if chosen is None or k not in chosen]
-        blamed = [o for group, o in command.groups.items() if any(_under(k, [group]) for k in by_own_group)]
-        choices = blamed + (command.global_groups if chosen is None or set(by_group) & chosen else [])
+        choices = command.blame(by_group)
         shown = ", ".join(f"{k} (the run has {_show(theirs.get(k, _ABSENT))})" for k in by_group[:3])
         more = f" and {len(by_group) - 3} more" if len(by_group) > 3 else ""
         raise TexnetError(
