@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from texnet.cli import hydra_value  # noqa: E402
 from texnet.errors import TexnetError  # noqa: E402
 from texnet.textures import builtin_textures, texture_name  # noqa: E402
 
@@ -68,7 +69,9 @@ class Job:
         return {"options": list(self.options), "texture": self.texture, "seed": self.seed}
 
     def texture_option(self) -> str:
-        return f"texture={self.texture}" if self.texture in builtin_textures() else f"texture.image={self.texture}"
+        if self.texture in builtin_textures():
+            return f"texture={self.texture}"
+        return f"texture.image={hydra_value(self.texture)}"
 
 
 def parse_arm(spec: str) -> tuple[str, tuple[str, ...]]:
@@ -128,7 +131,7 @@ def train_command(job: Job) -> list[str]:
     """A new run in the job's folder, or the resume of the one there (it goes on with its own options)."""
     last = job.folder / "checkpoints" / "last.ckpt"
     if last.is_file():
-        return [sys.executable, "train.py", f"ckpt_path={last}"]
+        return [sys.executable, "train.py", f"ckpt_path={hydra_value(last)}"]
     if job.folder.exists():  # failed before its first checkpoint: kept aside, not deleted
         k = 1
         while job.folder.with_name(f"{job.folder.name}.failed{k}").exists():
@@ -140,7 +143,7 @@ def train_command(job: Job) -> list[str]:
         job.texture_option(),
         f"seed={job.seed}",
         *job.options,
-        f"hydra.run.dir={job.folder}",
+        f"hydra.run.dir={hydra_value(job.folder)}",
     ]
 
 

@@ -31,7 +31,7 @@ def test_recipe_ab_trains_scores_and_tables_each_arm_and_reruns_only_what_is_mis
 
     import torch
 
-    out = tmp_path / "ab"
+    out = tmp_path / "a b,c"  # characters Hydra parses in an override: the runs' paths are quoted for it
     (out / "a" / "mosaic_s0").mkdir(parents=True)
     (out / "a" / "mosaic_s0" / "train.log").write_text("a start that failed\n")
 

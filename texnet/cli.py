@@ -2,14 +2,17 @@
 
 Hydra reports an unknown option or config-group choice itself, in several lines ending with its search path; it has
 no hook for the wording, so the entry point lets Hydra raise instead (HYDRA_FULL_ERROR) and words it here.
+:func:`hydra_value` writes a path into an override for the tools that start train.py (the web app, bench/recipe_ab.py).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
@@ -72,3 +75,14 @@ def _unknown_key(full_key: str, parent: object, argv: Sequence[str]) -> str:
     if close:
         line += f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
     return f"{line} (--cfg job prints every option)"
+
+
+def hydra_value(value: str | Path) -> str:
+    """A path as a Hydra override value, quoted when it holds characters (spaces, commas, '=') Hydra would parse."""
+    text = str(value)
+    if re.fullmatch(r"[\w./:+-]+", text):
+        return text
+    escaped = re.sub(r"(\\+)(?='|$)", r"\1\1", text).replace(
+        "'", "\\'"
+    )  # Hydra: backslashes are literal unless before a quote
+    return f"'{escaped}'"

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from omegaconf import OmegaConf
 
 from texnet.checkpoint import read_checkpoint
+from texnet.cli import hydra_value
 from texnet.content_sources import check_root
 from texnet.errors import TexnetError
 from texnet.generator import ARCHITECTURES, PyramidGenerator
@@ -180,17 +181,6 @@ def log_tail(path: Path, lines: int = 12) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
-
-
-def hydra_value(value: str | Path) -> str:
-    """A path as a Hydra override value, quoted when it holds characters (spaces, commas, '=') Hydra would parse."""
-    text = str(value)
-    if re.fullmatch(r"[\w./:+-]+", text):
-        return text
-    escaped = re.sub(r"(\\+)(?='|$)", r"\1\1", text).replace(
-        "'", "\\'"
-    )  # Hydra: backslashes are literal unless before a quote
-    return f"'{escaped}'"
 
 
 def validate_data(source: str, path: str) -> list[str]:
