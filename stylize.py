@@ -63,7 +63,7 @@ def stylize(cfg: DictConfig) -> list[Path]:
     if not cfg.checkpoint:
         raise TexnetError("checkpoint= is required: a .ckpt written by train.py (or method=gatys for the baseline)")
     if cfg.input and not cfg.export and resolve_checkpoint(cfg.checkpoint).is_file():
-        input_files(cfg.input)  # a mistyped input answers before seconds of loading the model, not after
+        input_path(cfg.input)  # a mistyped input answers before seconds of loading the model, not after
     checkpoint = graph_checkpoint(cfg)
     if checkpoint is not None:
         model = GraphModel.find(checkpoint, checkpoint_digest(checkpoint), cfg.threads)
@@ -161,25 +161,8 @@ def texture_mix(cfg: DictConfig) -> str | dict[str, float] | None:
 
 
 def collect_inputs(spec: str | None) -> list[tuple[Path, Path]]:
-    """(image file, its path relative to the output folder) for a file, a folder (sub-folders mirrored) or a glob
-    (flat); other files are skipped with a warning."""
-    images, readable = [], " ".join((*IMAGE_EXTENSIONS, *VIDEO_SUFFIXES))
-    for file, name in input_files(spec):
-        if file.suffix.lower() in IMAGE_EXTENSIONS or is_video(file):
-            images.append((file, name))
-        else:
-            log.warning("skipping '%s': not an image or video (%s files are read)", file, readable)
-    if not images:
-        raise TexnetError(f"input '{spec}' holds no images or videos ({readable})")
-    return images
-
-
-def input_files(spec: str | None) -> list[tuple[Path, Path]]:
-    """Every file `spec` names, paired as :func:`collect_inputs` returns them (a glob that matches nothing: none);
-    a one-line error if `spec` is empty or is neither a file, a folder nor a glob."""
-    if not spec:
-        raise TexnetError("input= is required: a photo, a folder of photos or a glob such as 'photos/*.jpg'")
-    path = Path(str(spec)).expanduser()
+    """(image file, its path relative to the output folder) for a file, a folder (sub-folders mirrored) or a glob (flat)."""
+    path = input_path(spec)
     if path.is_file():
         return [(path, Path(path.name))]
     if path.is_dir():
@@ -189,12 +172,29 @@ def input_files(spec: str | None) -> list[tuple[Path, Path]]:
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
         ]
         candidates = [(p, p.relative_to(path)) for p in files]
-    elif glob.has_magic(str(path)):
+    else:
         files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
         candidates = [(p, Path(p.name)) for p in files]
-    else:
+    images, readable = [], " ".join((*IMAGE_EXTENSIONS, *VIDEO_SUFFIXES))
+    for file, name in candidates:
+        if file.suffix.lower() in IMAGE_EXTENSIONS or is_video(file):
+            images.append((file, name))
+        else:
+            log.warning("skipping '%s': not an image or video (%s files are read)", file, readable)
+    if not images:
+        raise TexnetError(f"input '{spec}' holds no images or videos ({readable})")
+    return images
+
+
+def input_path(spec: str | None) -> Path:
+    """`spec` as a path: a file, a folder or a glob; a one-line error if it is empty or none of them (nothing is
+    listed here, so it is cheap enough to check before the model loads)."""
+    if not spec:
+        raise TexnetError("input= is required: a photo, a folder of photos or a glob such as 'photos/*.jpg'")
+    path = Path(str(spec)).expanduser()
+    if not (path.is_file() or path.is_dir() or glob.has_magic(str(path))):
         raise TexnetError(f"input '{spec}' does not exist: give a photo, a folder or a glob such as 'photos/*.jpg'")
-    return candidates
+    return path
 
 
 def check_photo_output(single: Path | None, src: Path) -> None:
