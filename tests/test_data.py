@@ -185,6 +185,31 @@ def test_augment_changes_the_training_crops_and_not_the_validation_photos() -> N
         ContentDataModule(augment=[v2.RandomInvert(), "hue"])
 
 
+def test_a_schedule_stage_changes_the_augmentation_from_its_step() -> None:
+    """A stage's ``augment`` replaces data.augment from its step on (e.g. a flip in the early stage only), and the
+    stage in force follows the trainer's step, so a resumed run draws the crops of its step's stage."""
+    from types import SimpleNamespace
+
+    from torchvision.transforms import v2
+
+    plain = ContentDataModule(image_size=32, batch_size=2, builtin_length=4, val_size=32, seed=5)
+    staged = ContentDataModule(
+        image_size=32,
+        batch_size=2,
+        builtin_length=4,
+        val_size=32,
+        seed=5,
+        augment=[v2.RandomInvert(p=1.0)],
+        schedule=[{"step": 3, "augment": []}, {"step": 6, "augment": [v2.RandomInvert(p=1.0)]}],
+    )
+    for step, inverted in ((0, True), (3, False), (5, False), (6, True)):
+        staged.trainer = SimpleNamespace(global_step=step)
+        for a, b in zip(epoch(plain), epoch(staged), strict=True):
+            assert torch.allclose(b, 1 - a if inverted else a, atol=1 / 255), step
+    with pytest.raises(TexnetError, match=r"^data.schedule\[0\].augment\[0\]='flip' is not a transform"):
+        ContentDataModule(schedule=[{"step": 2, "augment": ["flip"]}])
+
+
 def test_an_augment_step_that_cannot_be_built_is_one_line(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 

@@ -54,6 +54,7 @@ def test_settings_follow_the_stages():
         ([{"step": 0, "lr": 1}], "unknown: lr"),
         ([{"step": 0, "image_size": 0}], "image_size=0 must be"),
         ([{"step": 1}, {"step": 1}], "same step"),
+        ([{"step": 0, "augment": "flip"}], "augment='flip' must be a list of transforms"),
     ):
         with pytest.raises(TexnetError, match=message):
             check_schedule(bad)

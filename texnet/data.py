@@ -58,6 +58,18 @@ log = logging.getLogger(__name__)
 SOURCES = ("builtin", "coco", "folder")
 
 
+def transforms(option: str, steps: Sequence[Callable] | None) -> list[Callable]:
+    """`steps` as a list, or a one-line TexnetError naming `option` and the step that is not a transform."""
+    steps = list(steps or [])
+    for i, step in enumerate(steps):
+        if not callable(step):
+            raise TexnetError(
+                f"{option}[{i}]={step!r} is not a transform: give each step a _target_, "
+                "e.g. {_target_: torchvision.transforms.v2.ColorJitter, hue: 0.1}"
+            )
+    return steps
+
+
 class ContentDataModule(pl.LightningDataModule):
     """Content photos for texture-network training; see the module docstring for sources and skipping."""
 
@@ -105,13 +117,10 @@ class ContentDataModule(pl.LightningDataModule):
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.num_val, self.val_size, self.builtin_length, self.seed = num_val, val_size, builtin_length, seed
         self.schedule = check_schedule(schedule)  # crop and batch size by step (texnet.schedule)
-        self.augment = list(augment or [])
-        for i, step in enumerate(self.augment):
-            if not callable(step):
-                raise TexnetError(
-                    f"data.augment[{i}]={step!r} is not a transform: give each step a _target_, "
-                    "e.g. {_target_: torchvision.transforms.v2.ColorJitter, hue: 0.1}"
-                )
+        self.augment = transforms("data.augment", augment)
+        for i, stage in enumerate(self.schedule):
+            if "augment" in stage:
+                stage["augment"] = transforms(f"data.schedule[{i}].augment", stage["augment"])
         self._skipped: set[str] = set()
         self._train: Dataset | None = None
         self._val: torch.Tensor | None = None
@@ -158,14 +167,17 @@ class ContentDataModule(pl.LightningDataModule):
             self.train_files, self.val_files = [str(p) for p in train_paths], [str(p) for p in val_paths]
         self._val = torch.stack(val)
 
-    def train_transform(self, size: int) -> Callable[[Image.Image], Image.Image]:
-        """Random crop + flip at `size`, then ``data.augment``'s steps; builtin photos are also randomly scaled
-        (1x..BUILTIN_MAX_SCALE)."""
+    def train_transform(
+        self, size: int, augment: Sequence[Callable] | None = None
+    ) -> Callable[[Image.Image], Image.Image]:
+        """Random crop + flip at `size`, then `augment`'s steps (``data.augment``'s by default); builtin photos are
+        also randomly scaled (1x..BUILTIN_MAX_SCALE)."""
         if self.source == "builtin":
             resize = v2.RandomResize(size, int(size * BUILTIN_MAX_SCALE) + 1, antialias=True)
         else:
             resize = v2.Resize(size, antialias=True)
-        return v2.Compose([resize, v2.RandomCrop(size), v2.RandomHorizontalFlip(), *self.augment])
+        steps = self.augment if augment is None else augment
+        return v2.Compose([resize, v2.RandomCrop(size), v2.RandomHorizontalFlip(), *steps])
 
     def _listing(self) -> tuple[list[Path], list[Path]]:
         """(training candidates, validation candidates in the order they are taken)."""
@@ -214,8 +226,12 @@ class ContentDataModule(pl.LightningDataModule):
         assert self._train is not None
         trainer = self.trainer
         step = trainer.global_step if trainer is not None else 0
-        settings = settings_at(self.schedule, step, {"image_size": self.image_size, "batch_size": self.batch_size})
-        self._train.transform = self.train_transform(settings["image_size"])
+        settings = settings_at(
+            self.schedule,
+            step,
+            {"image_size": self.image_size, "batch_size": self.batch_size, "augment": self.augment},
+        )
+        self._train.transform = self.train_transform(settings["image_size"], settings["augment"])
         return ResumableLoader(
             self._train,
             batch_size=settings["batch_size"],

@@ -46,8 +46,9 @@ class TextureNetModule(pl.LightningModule):
             checkpoints from before the option) or ``sample`` (each sample of a batch its own texture), and
             ``balance``: weigh each step by its texture's running loss (see :meth:`balance_weight`).
         texture_image: the texture tensor (a list of them for several); read from the image paths when not given.
-        schedule: stages that change the style scale (and, in the data module, crop and batch size) at given
-            steps (texnet.schedule); a stage change ends the epoch so that the data is reloaded at the new size.
+        schedule: stages that change the style scale (and, in the data module, crop size, batch size and
+            augmentation) at given steps (texnet.schedule); a stage change ends the epoch so that the data is
+            reloaded with the new stage's settings.
     """
 
     def __init__(

@@ -1,8 +1,10 @@
-"""A training schedule inside one run: crop size, batch size and style scale that change at given steps.
+"""A training schedule inside one run: crop size, batch size, crop augmentation and style scale that change at given
+steps.
 
 The Gatys-level recipe trains on small crops first (cheap steps, the texture's statistics) and on larger
 crops later (the statistics at the scale photos are stylised at). A schedule is a list of stages, each
-``{step: N, image_size: ..., batch_size: ..., style_scale: ...}``; a stage keeps the values it does not
+``{step: N, image_size: ..., batch_size: ..., augment: [...], style_scale: ...}`` (``augment``: the stage's
+``data.augment`` list, e.g. a flip in the early stage only); a stage keeps the values it does not
 name from the stage before it (the first from the run's own ``data`` and ``loss`` settings). Which stage
 applies is a function of the global step alone, so a resumed run (``ckpt_path=``) continues where it was.
 """
@@ -13,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from texnet.errors import TexnetError
 
-STAGE_KEYS = ("step", "image_size", "batch_size", "style_scale")
+STAGE_KEYS = ("step", "image_size", "batch_size", "augment", "style_scale")
 
 
 def check_schedule(schedule: Sequence[Mapping] | None) -> list[dict]:
@@ -33,6 +35,13 @@ def check_schedule(schedule: Sequence[Mapping] | None) -> list[dict]:
                 )
         if "style_scale" in stage and not isinstance(stage["style_scale"], (int, float)):
             raise TexnetError(f"schedule[{i}].style_scale={stage['style_scale']!r} must be a number")
+        if "augment" in stage and (
+            isinstance(stage["augment"], (str, Mapping)) or not isinstance(stage["augment"], Sequence)
+        ):
+            raise TexnetError(
+                f"schedule[{i}].augment={stage['augment']!r} must be a list of transforms, like data.augment "
+                "([] for none)"
+            )
     steps = [stage["step"] for stage in stages]
     if len(set(steps)) != len(steps):
         raise TexnetError(f"schedule has two stages at the same step ({steps}): give each stage its own step")
