@@ -25,26 +25,26 @@ def check_schedule(schedule: Sequence[Mapping] | None) -> list[dict]:
         unknown = sorted(set(stage) - set(STAGE_KEYS))
         if unknown or "step" not in stage:
             raise TexnetError(
-                f"schedule[{i}] = {stage}: each stage needs 'step' and may set "
+                f"data.schedule[{i}] = {stage}: each stage needs 'step' and may set "
                 f"{', '.join(STAGE_KEYS[1:])} (unknown: {', '.join(unknown) or 'none'})"
             )
         for key in ("step", "image_size", "batch_size"):
             if key in stage and (not isinstance(stage[key], int) or stage[key] < (0 if key == "step" else 1)):
                 raise TexnetError(
-                    f"schedule[{i}].{key}={stage[key]!r} must be a whole number {'>= 0' if key == 'step' else '>= 1'}"
+                    f"data.schedule[{i}].{key}={stage[key]!r} must be a whole number {'>= 0' if key == 'step' else '>= 1'}"
                 )
         if "style_scale" in stage and not isinstance(stage["style_scale"], (int, float)):
-            raise TexnetError(f"schedule[{i}].style_scale={stage['style_scale']!r} must be a number")
+            raise TexnetError(f"data.schedule[{i}].style_scale={stage['style_scale']!r} must be a number")
         if "augment" in stage and (
             isinstance(stage["augment"], (str, Mapping)) or not isinstance(stage["augment"], Sequence)
         ):
             raise TexnetError(
-                f"schedule[{i}].augment={stage['augment']!r} must be a list of transforms, like data.augment "
+                f"data.schedule[{i}].augment={stage['augment']!r} must be a list of transforms, like data.augment "
                 "([] for none)"
             )
     steps = [stage["step"] for stage in stages]
     if len(set(steps)) != len(steps):
-        raise TexnetError(f"schedule has two stages at the same step ({steps}): give each stage its own step")
+        raise TexnetError(f"data.schedule has two stages at the same step ({steps}): give each stage its own step")
     return sorted(stages, key=lambda stage: stage["step"])
 
 
