@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import epoch, make_coco, write_photo
+from PIL import Image
 
 from texnet.data import ContentDataModule
 from texnet.errors import TexnetError
@@ -208,6 +210,26 @@ def test_a_schedule_stage_changes_the_augmentation_from_its_step() -> None:
             assert torch.allclose(b, 1 - a if inverted else a, atol=1 / 255), step
     with pytest.raises(TexnetError, match=r"^data.schedule\[0\].augment\[0\]='flip' is not a transform"):
         ContentDataModule(schedule=[{"step": 2, "augment": ["flip"]}])
+
+
+def test_resize_sets_the_scale_the_crops_see_the_photos_at(tmp_path: Path) -> None:
+    """data.resize scales each photo's shorter side into its range before the crop: a 32 px crop of a left-to-right
+    ramp photo resized to 128 px spans a quarter of the ramp, where by default (resized to the crop) it spans all."""
+    ramp = np.tile(np.linspace(0, 255, 256, dtype=np.uint8)[None, :, None], (256, 1, 3))
+    for i in range(3):
+        Image.fromarray(ramp).save(tmp_path / f"ramp{i}.png")
+    options = dict(source="folder", root=str(tmp_path), image_size=32, batch_size=2, num_val=1, val_size=32)
+    for resize, span in ((None, 1.0), ([128, 128], 0.25)):
+        for batch in epoch(ContentDataModule(**options, resize=resize)):
+            across = batch[:, 0].amax(dim=-1) - batch[:, 0].amin(dim=-1)  # each row's range of the red channel
+            assert torch.allclose(across, torch.full_like(across, span * 31 / 32), atol=0.03), resize
+    for resize, message in (
+        ([256], r"^data.resize=\[256\] must be two whole numbers \[smallest, largest\]"),
+        ([384, 256], r"^data.resize=\[384, 256\] must be two whole numbers"),
+        ([96, 384], r"^data.resize=\[96, 384\] is smaller than the 128 px training crops .*at least 128$"),
+    ):
+        with pytest.raises(TexnetError, match=message):
+            ContentDataModule(image_size=64, schedule=[{"step": 5, "image_size": 128}], resize=resize)
 
 
 def test_an_augment_step_that_cannot_be_built_is_one_line(tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ class DataSchema:
     val_size: int = at_least(1)
     builtin_length: int = at_least(1)
     seed: int = MISSING
+    resize: Optional[List[int]] = at_least(1)
 
 
 @dataclass

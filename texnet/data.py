@@ -88,6 +88,7 @@ class ContentDataModule(pl.LightningDataModule):
         seed: int = 0,
         schedule: list[dict] | None = None,
         augment: Sequence[Callable] | None = None,
+        resize: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -121,11 +122,34 @@ class ContentDataModule(pl.LightningDataModule):
         for i, stage in enumerate(self.schedule):
             if "augment" in stage:
                 stage["augment"] = transforms(f"data.schedule[{i}].augment", stage["augment"])
+        self.resize = self._checked_resize(resize)
         self._skipped: set[str] = set()
         self._train: Dataset | None = None
         self._val: torch.Tensor | None = None
         self.train_files: list[str] = []  # what training draws from (names for builtin, paths otherwise)
         self.val_files: list[str] = []  # the validation photos, disjoint from train_files
+
+    @property
+    def largest_crop(self) -> int:
+        """The largest training crop of the run: data.image_size or a schedule stage's."""
+        return max([self.image_size, *(stage.get("image_size", 0) for stage in self.schedule)])
+
+    def _checked_resize(self, resize: Sequence[int] | None) -> tuple[int, int] | None:
+        """``data.resize`` as (smallest, largest) shorter side, or a one-line TexnetError saying what fits."""
+        if resize is None:
+            return None
+        sides = list(resize)
+        if len(sides) != 2 or not all(isinstance(side, int) for side in sides) or sides[0] > sides[1]:
+            raise TexnetError(
+                f"data.resize={sides} must be two whole numbers [smallest, largest] (pixels, the photo's shorter "
+                "side before the crop), e.g. [256, 384]; null: each source's default"
+            )
+        if sides[0] < self.largest_crop:
+            raise TexnetError(
+                f"data.resize={sides} is smaller than the {self.largest_crop} px training crops (data.image_size, "
+                f"data.schedule): make its first number at least {self.largest_crop}"
+            )
+        return sides[0], sides[1]
 
     @property
     def skipped(self) -> int:
@@ -144,9 +168,9 @@ class ContentDataModule(pl.LightningDataModule):
         if self.source == "builtin":
             folder = builtin_photo_dir()
             photos = {name: open_rgb(folder / name, "scikit-image sample photo") for name in BUILTIN_PHOTOS}
-            largest = max([self.image_size, *(stage.get("image_size", 0) for stage in self.schedule)])
+            largest = self.resize[1] if self.resize else int(self.largest_crop * BUILTIN_MAX_SCALE) + 1
             # Shrunk once up front so each random crop resizes a small image, not a 1411 px one.
-            small = [shrink(photos[name], int(largest * BUILTIN_MAX_SCALE) + 1) for name in BUILTIN_TRAIN_PHOTOS]
+            small = [shrink(photos[name], largest) for name in BUILTIN_TRAIN_PHOTOS]
             self._train = BuiltinPhotos(small, self.train_transform(self.image_size), self.builtin_length)
             self.train_files = list(BUILTIN_TRAIN_PHOTOS)
             self.val_files = list(BUILTIN_VAL_PHOTOS[: self.num_val])
@@ -170,9 +194,12 @@ class ContentDataModule(pl.LightningDataModule):
     def train_transform(
         self, size: int, augment: Sequence[Callable] | None = None
     ) -> Callable[[Image.Image], Image.Image]:
-        """Random crop + flip at `size`, then `augment`'s steps (``data.augment``'s by default); builtin photos are
-        also randomly scaled (1x..BUILTIN_MAX_SCALE)."""
-        if self.source == "builtin":
+        """Random crop + flip at `size`, then `augment`'s steps (``data.augment``'s by default). Before the crop, the
+        photo's shorter side is scaled to a random size in ``data.resize``; without it, to `size` (builtin photos: a
+        random 1x..BUILTIN_MAX_SCALE of it)."""
+        if self.resize:
+            resize = v2.RandomResize(self.resize[0], self.resize[1] + 1, antialias=True)
+        elif self.source == "builtin":
             resize = v2.RandomResize(size, int(size * BUILTIN_MAX_SCALE) + 1, antialias=True)
         else:
             resize = v2.Resize(size, antialias=True)
