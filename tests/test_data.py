@@ -208,8 +208,8 @@ def test_a_schedule_stage_changes_the_augmentation_from_its_step() -> None:
         staged.trainer = SimpleNamespace(global_step=step)
         for a, b in zip(epoch(plain), epoch(staged), strict=True):
             assert torch.allclose(b, 1 - a if inverted else a, atol=1 / 255), step
-    with pytest.raises(TexnetError, match=r"^data.schedule\[0\].augment\[0\]='flip' is not a transform"):
-        ContentDataModule(schedule=[{"step": 2, "augment": ["flip"]}])
+    with pytest.raises(TexnetError, match=r"^data.schedule\[1\].augment\[0\]='flip' is not a transform"):
+        ContentDataModule(schedule=[{"step": 4}, {"step": 2, "augment": ["flip"]}])  # the index as typed
 
 
 def test_resize_sets_the_scale_the_crops_see_the_photos_at(tmp_path: Path) -> None:

@@ -119,9 +119,9 @@ class ContentDataModule(pl.LightningDataModule):
         self.num_val, self.val_size, self.builtin_length, self.seed = num_val, val_size, builtin_length, seed
         self.schedule = check_schedule(schedule)  # crop and batch size by step (texnet.schedule)
         self.augment = transforms("data.augment", augment)
-        for i, stage in enumerate(self.schedule):
+        for i, stage in enumerate(schedule or []):  # as typed: check_schedule returns the stages sorted by step
             if "augment" in stage:
-                stage["augment"] = transforms(f"data.schedule[{i}].augment", stage["augment"])
+                transforms(f"data.schedule[{i}].augment", stage["augment"])
         self.resize = self._checked_resize(resize)
         self._skipped: set[str] = set()
         self._train: Dataset | None = None
