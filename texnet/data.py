@@ -117,7 +117,7 @@ class ContentDataModule(pl.LightningDataModule):
         self.root = Path(root).expanduser() if root else None
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.num_val, self.val_size, self.builtin_length, self.seed = num_val, val_size, builtin_length, seed
-        self.schedule = check_schedule(schedule)  # crop and batch size by step (texnet.schedule)
+        self.schedule = check_schedule(schedule)  # crop size, batch size and augmentation by step (texnet.schedule)
         self.augment = transforms("data.augment", augment)
         for i, stage in enumerate(schedule or []):  # as typed: check_schedule returns the stages sorted by step
             if "augment" in stage:
