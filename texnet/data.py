@@ -147,7 +147,8 @@ class ContentDataModule(pl.LightningDataModule):
         if sides[0] < self.largest_crop:
             raise TexnetError(
                 f"data.resize={sides} is smaller than the {self.largest_crop} px training crops (data.image_size, "
-                f"data.schedule): make its first number at least {self.largest_crop}"
+                f"data.schedule): make its first number at least {self.largest_crop}, or data.resize=null to scale each "
+                "stage's photos to its own crops"
             )
         return sides[0], sides[1]
 
