@@ -231,7 +231,10 @@ def test_preserve_color_keeps_the_photos_chroma(ckpt, photo_path):
 
     assert (ycbcr(plain)[:, 1:] - ycbcr(photo)[:, 1:]).abs().mean() > 0.02  # the network changes colours ...
     assert (ycbcr(kept)[:, 1:] - ycbcr(photo)[:, 1:]).abs().mean() < 0.005  # ... preserve_color keeps them
-    assert torch.allclose(ycbcr(kept)[:, 0], ycbcr(plain)[:, 0], atol=0.02)  # and the luminance is the network's
+    # ... and the luminance is the network's, wherever the photo's chroma on it fits in [0, 1] (elsewhere it is clipped)
+    fits = ((kept > 0) & (kept < 1)).all(1)
+    assert fits.float().mean() > 0.9
+    assert torch.allclose(ycbcr(kept)[:, 0][fits], ycbcr(plain)[:, 0][fits], atol=1e-4)
     assert torch.allclose(transfer_luminance(photo, photo), photo, atol=1e-4)
     pil = stylizer.stylize(photo_path, max_size=64, preserve_color=True)
     assert isinstance(pil, Image.Image) and pil.size == (64, 64)
