@@ -214,22 +214,23 @@ def test_a_schedule_stage_changes_the_augmentation_from_its_step() -> None:
 
 def test_resize_sets_the_scale_the_crops_see_the_photos_at(tmp_path: Path) -> None:
     """data.resize scales each photo's shorter side into its range before the crop: a 32 px crop of a left-to-right
-    ramp photo resized to 128 px spans a quarter of the ramp, where by default (resized to the crop) it spans all."""
+    ramp photo resized to 128 px spans a quarter of the ramp, where by default (resized to the crop) it spans all. A
+    range below the crop grows to it, its ratio kept: [8, 16] for 32 px crops is [32, 64], a span of 1/2..1."""
     ramp = np.tile(np.linspace(0, 255, 256, dtype=np.uint8)[None, :, None], (256, 1, 3))
-    for i in range(3):
+    for i in range(9):
         Image.fromarray(ramp).save(tmp_path / f"ramp{i}.png")
     options = dict(source="folder", root=str(tmp_path), image_size=32, batch_size=2, num_val=1, val_size=32)
-    for resize, span in ((None, 1.0), ([128, 128], 0.25)):
-        for batch in epoch(ContentDataModule(**options, resize=resize)):
-            across = batch[:, 0].amax(dim=-1) - batch[:, 0].amin(dim=-1)  # each row's range of the red channel
-            assert torch.allclose(across, torch.full_like(across, span * 31 / 32), atol=0.03), resize
+    for resize, spans in ((None, (1.0, 1.0)), ([128, 128], (0.25, 0.25)), ([8, 16], (0.5, 1.0))):
+        seen = torch.cat([epoch_batch[:, 0] for epoch_batch in epoch(ContentDataModule(**options, resize=resize))])
+        across = (seen.amax(dim=-1) - seen.amin(dim=-1)) * 32 / 31  # each row's share of the ramp, red channel
+        assert spans[0] - 0.03 <= across.min() and across.max() <= spans[1] + 0.03, resize
+        assert across.max() - across.min() >= (spans[1] - spans[0]) / 2, resize  # the range drawn from, not one end
+    staged = ContentDataModule(image_size=128, schedule=[{"step": 5, "image_size": 512}], resize=[256, 384])
+    assert (staged.scale_range(128), staged.scale_range(512)) == ((256, 384), (512, 768))
     for resize, message in (
         ([256], r"^data.resize=\[256\] must be two whole numbers \[smallest, largest\]"),
         ([384, 256], r"^data.resize=\[384, 256\] must be two whole numbers"),
-        (
-            [96, 384],
-            r"^data.resize=\[96, 384\] is smaller than the 128 px training crops .*at least 128, or data.resize=null",
-        ),
+        ([0, 256], r"^data.resize=\[0, 256\] must be two whole numbers"),
     ):
         with pytest.raises(TexnetError, match=message):
             ContentDataModule(image_size=64, schedule=[{"step": 5, "image_size": 128}], resize=resize)

@@ -139,18 +139,25 @@ class ContentDataModule(pl.LightningDataModule):
         if resize is None:
             return None
         sides = list(resize)
-        if len(sides) != 2 or not all(isinstance(side, int) for side in sides) or sides[0] > sides[1]:
+        if len(sides) != 2 or not all(isinstance(side, int) and side > 0 for side in sides) or sides[0] > sides[1]:
             raise TexnetError(
                 f"data.resize={sides} must be two whole numbers [smallest, largest] (pixels, the photo's shorter "
                 "side before the crop), e.g. [256, 384]; null: each source's default"
             )
-        if sides[0] < self.largest_crop:
-            raise TexnetError(
-                f"data.resize={sides} is smaller than the {self.largest_crop} px training crops (data.image_size, "
-                f"data.schedule): make its first number at least {self.largest_crop}, or data.resize=null to scale each "
-                "stage's photos to its own crops"
-            )
         return sides[0], sides[1]
+
+    def scale_range(self, size: int) -> tuple[int, int]:
+        """The photo's shorter side before a `size` px crop, a random size in this range: ``data.resize``, scaled
+        up with its ratio kept where the crop is larger than its first number (so one setting serves every stage and
+        any data.image_size); without it, builtin photos at 1x..BUILTIN_MAX_SCALE of the crop, others at the crop."""
+        if self.resize:
+            smallest, largest = self.resize
+            if size > smallest:
+                smallest, largest = size, max(size, (largest * size + smallest - 1) // smallest)
+            return smallest, largest
+        if self.source == "builtin":
+            return size, int(size * BUILTIN_MAX_SCALE)
+        return size, size
 
     @property
     def skipped(self) -> int:
@@ -169,7 +176,7 @@ class ContentDataModule(pl.LightningDataModule):
         if self.source == "builtin":
             folder = builtin_photo_dir()
             photos = {name: open_rgb(folder / name, "scikit-image sample photo") for name in BUILTIN_PHOTOS}
-            largest = self.resize[1] if self.resize else int(self.largest_crop * BUILTIN_MAX_SCALE) + 1
+            largest = self.scale_range(self.largest_crop)[1] + 1
             # Shrunk once up front so each random crop resizes a small image, not a 1411 px one.
             small = [shrink(photos[name], largest) for name in BUILTIN_TRAIN_PHOTOS]
             self._train = BuiltinPhotos(small, self.train_transform(self.image_size), self.builtin_length)
@@ -195,13 +202,11 @@ class ContentDataModule(pl.LightningDataModule):
     def train_transform(
         self, size: int, augment: Sequence[Callable] | None = None
     ) -> Callable[[Image.Image], Image.Image]:
-        """Random crop + flip at `size`, then `augment`'s steps (``data.augment``'s by default). Before the crop, the
-        photo's shorter side is scaled to a random size in ``data.resize``; without it, to `size` (builtin photos: a
-        random 1x..BUILTIN_MAX_SCALE of it)."""
-        if self.resize:
-            resize = v2.RandomResize(self.resize[0], self.resize[1] + 1, antialias=True)
-        elif self.source == "builtin":
-            resize = v2.RandomResize(size, int(size * BUILTIN_MAX_SCALE) + 1, antialias=True)
+        """Random crop + flip at `size`, then `augment`'s steps (``data.augment``'s by default), the photo's
+        shorter side first scaled to a random size in :meth:`scale_range`."""
+        smallest, largest = self.scale_range(size)
+        if self.resize or self.source == "builtin":
+            resize = v2.RandomResize(smallest, largest + 1, antialias=True)
         else:
             resize = v2.Resize(size, antialias=True)
         steps = self.augment if augment is None else augment
