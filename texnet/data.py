@@ -152,8 +152,8 @@ class ContentDataModule(pl.LightningDataModule):
         any data.image_size); without it, builtin photos at 1x..BUILTIN_MAX_SCALE of the crop, others at the crop."""
         if self.resize:
             smallest, largest = self.resize
-            if size > smallest:
-                smallest, largest = size, max(size, (largest * size + smallest - 1) // smallest)
+            if size > smallest:  # largest >= smallest, so the grown largest (rounded up) is >= size
+                smallest, largest = size, (largest * size + smallest - 1) // smallest
             return smallest, largest
         if self.source == "builtin":
             return size, int(size * BUILTIN_MAX_SCALE)
@@ -205,8 +205,8 @@ class ContentDataModule(pl.LightningDataModule):
         """Random crop + flip at `size`, then `augment`'s steps (``data.augment``'s by default), the photo's
         shorter side first scaled to a random size in :meth:`scale_range`."""
         smallest, largest = self.scale_range(size)
-        if self.resize or self.source == "builtin":
-            resize = v2.RandomResize(smallest, largest + 1, antialias=True)
+        if self.resize or self.source == "builtin":  # a fixed Resize elsewhere: RandomResize would draw a number
+            resize = v2.RandomResize(smallest, largest + 1, antialias=True)  # and move the crops' random stream
         else:
             resize = v2.Resize(size, antialias=True)
         steps = self.augment if augment is None else augment
