@@ -51,7 +51,8 @@ app: install
 # their cards add data.augment=[] data.resize=null);
 # RECIPE= adds options to the stylise models' training, as a card's command says (`make models MODELS=pebbles
 # TEXTURE_MODELS= RECIPE=experiment=quality` retrains the shipped pebbles, ~35 minutes on 2 cores); TEXTURE_RECIPE=
-# does the same for the texture-mode models (`make models MODELS= TEXTURE_MODELS=pebbles TEXTURE_RECIPE=seed=1`).
+# does the same for the texture-mode models (`make models MODELS= TEXTURE_MODELS=pebbles TEXTURE_RECIPE=seed=1`; the
+# shipped mosaic-texture: TEXTURE_MODELS=mosaic TEXTURE_RECIPE="seed=1 trainer.max_steps=2800 optim.scheduler.step_size=1100").
 # MULTI_MODELS are networks of several textures (experiment=multi_texture), named by their textures joined by "+",
 # scored per texture; MULTI_RECIPE adds options as their card's command says (`make models MODELS= TEXTURE_MODELS=
 # MULTI_RECIPE=seed=4` rebuilds the shipped mosaic+starry+pebbles, ~37 minutes on 1 core).
