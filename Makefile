@@ -47,10 +47,11 @@ app: install
 # Rebuild the shipped models (texnet/resources/models/): train each with the default recipe, score it against
 # Gatys-100 (held-out photos; texture mode, experiment=texture: Gatys synthesis from noise) and ship it with its card.
 # ~17 minutes per texture on 2 CPU cores. `make models MODELS=starry TEXTURE_MODELS=` rebuilds one with today's
-# defaults (the shipped mosaic and mosaic+starry+pebbles predate the built-in data's colour jitter and training scale:
-# their cards add data.augment=[] data.resize=null);
+# defaults (the shipped mosaic+starry+pebbles predates the built-in data's colour jitter and training scale: its card
+# adds data.augment=[] data.resize=null);
 # RECIPE= adds options to the stylise models' training, as a card's command says (`make models MODELS=pebbles
-# TEXTURE_MODELS= RECIPE=experiment=quality` retrains the shipped pebbles, ~35 minutes on 2 cores); TEXTURE_RECIPE=
+# TEXTURE_MODELS= RECIPE=experiment=quality` retrains the shipped pebbles, ~35 minutes on 2 cores; the shipped mosaic
+# is RECIPE="experiment=quality seed=1"); TEXTURE_RECIPE=
 # does the same for the texture-mode models (`make models MODELS= TEXTURE_MODELS=pebbles TEXTURE_RECIPE=seed=1`; the
 # shipped mosaic-texture: TEXTURE_MODELS=mosaic TEXTURE_RECIPE="seed=1 trainer.max_steps=2800 optim.scheduler.step_size=1100").
 # MULTI_MODELS are networks of several textures (experiment=multi_texture), named by their textures joined by "+",
