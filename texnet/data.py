@@ -205,8 +205,9 @@ class ContentDataModule(pl.LightningDataModule):
         """Random crop + flip at `size`, then `augment`'s steps (``data.augment``'s by default), the photo's
         shorter side first scaled to a random size in :meth:`scale_range`."""
         smallest, largest = self.scale_range(size)
-        if self.resize or self.source == "builtin":  # a fixed Resize elsewhere: RandomResize would draw a number
-            resize = v2.RandomResize(smallest, largest + 1, antialias=True)  # and move the crops' random stream
+        # Folders and COCO keep a fixed Resize: a RandomResize would draw a number and move the crops' random stream.
+        if self.resize or self.source == "builtin":
+            resize = v2.RandomResize(smallest, largest + 1, antialias=True)
         else:
             resize = v2.Resize(size, antialias=True)
         steps = self.augment if augment is None else augment
