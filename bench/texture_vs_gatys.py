@@ -4,7 +4,9 @@ Samples `--seeds` textures of `--size` px from the network and runs Gatys synthe
 `--iterations`, two seeds) for the same texture, all scored by the same style loss (the checkpoint's
 texture, texnet/resources/loss/default.yaml). Diversity is the mean pairwise distance between the samples'
 relu4_1 features, relative to their mean norm (0: every seed draws the same image); Gatys' two seeds give the
-reference. The texture's own random crops of the same size, scored against the whole texture, are the third
+reference. A texture network with circular padding draws the same picture moved when its noise moves, so the same
+distance is also taken at the best circular shift of one sample against the other ("up to shift"): low where seeds
+draw one layout in different places, which the aligned figure scores as fully diverse. The texture's own random crops of the same size, scored against the whole texture, are the third
 reference: what a true sample of the texture scores (Gatys fits each sample's statistics closer than that).
 Structure: each sample's 3x3 relu3_1 feature patches' mean squared distance to their nearest patch of the
 texture (texnet.losses.PatchLoss, relative to the texture patches' mean square), which Grams do not see.
@@ -59,6 +61,33 @@ def diversity(perceptual, images: list[torch.Tensor]) -> float:
     norm = sum(f.norm() for f in feats) / len(feats)
     pairs = list(itertools.combinations(feats, 2))
     return (sum((a - b).norm() for a, b in pairs) / len(pairs) / norm).item()
+
+
+def shifted_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """min over circular shifts s of ||a - roll(b, s)|| for feature maps (C, H, W), by FFT cross-correlation."""
+    a, b = a.double(), b.double()
+    correlation = torch.fft.irfft2((torch.fft.rfft2(a) * torch.fft.rfft2(b).conj()).sum(0), s=a.shape[-2:])
+    return (a.pow(2).sum() + b.pow(2).sum() - 2 * correlation).min().clamp(min=0).sqrt()
+
+
+def diversity_up_to_shift(perceptual, images: list[torch.Tensor], stride: int = 8, step: int = 2) -> float:
+    """`diversity` at each pair's best circular shift: feature-grid shifts (relu4_1's stride, 8 px) by FFT, the
+    pixels between them by rolling the second image in `step` px steps; 0 when the samples are one picture moved.
+    Each image is wrapped around by relu4_1's receptive radius first, so that its features move as it does (the
+    VGG's zero padding would otherwise mark the borders)."""
+    pad = 32  # relu4_1's receptive field is 60 px across; a multiple of the stride keeps the grids aligned
+    offsets = [(dy, dx) for dy in range(0, stride, step) for dx in range(0, stride, step)]
+
+    def features(image: torch.Tensor) -> torch.Tensor:
+        wrapped = F.pad(image, (pad,) * 4, mode="circular")
+        cut = pad // stride
+        return perceptual.extractor(wrapped, [DIVERSITY_LAYER])[DIVERSITY_LAYER][0, :, cut:-cut, cut:-cut]
+
+    with torch.no_grad():
+        feats = [[features(image.roll(offset, (-2, -1))) for offset in offsets] for image in images]
+    norm = sum(f[0].double().norm() for f in feats) / len(feats)
+    pairs = list(itertools.combinations(feats, 2))
+    return (sum(min(shifted_distance(a[0], rolled) for rolled in b) for a, b in pairs) / len(pairs) / norm).item()
 
 
 def patch_distance(perceptual, patches: PatchLoss, images: list[torch.Tensor]) -> float:
@@ -150,30 +179,41 @@ def main() -> None:
         f"{args.size} px, {args.seeds} network seeds, Gatys x{args.iterations} from noise (2 seeds), "
         "style loss of texnet/resources/loss/default.yaml"
     )
-    print(f"{'':18}" + "".join(f"{k.removeprefix('style/'):>11}" for k in keys) + f"{'diversity':>11}{'patch':>11}")
-    div = {"network": diversity(perceptual, net), "gatys": diversity(perceptual, gatys)}
+    print(
+        f"{'':18}"
+        + "".join(f"{k.removeprefix('style/'):>11}" for k in keys)
+        + f"{'diversity':>11}{'up to shift':>12}{'patch':>11}"
+    )
     sets = {"network": net, "gatys": gatys, **({"texture_crops": crops} if crops else {})}
+    div = {name: diversity(perceptual, images) for name, images in sets.items()}
+    shifted = {name: diversity_up_to_shift(perceptual, images) for name, images in sets.items()}
     with torch.no_grad():
         patches = PatchLoss(perceptual.extractor(texture, [PATCH_LAYER])[PATCH_LAYER])
     patch = {name: patch_distance(perceptual, patches, images) for name, images in sets.items()}
     for label, terms, name in (("Gatys", gatys_terms, "gatys"), ("texture network", net_terms, "network")):
-        print(f"{label:18}" + "".join(f"{terms[k]:11.4g}" for k in keys) + f"{div[name]:11.3f}{patch[name]:11.3f}")
+        print(
+            f"{label:18}"
+            + "".join(f"{terms[k]:11.4g}" for k in keys)
+            + f"{div[name]:11.3f}{shifted[name]:12.3f}{patch[name]:11.3f}"
+        )
     if crop_terms:
         print(
             f"{'texture crops':18}"
             + "".join(f"{crop_terms[k]:11.4g}" for k in keys)
-            + f"{'':11}{patch['texture_crops']:11.3f}"
+            + f"{div['texture_crops']:11.3f}{shifted['texture_crops']:12.3f}{patch['texture_crops']:11.3f}"
         )
     print(
         f"{'network / Gatys':18}"
         + "".join(f"{ratio[k]:11.2f}" for k in keys)
-        + f"{div['network'] / div['gatys']:11.2f}{patch['network'] / patch['gatys']:11.2f}"
+        + f"{div['network'] / div['gatys']:11.2f}{shifted['network'] / shifted['gatys']:12.2f}"
+        + f"{patch['network'] / patch['gatys']:11.2f}"
     )
     if crop_terms:
         print(
             f"{'network / crops':18}"
             + "".join(f"{net_terms[k] / max(crop_terms[k], 1e-12):11.2f}" for k in keys)
-            + f"{'':11}{patch['network'] / patch['texture_crops']:11.2f}"
+            + f"{div['network'] / div['texture_crops']:11.2f}{shifted['network'] / shifted['texture_crops']:12.2f}"
+            + f"{patch['network'] / patch['texture_crops']:11.2f}"
         )
     else:
         print(f"(the texture is smaller than {args.size} px: no crops of it to score)")
@@ -204,6 +244,7 @@ def main() -> None:
                     "texture_crops": crop_terms,
                     "ratio": ratio,
                     "diversity": div,
+                    "diversity_up_to_shift": shifted,
                     "patch": patch,
                     "target_met": met,
                     # the key bench/quality_vs_gatys.py writes: scripts/ship_model.py puts it on the model's card

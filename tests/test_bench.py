@@ -74,3 +74,25 @@ def test_recipe_ab_trains_scores_and_tables_each_arm_and_reruns_only_what_is_mis
     assert (
         changed.stderr.strip().splitlines()[-1].startswith(f"error: {out / 'b' / 'mosaic_s0'} was started with other")
     )
+
+
+def test_texture_diversity_up_to_shift_sees_one_picture_moved(monkeypatch):
+    """bench/texture_vs_gatys.py: two samples that are one picture moved (what a circular-padded generator draws
+    when its noise moves) score as fully diverse aligned, and near 0 up to shift; two different pictures do not."""
+    from types import SimpleNamespace
+
+    import torch
+    import torch.nn.functional as F
+
+    from texnet.vgg import VGGFeatures
+
+    monkeypatch.syspath_prepend("bench")
+    from texture_vs_gatys import diversity, diversity_up_to_shift
+
+    perceptual = SimpleNamespace(extractor=VGGFeatures(["relu4_1"], arch="vgg16", weights="random"))
+    torch.manual_seed(0)
+    a, b = (F.interpolate(torch.rand(1, 3, 16, 16), size=64, mode="bilinear") for _ in range(2))
+    moved = a.roll((20, 42), (-2, -1))  # not a multiple of relu4_1's 8 px in either direction
+    assert diversity(perceptual, [a, moved]) > 0.3
+    assert diversity_up_to_shift(perceptual, [a, moved]) < 0.2 * diversity(perceptual, [a, moved])
+    assert diversity_up_to_shift(perceptual, [a, b]) > 0.5 * diversity(perceptual, [a, b])
