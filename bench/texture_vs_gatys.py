@@ -4,10 +4,11 @@ Samples `--seeds` textures of `--size` px from the network and runs Gatys synthe
 `--iterations`, two seeds) for the same texture, all scored by the same style loss (the checkpoint's
 texture, texnet/resources/loss/default.yaml). Diversity is the mean pairwise distance between the samples'
 relu4_1 features, relative to their mean norm (0: every seed draws the same image); Gatys' two seeds give the
-reference. A texture network with circular padding draws the same picture moved when its noise moves, so the same
-distance is also taken at the best circular shift of one sample against the other ("up to shift"): low where seeds
-draw one layout in different places, which the aligned figure scores as fully diverse. The texture's own random crops of the same size, scored against the whole texture, are the third
-reference: what a true sample of the texture scores (Gatys fits each sample's statistics closer than that).
+reference. A texture network with circular padding draws the same picture moved when its noise moves, so the
+same distance is also taken at the best circular shift of one sample against the other ("up to shift"): low where
+seeds draw one layout in different places, which the aligned figure scores as fully diverse. The texture's own
+random crops of the same size, scored against the whole texture, are the third reference: what a true sample of
+the texture scores (Gatys fits each sample's statistics closer than that).
 Structure: each sample's 3x3 relu3_1 feature patches' mean squared distance to their nearest patch of the
 texture (texnet.losses.PatchLoss, relative to the texture patches' mean square), which Grams do not see.
 Also how many Gatys iterations (and seconds) first reach the network's style loss, per Gatys seed: Gatys-100 from
@@ -185,8 +186,9 @@ def main() -> None:
         + f"{'diversity':>11}{'up to shift':>12}{'patch':>11}"
     )
     sets = {"network": net, "gatys": gatys, **({"texture_crops": crops} if crops else {})}
-    div = {name: diversity(perceptual, images) for name, images in sets.items()}
-    shifted = {name: diversity_up_to_shift(perceptual, images) for name, images in sets.items()}
+    compared = {name: images for name, images in sets.items() if len(images) > 1}  # --crops 1: no pair to compare
+    div = {name: diversity(perceptual, images) for name, images in compared.items()}
+    shifted = {name: diversity_up_to_shift(perceptual, images) for name, images in compared.items()}
     with torch.no_grad():
         patches = PatchLoss(perceptual.extractor(texture, [PATCH_LAYER])[PATCH_LAYER])
     patch = {name: patch_distance(perceptual, patches, images) for name, images in sets.items()}
@@ -200,7 +202,8 @@ def main() -> None:
         print(
             f"{'texture crops':18}"
             + "".join(f"{crop_terms[k]:11.4g}" for k in keys)
-            + f"{div['texture_crops']:11.3f}{shifted['texture_crops']:12.3f}{patch['texture_crops']:11.3f}"
+            + (f"{div['texture_crops']:11.3f}{shifted['texture_crops']:12.3f}" if "texture_crops" in div else " " * 23)
+            + f"{patch['texture_crops']:11.3f}"
         )
     print(
         f"{'network / Gatys':18}"
@@ -212,7 +215,11 @@ def main() -> None:
         print(
             f"{'network / crops':18}"
             + "".join(f"{net_terms[k] / max(crop_terms[k], 1e-12):11.2f}" for k in keys)
-            + f"{div['network'] / div['texture_crops']:11.2f}{shifted['network'] / shifted['texture_crops']:12.2f}"
+            + (
+                f"{div['network'] / div['texture_crops']:11.2f}{shifted['network'] / shifted['texture_crops']:12.2f}"
+                if "texture_crops" in div
+                else " " * 23
+            )
             + f"{patch['network'] / patch['texture_crops']:11.2f}"
         )
     else:
