@@ -3,7 +3,7 @@
 For each crop size it builds the default run's module (conf/, built-in photos) three times: the reference
 (``loss.precision=fp32 model.train_precision=fp32``: fp32 everywhere, contiguous), the session-6 fast path
 (``loss.precision=<--precision> model.train_precision=fp32`` with autograd's fp32 Gram gradient: bf16
-channels_last VGG where the CPU or GPU does bf16 natively) and the new one (the configured path: the Grams'
+channels_last VGG where bf16 is fast: texnet.precision) and the new one (the configured path: the Grams'
 gradient as one bf16 product, and ``model.train_precision=<--train-precision>``: the generator's
 full-resolution join in bf16 while training), and times the same training step in alternation (so a busy
 machine slows all alike). It prints a per-part profile of one step (data, generator, VGG forward, backward,
@@ -29,6 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from texnet.module import TextureNetModule
+from texnet.precision import bf16_is_fast, cpu_bf16_speedup, cpu_has_bf16
 from texnet.textures import resolve_texture_path, texture_name
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # the root scripts' Hydra configs
@@ -149,6 +150,8 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
         f"{torch.backends.cpu.get_cpu_capability()}, batch {args.batch}, {args.steps} steps per path"
     )
+    probe = f", bf16 {cpu_bf16_speedup():.2f}x fp32 on its probe" if cpu_has_bf16() else ""
+    print(f"precision auto on this CPU: {'bf16' if bf16_is_fast(torch.device('cpu')) else 'fp32'}{probe}")
     for size in args.sizes:
         paths = {
             "reference (fp32)": build(size, args.batch, "fp32", "fp32", args.overrides),

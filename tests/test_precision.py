@@ -11,8 +11,7 @@ from texnet import precision
 
 CPU = torch.device("cpu")
 needs_bf16_cpu = pytest.mark.skipif(
-    not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-    reason="this CPU has no bf16 convolutions: auto is fp32 without measuring",
+    not precision.cpu_has_bf16(), reason="this CPU has no bf16 convolutions: auto is fp32 without measuring"
 )
 
 

