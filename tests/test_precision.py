@@ -58,6 +58,16 @@ def test_an_unwritable_cache_costs_a_measurement_not_a_failure(tmp_path, monkeyp
     assert precision.cpu_bf16_speedup() == 1.5
 
 
+@needs_bf16_cpu
+def test_bf16_that_fails_on_this_cpu_means_fp32_not_a_crash(own_cache, monkeypatch, caplog):
+    def broken():
+        raise RuntimeError("could not create a primitive\ndetails")
+
+    monkeypatch.setattr(precision, "measure_cpu_bf16_speedup", broken)
+    assert not precision.bf16_is_fast(CPU) and "(could not create a primitive); using fp32" in caplog.text
+    assert not (own_cache / precision.CACHE_NAME).exists()  # not kept: the next run measures again
+
+
 def test_the_probe_times_both_paths_of_the_vgg():
     """The real measurement: a positive, finite ratio in well under the time of one training step."""
     speedup = precision.measure_cpu_bf16_speedup(size=32, rounds=1, reps=1)

@@ -89,7 +89,11 @@ def cpu_bf16_speedup() -> float:
     cached = cached if isinstance(cached, dict) else {}
     if isinstance(cached.get(key), (int, float)):
         return float(cached[key])
-    speedup = measure_cpu_bf16_speedup()
+    try:
+        speedup = measure_cpu_bf16_speedup()
+    except RuntimeError as error:  # a oneDNN build that claims bf16 and cannot run it: fp32, asked again next run
+        log.warning("precision auto: bf16 convolutions failed on this CPU (%s); using fp32", str(error).splitlines()[0])
+        return 0.0
     try:  # atomically, so that two runs starting together never read half a file
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{CACHE_NAME}.{os.getpid()}.tmp")
