@@ -56,6 +56,11 @@ def test_an_unwritable_cache_costs_a_measurement_not_a_failure(tmp_path, monkeyp
     monkeypatch.setenv("TEXNET_CACHE", str(tmp_path / "file"))  # a file where the folder should be
     monkeypatch.setattr(precision, "measure_cpu_bf16_speedup", lambda: 1.5)
     assert precision.cpu_bf16_speedup() == 1.5
+    folder = tmp_path / "cache"
+    (folder / precision.CACHE_NAME).mkdir(parents=True)  # a folder where the file should be: the rename fails
+    monkeypatch.setenv("TEXNET_CACHE", str(folder))
+    assert precision.cpu_bf16_speedup() == 1.5
+    assert [entry.name for entry in folder.iterdir()] == [precision.CACHE_NAME]  # no half-written file left
 
 
 @needs_bf16_cpu

@@ -1,14 +1,15 @@
 """Where bfloat16 pays: one answer for every part of texnet that picks bf16 by device (``precision: auto``).
 
 A CPU's flags say whether it *can* run bf16 convolutions (AVX512-BF16, AMX), not whether they are faster than fp32:
-on one AVX512-BF16 CPU texnet's bf16 path trained 2.4x faster, on another 0.9x (docs/results.md, sessions 40 and
-47). So on a bf16-capable CPU ``auto`` times a small VGG-shaped convolution stack both ways once per machine and
+on one AVX512-BF16 CPU texnet's bf16 path trained twice as fast, on another no faster (docs/results.md, sessions 40,
+47 and 48). So on a bf16-capable CPU ``auto`` times a small VGG-shaped convolution stack both ways once per machine and
 torch version, keeps the answer in ``$TEXNET_CACHE/precision.json``, and uses bf16 only where it measured faster.
 Kept apart from texnet.vgg so that the generator can ask without importing torchvision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -94,13 +95,14 @@ def cpu_bf16_speedup() -> float:
     except RuntimeError as error:  # a oneDNN build that claims bf16 and cannot run it: fp32, asked again next run
         log.warning("precision auto: bf16 convolutions failed on this CPU (%s); using fp32", str(error).splitlines()[0])
         return 0.0
+    tmp = path.with_name(f"{CACHE_NAME}.{os.getpid()}.tmp")
     try:  # atomically, so that two runs starting together never read half a file
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{CACHE_NAME}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({**cached, key: speedup}, indent=1))
         tmp.replace(path)
     except OSError:  # a cache that cannot be written costs a measurement per process, nothing else
-        pass
+        with contextlib.suppress(OSError):  # no half-written file left behind
+            tmp.unlink(missing_ok=True)
     return speedup
 
 
