@@ -40,7 +40,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from texnet.cache import cache_dir
+from texnet.cache import cache_dir, write_atomically
 from texnet.checkpoint import checkpoint_generator, checkpoint_texture_name, read_checkpoint_file
 from texnet.errors import TexnetError
 from texnet.graph_stylize import cached_graph_path, session
@@ -191,16 +191,11 @@ def write_cached(path: Path, data: bytes) -> None:
     """Put a graph in the cache folder: atomically, keeping the newest CACHED_GRAPHS; a cache that cannot be
     written is only logged (the graph is made again next time)."""
     folder = path.parent
-    partial = folder / f"{path.stem}.{os.getpid()}.partial"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(data)
-        os.replace(partial, path)  # whole or absent: a reader never sees half a file
+        write_atomically(path, data)
         for old in sorted(folder.glob("*.onnx"), key=lambda f: f.stat().st_mtime, reverse=True)[CACHED_GRAPHS:]:
             old.unlink(missing_ok=True)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            partial.unlink()
         log.debug("ONNX graph not cached in %s: %s", folder, error)
 
 

@@ -9,12 +9,10 @@ Kept apart from texnet.vgg so that the generator can ask without importing torch
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
-import os
 import platform
 import time
 from pathlib import Path
@@ -22,13 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from texnet.cache import cache_dir
+from texnet.cache import cache_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16")
-# bf16 must beat fp32 by this much on the probe: where it measured 1.9-2.3x the whole training step ran 2.4x faster,
-# where the step ran 0.9-1.05x the probe is expected well below it; the margin keeps a noisy tie on fp32.
+# bf16 must beat fp32 by this much on the probe: where it read 1.9-2.3x the whole training step ran 1.8-2.2x faster
+# (docs/results.md, session 48); a CPU whose step ran 0.9-1.05x is expected below it; a noisy tie stays on fp32.
 MIN_SPEEDUP = 1.25
 CACHE_NAME = "precision.json"
 
@@ -95,14 +93,10 @@ def cpu_bf16_speedup() -> float:
     except RuntimeError as error:  # a oneDNN build that claims bf16 and cannot run it: fp32, asked again next run
         log.warning("precision auto: bf16 convolutions failed on this CPU (%s); using fp32", str(error).splitlines()[0])
         return 0.0
-    tmp = path.with_name(f"{CACHE_NAME}.{os.getpid()}.tmp")
-    try:  # atomically, so that two runs starting together never read half a file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({**cached, key: speedup}, indent=1))
-        tmp.replace(path)
+    try:
+        write_atomically(path, json.dumps({**cached, key: speedup}, indent=1).encode())
     except OSError:  # a cache that cannot be written costs a measurement per process, nothing else
-        with contextlib.suppress(OSError):  # no half-written file left behind
-            tmp.unlink(missing_ok=True)
+        pass
     return speedup
 
 
