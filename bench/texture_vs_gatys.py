@@ -198,11 +198,16 @@ def main() -> None:
             + "".join(f"{terms[k]:11.4g}" for k in keys)
             + f"{div[name]:11.3f}{shifted[name]:12.3f}{patch[name]:11.3f}"
         )
+    blank_diversity = " " * (11 + 12)  # the two diversity columns, blank for one crop (--crops 1: no pair)
     if crop_terms:
         print(
             f"{'texture crops':18}"
             + "".join(f"{crop_terms[k]:11.4g}" for k in keys)
-            + (f"{div['texture_crops']:11.3f}{shifted['texture_crops']:12.3f}" if "texture_crops" in div else " " * 23)
+            + (
+                f"{div['texture_crops']:11.3f}{shifted['texture_crops']:12.3f}"
+                if "texture_crops" in div
+                else blank_diversity
+            )
             + f"{patch['texture_crops']:11.3f}"
         )
     print(
@@ -218,7 +223,7 @@ def main() -> None:
             + (
                 f"{div['network'] / div['texture_crops']:11.2f}{shifted['network'] / shifted['texture_crops']:12.2f}"
                 if "texture_crops" in div
-                else " " * 23
+                else blank_diversity
             )
             + f"{patch['network'] / patch['texture_crops']:11.2f}"
         )
