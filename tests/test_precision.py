@@ -73,6 +73,15 @@ def test_bf16_that_fails_on_this_cpu_means_fp32_not_a_crash(own_cache, monkeypat
     assert not (own_cache / precision.CACHE_NAME).exists()  # not kept: the next run measures again
 
 
+@needs_bf16_cpu
+def test_a_failure_without_a_message_is_named_by_its_type(own_cache, monkeypatch, caplog):
+    def broken():
+        raise RuntimeError()
+
+    monkeypatch.setattr(precision, "measure_cpu_bf16_speedup", broken)
+    assert not precision.bf16_is_fast(CPU) and "(RuntimeError); using fp32" in caplog.text
+
+
 def test_the_probe_times_both_paths_of_the_vgg():
     """The real measurement: a positive, finite ratio in well under the time of one training step."""
     speedup = precision.measure_cpu_bf16_speedup(size=32, rounds=1, reps=1)

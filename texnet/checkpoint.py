@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from texnet.errors import TexnetError
+from texnet.errors import TexnetError, first_line
 from texnet.generator import build_generator
 from texnet.graph_stylize import bytes_digest
 from texnet.models import resolve_checkpoint
@@ -93,7 +93,7 @@ def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:
             {k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")}
         )
     except (KeyError, TypeError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        reason = first_line(err)[:160]
         raise TexnetError(
             f"checkpoint '{path}' is incomplete or does not match its model settings ({reason}): re-export it with train.py"
         ) from None

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from texnet.errors import TexnetError
+from texnet.errors import TexnetError, first_line
 from texnet.image import IMAGE_EXTENSIONS, open_rgb, pil_to_tensor
 from texnet.sampling import seeded
 
@@ -112,9 +112,8 @@ def coco_images(root: Path, split: str) -> list[Path]:
         coco = COCO(str(ann_file))
         names = sorted(img["file_name"] for img in coco.imgs.values())
     except (ValueError, AssertionError, KeyError, TypeError, OSError) as err:
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise TexnetError(
-            f"COCO annotation file '{ann_file}' is not valid COCO JSON ({first_line}): delete it and rerun `{hint}`"
+            f"COCO annotation file '{ann_file}' is not valid COCO JSON ({first_line(err)}): delete it and rerun `{hint}`"
         ) from None
     on_disk = set(os.listdir(image_dir))
     paths = [image_dir / name for name in names if name in on_disk]

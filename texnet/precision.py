@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from texnet.cache import cache_dir, write_atomically
+from texnet.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def cpu_bf16_speedup() -> float:
     try:
         speedup = measure_cpu_bf16_speedup()
     except RuntimeError as error:  # a oneDNN build that claims bf16 and cannot run it: fp32, asked again next run
-        log.warning("precision auto: bf16 convolutions failed on this CPU (%s); using fp32", str(error).splitlines()[0])
+        log.warning("precision auto: bf16 convolutions failed on this CPU (%s); using fp32", first_line(error))
         return 0.0
     try:
         write_atomically(path, json.dumps({**cached, key: speedup}, indent=1).encode())

@@ -20,7 +20,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from texnet.errors import TexnetError
+from texnet.errors import TexnetError, first_line
 
 log = logging.getLogger("texnet.train")
 
@@ -77,7 +77,7 @@ def resumed_config(cfg: DictConfig, saved: Path, overrides: Sequence[str]) -> Di
     try:
         run = OmegaConf.to_container(OmegaConf.load(saved))
     except (OSError, yaml.YAMLError) as err:  # a hand-edited or truncated file
-        raise TexnetError(f"cannot read {saved} to resume its run ({str(err).strip().splitlines()[0]})") from None
+        raise TexnetError(f"cannot read {saved} to resume its run ({first_line(err)})") from None
     if not isinstance(run, dict):
         raise TexnetError(f"{saved} holds no run options (not a mapping): restore it from the run's first start")
     composed = OmegaConf.to_container(cfg, resolve=True)
