@@ -28,6 +28,7 @@ from texnet.conditional_norm import Texture, make_conditional, selected
 from texnet.errors import TexnetError
 from texnet.noise_generator import NoiseGenerator, conv_norm, norm_layer
 from texnet.precision import PRECISIONS, uses_bf16
+from texnet.vgg import VGGFeatures
 
 
 class ConvBlock(nn.Sequential):
@@ -227,7 +228,85 @@ class ResidualGenerator(NoiseGenerator):
             return self.to_image(self.body(inputs[0]), inputs, height, width)
 
 
-ARCHITECTURES = {"pyramid": PyramidGenerator, "residual": ResidualGenerator}
+class EncoderGenerator(NoiseGenerator):
+    """A frozen, ImageNet-trained VGG encoder (the loss's own weights, up to `encoder_layer`) and a trained decoder:
+    nearest x2 upsamplings and 3x3 convs back to full resolution, the noise joined before the last two convs.
+
+    The pyramid learns what a photo holds from the few training photos alone; this network starts from features
+    learned on ImageNet, so what it learns is how to paint them, which a new photo shares (the encoder-decoder of
+    Huang and Belongie's AdaIN, 2017, trained for one texture). Stylise mode only. The encoder's weights are part
+    of the network's state (and its checkpoints): they never change, and loading one needs no VGG download.
+    """
+
+    arch = "encoder"
+    noise_ratios = [1]
+
+    def __init__(
+        self,
+        mode: str = "stylize",
+        channels: int = 32,
+        encoder_layer: str = "relu3_1",
+        encoder_weights: str = "auto",
+        noise_channels: int = 3,
+        noise_factor: float = 0.05,
+        norm: str = "instance",
+        padding: str = "reflect",
+        skip: bool = False,
+        train_precision: str = "fp32",
+    ) -> None:
+        super().__init__(mode, channels, noise_channels, noise_factor, norm, padding, skip)
+        if mode != "stylize":
+            raise TexnetError(
+                "model.arch=encoder stylises photos: use model.mode=stylize (or model=pyramid for textures)"
+            )
+        if train_precision not in PRECISIONS:
+            raise TexnetError(
+                f"model.train_precision='{train_precision}' is unknown: use one of {', '.join(PRECISIONS)}"
+            )
+        self.encoder_layer, self.train_precision = encoder_layer, train_precision
+        self.encoder = VGGFeatures([encoder_layer], arch="vgg16", weights=encoder_weights, precision="fp32")
+        levels = sum(name.startswith("pool") for name in self.encoder.names)
+        self.multiple = 2**levels
+        c = next(m.out_channels for m in reversed(self.encoder.body) if isinstance(m, nn.Conv2d))
+        layers: list[nn.Module] = []
+        for level in reversed(range(levels)):  # 1/2**levels resolution up to 1/1: channels * 2**(level + 1) each
+            layers += [*conv_norm_relu(c, channels * 2 ** (level + 1), 3, norm, padding), nn.Upsample(scale_factor=2)]
+            c = channels * 2 ** (level + 1)
+        self.decoder = nn.Sequential(*layers)
+        self.full_res_channels = c
+        self.head = nn.Sequential(
+            *conv_norm_relu(c + noise_channels, channels, 3, norm, padding),
+            nn.Conv2d(channels, 3, 3, padding=1, padding_mode=padding),
+        )
+
+    def forward(
+        self,
+        content: torch.Tensor | None = None,
+        noise_factor: float | torch.Tensor | None = None,
+        size: tuple[int, int] | None = None,
+        batch_size: int = 1,
+        rng: torch.Generator | None = None,
+        noise: list[torch.Tensor] | None = None,
+        texture: Texture | None = None,
+    ) -> torch.Tensor:
+        """Same arguments as :meth:`PyramidGenerator.forward`."""
+        inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
+        photo, noise_maps = inputs[0][:, :3], inputs[0][:, 3:]
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                photo.device.type,
+                dtype=torch.bfloat16,
+                enabled=self.training and uses_bf16(self.train_precision, photo.device),
+            ),
+        ):
+            features = self.encoder(photo)[self.encoder_layer].float()
+        with selected(self, texture):
+            x = self.decoder(features)
+            return self.to_image(self.head(torch.cat([x, noise_maps], dim=1)), inputs, height, width)
+
+
+ARCHITECTURES = {"pyramid": PyramidGenerator, "residual": ResidualGenerator, "encoder": EncoderGenerator}
 
 
 def build_generator(arch: str = "pyramid", textures: list[str] | None = None, **options) -> NoiseGenerator:
