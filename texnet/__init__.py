@@ -17,6 +17,8 @@ class _NoLightningAdverts(logging.Filter):
 # code: Lightning 2.6 logs the tip from Trainer.__init__, and builds torch's deprecated pytree LeafSpec itself.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoLightningAdverts())
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+# model=encoder keeps its frozen VGG in eval mode on purpose (texnet.vgg.VGGFeatures.train); Lightning warns about it.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 def __getattr__(name: str):

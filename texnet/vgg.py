@@ -102,12 +102,9 @@ class VGGFeatures(nn.Module):
             modules.append(module)
         self.body = nn.ModuleList(modules)
         self.names = names[:depth]
-        if self.preprocessing == "caffe":
-            self.register_buffer("mean", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=False)
-        else:
-            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.zeros(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=False)
+        self.set_preprocessing(self.preprocessing)
         self.requires_grad_(False)
         self.eval()
         if precision != "fp32":
@@ -120,6 +117,13 @@ class VGGFeatures(nn.Module):
     def uses_bf16(self, device: torch.device) -> bool:
         """Whether this extractor's convolutions run in bfloat16 on `device` (see ``precision``)."""
         return uses_bf16(self.precision, device)
+
+    def set_preprocessing(self, preprocessing: str) -> None:
+        """The input transform the weights were trained with: "caffe" (BGR, 0-255, mean-subtracted) or "imagenet"."""
+        caffe = preprocessing == "caffe"
+        self.preprocessing = preprocessing
+        self.mean.copy_(torch.tensor(CAFFE_MEAN_BGR if caffe else IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.std.copy_(torch.tensor((1.0, 1.0, 1.0) if caffe else IMAGENET_STD).view(1, 3, 1, 1))
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         if self.preprocessing == "caffe":
