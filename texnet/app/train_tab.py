@@ -120,7 +120,7 @@ def train_tab(
                 generator = gr.Radio(
                     list(ARCHITECTURES),
                     value="pyramid",
-                    label="Generator (pyramid: Ulyanov et al., the default; residual: Johnson et al.)",
+                    label="Generator (pyramid: Ulyanov et al., the default; residual: Johnson et al.; encoder: a frozen VGG and a decoder)",
                 )
                 extra = gr.Textbox(
                     label="More train.py options (key=value ...)",
