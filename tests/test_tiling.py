@@ -24,7 +24,9 @@ def generator(arch: str, scales: int = 3):
         "pyramid": {"scales": scales, "channels": 4},
         "residual": {"channels": 4, "residual_blocks": 1},
         "encoder": {"channels": 4, "encoder_weights": "random"},
+        "encoder-relu3_1": {"channels": 4, "encoder_weights": "random", "encoder_layer": "relu3_1"},
     }[arch]
+    arch = arch.split("-")[0]
     g = build_generator(arch=arch, **options).eval()
     with torch.no_grad():
         for p in g.parameters():
@@ -39,14 +41,14 @@ def photo(height: int, width: int) -> torch.Tensor:
     return (image + 0.2 * torch.rand(image.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
 
 
-@pytest.mark.parametrize("arch", ["pyramid", "residual", "encoder"])
+@pytest.mark.parametrize("arch", ["pyramid", "residual", "encoder", "encoder-relu3_1"])
 def test_tiles_match_the_untiled_image(arch):
     """Small tiles (20 px cores, 5x7 of them; the encoder network's 32 px) whose statistics are gathered over all
     tiles: the untiled output to float precision, padding included (98x139 is padded to 100x140, 112x144)."""
     g, image = generator(arch), photo(98, 139)
     with torch.inference_mode():
         whole = g(image, noise_factor=0.0)
-    core = 32 if arch == "encoder" else 20  # the encoder network's tiles are cut on its 16 px grid
+    core = 32 if arch.startswith("encoder") else 20  # the encoder network's tiles are cut on its 16 px grid
     tiler = TiledStylizer(g, tile_size=core, blend=6)
     assert tiler.core == core and tiler.margin >= tiling.default_margin(g) + 6 and tiler.margin % g.multiple == 0
     tiled = stylize_tensor(tiler, image, 0.0, 0)

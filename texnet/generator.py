@@ -28,8 +28,6 @@ from texnet.conditional_norm import Texture, make_conditional, selected
 from texnet.errors import TexnetError
 from texnet.noise_generator import NoiseGenerator, conv_norm, norm_layer
 from texnet.precision import PRECISIONS, uses_bf16
-from texnet.vgg import VGGFeatures
-from texnet.weights import VGGWeights
 
 
 class ConvBlock(nn.Sequential):
@@ -247,7 +245,7 @@ class EncoderGenerator(NoiseGenerator):
         self,
         mode: str = "stylize",
         channels: int = 32,
-        encoder_layer: str = "relu3_1",
+        encoder_layer: str = "relu2_1",
         encoder_weights: str = "auto",
         noise_channels: int = 3,
         noise_factor: float = 0.05,
@@ -265,6 +263,10 @@ class EncoderGenerator(NoiseGenerator):
             raise TexnetError(
                 f"model.train_precision='{train_precision}' is unknown: use one of {', '.join(PRECISIONS)}"
             )
+        # Imported here: stylising with the other networks never loads the VGG code (texnet.inference's start-up).
+        from texnet.vgg import VGGFeatures
+        from texnet.weights import VGGWeights
+
         self.encoder_layer, self.train_precision = encoder_layer, train_precision
         weights = (
             VGGWeights("vgg16", None, "imagenet", "checkpoint") if encoder_weights == "checkpoint" else encoder_weights

@@ -92,14 +92,28 @@ def default_margin(generator: NoiseGenerator, coarse: int = 0) -> int:
     With the first `coarse` scales untiled the tile's coarsest scale r has a join too: 7 r (28 px for r = 4).
     The residual net: a 9x9 conv, two strided and two upsampled 3x3 convs and two 3x3 convs per residual block
     at 1/4 resolution: 4 + 2 + 4 + 8 * blocks + 4 + 2 + 1 px, rounded up.
-    The encoder network (to relu3_1): the VGG's 3x3 convs at 1, 1/2, 1/2 and 1/4 resolution (1 + 1 + 2 + 2 + 4 px),
-    the decoder's at 1/4, 1/2 and two at full resolution (4 + 2 + 1 + 1), and 3 px of the 1/4 grid: 21.
+    The encoder network: :func:`chain_reach` of its VGG, decoder and head.
     """
     if generator.arch == "pyramid":
         return (7 if coarse else 5) * generator.noise_ratios[coarse]
     if generator.arch == "encoder":
-        return 21
+        return chain_reach([*generator.encoder.body, *generator.decoder, *generator.head])
     return 17 + 8 * sum(1 for m in generator.modules() if type(m).__name__ == "ResidualBlock")
+
+
+def chain_reach(layers: list[nn.Module]) -> int:
+    """How far (px) an output pixel of a chain of convolutions, poolings and x2 upsamplings sees: a k x k conv at
+    1/s resolution reaches (k // 2) * s px, plus s - 1 px of the coarsest grid (a pooled cell's other pixels)."""
+    scale, coarsest, reach = 1, 1, 0
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            reach += layer.kernel_size[0] // 2 * scale
+        elif isinstance(layer, (nn.AvgPool2d, nn.MaxPool2d)):
+            scale *= 2
+            coarsest = max(coarsest, scale)
+        elif isinstance(layer, nn.Upsample):
+            scale //= 2
+    return reach + coarsest - 1
 
 
 def grid(length: int, padded: int, core: int) -> list[tuple[int, int]]:
