@@ -80,6 +80,8 @@ class ModelSchema:
     channels: int = at_least(1)
     residual_blocks: int = at_least(0)
     encoder_layer: str = MISSING
+    fine_channels: Optional[int] = at_least(1)
+    fine_kernels: List[int] = MISSING
     encoder_weights: str = MISSING
     noise_channels: int = at_least(0)
     noise_factor: float = at_least(0)

@@ -20,6 +20,8 @@ Either network can hold several textures (``textures=[names]``: conditional inst
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,11 +33,14 @@ from texnet.precision import PRECISIONS, uses_bf16
 
 
 class ConvBlock(nn.Sequential):
-    """3x3 -> 3x3 -> 1x1 convolutions, each followed by normalisation and LeakyReLU (pyramid.lua)."""
+    """3x3 -> 3x3 -> 1x1 convolutions (or other `kernels`), each followed by normalisation and LeakyReLU (pyramid.lua)."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str, padding: str) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, norm: str, padding: str, kernels: Sequence[int] = (3, 3, 1)
+    ) -> None:
         layers: list[nn.Module] = []
-        for kernel, c_in in ((3, in_channels), (3, out_channels), (1, out_channels)):
+        for i, kernel in enumerate(kernels):
+            c_in = in_channels if i == 0 else out_channels
             layers += [*conv_norm(c_in, out_channels, kernel, norm, padding), nn.LeakyReLU(0.2, inplace=True)]
         super().__init__(*layers)
 
@@ -58,6 +63,8 @@ class PyramidGenerator(NoiseGenerator):
             in eval mode (validation, inference, export, tiling) every block runs in fp32 whatever this says.
             Only that join: the coarser blocks see nearly uniform pooled inputs whose small variations bf16
             rounding would erase before their instance norms rescale them.
+        fine_channels, fine_kernels: the full-resolution join's width (None: channels * scales, as the paper) and its
+            convolutions' kernel sizes ((3, 3, 1), as every block): a narrower or 1x1 finest join costs less per pixel.
 
     Joins normalise the coarse stack before the nearest x2 upsampling: a nearest upsampling repeats every value
     4 times, so the statistics (and the output) are those of normalising after it, at a quarter of the work.
@@ -76,6 +83,8 @@ class PyramidGenerator(NoiseGenerator):
         padding: str = "reflect",
         skip: bool = False,
         train_precision: str = "fp32",
+        fine_channels: int | None = None,
+        fine_kernels: Sequence[int] = (3, 3, 1),
     ) -> None:
         super().__init__(mode, channels, noise_channels, noise_factor, norm, padding, skip)
         if scales < 1:
@@ -89,10 +98,15 @@ class PyramidGenerator(NoiseGenerator):
         # Joins for scales 2..K: normalise the coarse stack (then upsample it) and the new branch, concat, conv block.
         self.coarse_norms = nn.ModuleList(norm_layer(norm, channels * i) for i in range(1, scales))
         self.branch_norms = nn.ModuleList(norm_layer(norm, channels) for _ in range(1, scales))
+        widths = [channels * (i + 1) for i in range(1, scales)]
+        if widths and fine_channels:
+            widths[-1] = fine_channels
+        kernels = [(3, 3, 1)] * (scales - 2) + [tuple(fine_kernels)]
         self.joins = nn.ModuleList(
-            ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales)
+            ConvBlock(channels * (i + 1), width, norm, padding, kernels[i - 1])
+            for i, width in zip(range(1, scales), widths)
         )
-        self.to_rgb = nn.Conv2d(channels * scales, 3, kernel_size=1)
+        self.to_rgb = nn.Conv2d(widths[-1] if widths else channels, 3, kernel_size=1)
 
     @property
     def multiple(self) -> int:
