@@ -77,6 +77,7 @@ def test_a_number_out_of_range_names_the_key_and_the_bound(override, message):
         ["trainer=gpu"],
         ["model=residual"],
         ["model=encoder"],
+        ["model.fine_channels=32", "model.fine_kernels=[3,1,1]"],
         ["data=folder"],
         ["trainer.val_check_interval=0.5"],
         ["trainer.val_check_interval=100"],

@@ -317,3 +317,18 @@ def test_an_encoder_checkpoint_keeps_the_input_transform_of_its_weights():
         assert loaded.encoder.preprocessing == "caffe"
         with torch.no_grad():
             torch.testing.assert_close(loaded(photo, noise_factor=0), trained(photo, noise_factor=0))
+
+
+def test_the_full_resolution_join_can_be_narrower_and_cheaper():
+    """model.fine_channels / model.fine_kernels size only the last join (and the RGB layer after it); the defaults are
+    the paper's network, which the reference outputs above pin."""
+    g = PyramidGenerator(scales=3, channels=4, fine_channels=6, fine_kernels=[3, 1, 1])
+    default = PyramidGenerator(scales=3, channels=4)
+    assert g.full_res_channels == 6 and default.full_res_channels == 12
+    assert [m.kernel_size[0] for m in g.joins[-1] if isinstance(m, nn.Conv2d)] == [3, 1, 1]
+    assert [m.kernel_size[0] for m in g.joins[0] if isinstance(m, nn.Conv2d)] == [3, 3, 1]
+    assert sum(p.numel() for p in g.parameters()) < sum(p.numel() for p in default.parameters())
+    out = g(torch.rand(2, 3, 40, 52))
+    assert out.shape == (2, 3, 40, 52) and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(TexnetError, match=r"model.fine_kernels=\[3, 2\] must be odd kernel sizes"):
+        PyramidGenerator(fine_kernels=[3, 2])

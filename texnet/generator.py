@@ -93,6 +93,10 @@ class PyramidGenerator(NoiseGenerator):
             raise TexnetError(
                 f"model.train_precision='{train_precision}' is unknown: use one of {', '.join(PRECISIONS)}"
             )
+        if not fine_kernels or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in fine_kernels):
+            raise TexnetError(
+                f"model.fine_kernels={list(fine_kernels)} must be odd kernel sizes (1, 3, 5, ...), at least one"
+            )
         self.scales, self.train_precision = scales, train_precision
         self.branches = nn.ModuleList(ConvBlock(self.in_channels, channels, norm, padding) for _ in range(scales))
         # Joins for scales 2..K: normalise the coarse stack (then upsample it) and the new branch, concat, conv block.
