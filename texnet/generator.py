@@ -11,8 +11,8 @@ emitted VGG-preprocessed values directly; our images live in [0, 1]).
 :class:`ResidualGenerator` (``model=residual``) is the other network of the reference repository
 (``models/johnson.lua``, Johnson et al. 2016) with the same interface; :func:`build_generator` picks one.
 
-Each forward pass exists once, here; what both networks share (options, noise, padding, the output layer) is
-:class:`texnet.noise_generator.NoiseGenerator`.
+Each network's layers are written once, here (``logits``); what all three share (options, noise, padding, the
+forward pass around the layers, the output layer) is :class:`texnet.noise_generator.NoiseGenerator`.
 
 Either network can hold several textures (``textures=[names]``: conditional instance norm, texnet.conditional_norm);
 ``texture=`` of a forward pass picks one by index or blends them by mix weights.
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from texnet.conditional_norm import Texture, make_conditional, selected
+from texnet.conditional_norm import make_conditional
 from texnet.errors import TexnetError
 from texnet.noise_generator import NoiseGenerator, conv_norm, norm_layer
 from texnet.precision import PRECISIONS, uses_bf16
@@ -126,25 +126,8 @@ class PyramidGenerator(NoiseGenerator):
         """Feature maps at full resolution (the last join): what a forward pass's memory grows with."""
         return self.to_rgb.in_channels
 
-    def forward(
-        self,
-        content: torch.Tensor | None = None,
-        noise_factor: float | torch.Tensor | None = None,
-        size: tuple[int, int] | None = None,
-        batch_size: int = 1,
-        rng: torch.Generator | None = None,
-        noise: list[torch.Tensor] | None = None,
-        texture: Texture | None = None,
-    ) -> torch.Tensor:
-        """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W).
-
-        The noise is drawn with `rng` (None: torch's global generator) times `noise_factor` (default: the trained
-        one), unless `noise` gives the maps (:meth:`draw_noise`'s shapes, already scaled), as an exported model does.
-        `texture` (networks of several textures): an index or mix weights (None: the one selected, at first the first).
-        """
-        inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
-        with selected(self, texture):
-            return self.to_image(self.to_rgb(self.run_scales(inputs)), inputs, height, width)
+    def logits(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.to_rgb(self.run_scales(inputs))
 
     def run_scales(self, inputs: list[torch.Tensor], out: torch.Tensor | None = None, first: int = 0) -> torch.Tensor:
         """The stack of feature maps after the branches and joins of scales ``first``, ``first + 1``, ... on their
@@ -229,20 +212,8 @@ class ResidualGenerator(NoiseGenerator):
             nn.Conv2d(c, 3, 3, padding=1, padding_mode=padding),
         )
 
-    def forward(
-        self,
-        content: torch.Tensor | None = None,
-        noise_factor: float | torch.Tensor | None = None,
-        size: tuple[int, int] | None = None,
-        batch_size: int = 1,
-        rng: torch.Generator | None = None,
-        noise: list[torch.Tensor] | None = None,
-        texture: Texture | None = None,
-    ) -> torch.Tensor:
-        """Same arguments as :meth:`PyramidGenerator.forward`."""
-        inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
-        with selected(self, texture):
-            return self.to_image(self.body(inputs[0]), inputs, height, width)
+    def logits(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.body(inputs[0])
 
 
 class EncoderGenerator(NoiseGenerator):
@@ -310,18 +281,8 @@ class EncoderGenerator(NoiseGenerator):
             nn.Conv2d(channels, 3, 3, padding=1, padding_mode=padding),
         )
 
-    def forward(
-        self,
-        content: torch.Tensor | None = None,
-        noise_factor: float | torch.Tensor | None = None,
-        size: tuple[int, int] | None = None,
-        batch_size: int = 1,
-        rng: torch.Generator | None = None,
-        noise: list[torch.Tensor] | None = None,
-        texture: Texture | None = None,
-    ) -> torch.Tensor:
-        """Same arguments as :meth:`PyramidGenerator.forward`."""
-        inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
+    def logits(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """The decoder's output on the frozen encoder's features of the photo (no gradient reaches the encoder)."""
         photo, noise_maps = inputs[0][:, :3], inputs[0][:, 3:]
         with (
             torch.no_grad(),
@@ -332,9 +293,7 @@ class EncoderGenerator(NoiseGenerator):
             ),
         ):
             features = self.encoder(photo)[self.encoder_layer].float()
-        with selected(self, texture):
-            x = self.decoder(features)
-            return self.to_image(self.head(torch.cat([x, noise_maps], dim=1)), inputs, height, width)
+        return self.head(torch.cat([self.decoder(features), noise_maps], dim=1))
 
 
 def restore_preprocessing(generator: EncoderGenerator, incompatible_keys) -> None:

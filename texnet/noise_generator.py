@@ -1,6 +1,7 @@
 """What texnet's generators share: their options, the noise input, padding to the network's grid, the output layer.
 
-:class:`NoiseGenerator` is the base of both networks in texnet.generator. Each forward pass exists once:
+:class:`NoiseGenerator` is the base of the networks in texnet.generator; its forward pass is theirs, around each
+network's own ``logits``. The forward pass exists once:
 texnet.export traces the real modules to ONNX and TorchScript, so sizes are computed with tensor-safe arithmetic
 (no Python ``max``/``min`` on sizes, which a trace would freeze at the example size) and the noise is drawn by
 :meth:`NoiseGenerator.draw_noise` or passed in.
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from texnet import grid
+from texnet.conditional_norm import Texture, selected
 from texnet.errors import TexnetError
 from texnet.noise_field import noise_maps
 
@@ -212,6 +214,30 @@ class NoiseGenerator(nn.Module):
             return list(noise), (height, width)
         pooled = [F.avg_pool2d(content, ratio) if ratio > 1 else content for ratio in self.noise_ratios]
         return [torch.cat([x, n], dim=1) for x, n in zip(pooled, noise)], (height, width)
+
+    def forward(
+        self,
+        content: torch.Tensor | None = None,
+        noise_factor: float | torch.Tensor | None = None,
+        size: tuple[int, int] | None = None,
+        batch_size: int = 1,
+        rng: torch.Generator | None = None,
+        noise: list[torch.Tensor] | None = None,
+        texture: Texture | None = None,
+    ) -> torch.Tensor:
+        """Stylise `content` (B, 3, H, W) in [0, 1], or (texture mode) make `batch_size` textures of `size` (H, W).
+
+        The noise is drawn with `rng` (None: torch's global generator) times `noise_factor` (default: the trained
+        one), unless `noise` gives the maps (:meth:`draw_noise`'s shapes, already scaled), as an exported model does.
+        `texture` (networks of several textures): an index or mix weights (None: the one selected, at first the first).
+        """
+        inputs, (height, width) = self.inputs(content, noise_factor, size, batch_size, rng, noise)
+        with selected(self, texture):
+            return self.to_image(self.logits(inputs), inputs, height, width)
+
+    def logits(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """The network's layers on its :meth:`inputs`: the output layer's values before :meth:`to_image`."""
+        raise NotImplementedError
 
     def to_image(self, logits: torch.Tensor, inputs: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
         """RGB in [0, 1] from the last layer's output: its sigmoid, or with ``skip`` the sigmoid of the photo's logit plus
