@@ -79,9 +79,9 @@ class ModelSchema:
     scales: int = at_least(1)
     channels: int = at_least(1)
     residual_blocks: int = at_least(0)
-    encoder_layer: str = MISSING
     fine_channels: Optional[int] = at_least(1)
     fine_kernels: List[int] = MISSING
+    encoder_layer: str = MISSING
     encoder_weights: str = MISSING
     noise_channels: int = at_least(0)
     noise_factor: float = at_least(0)

@@ -29,7 +29,7 @@ from torch import nn
 from texnet.conditional_norm import make_conditional
 from texnet.errors import TexnetError
 from texnet.noise_generator import NoiseGenerator, conv_norm, norm_layer
-from texnet.precision import PRECISIONS, uses_bf16
+from texnet.precision import check_precision, uses_bf16
 
 
 class ConvBlock(nn.Sequential):
@@ -89,10 +89,7 @@ class PyramidGenerator(NoiseGenerator):
         super().__init__(mode, channels, noise_channels, noise_factor, norm, padding, skip)
         if scales < 1:
             raise TexnetError("model.scales must be >= 1")
-        if train_precision not in PRECISIONS:
-            raise TexnetError(
-                f"model.train_precision='{train_precision}' is unknown: use one of {', '.join(PRECISIONS)}"
-            )
+        check_precision("model.train_precision", train_precision)
         if not fine_kernels or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in fine_kernels):
             raise TexnetError(
                 f"model.fine_kernels={list(fine_kernels)} must be odd kernel sizes (1, 3, 5, ...), at least one"
@@ -102,15 +99,14 @@ class PyramidGenerator(NoiseGenerator):
         # Joins for scales 2..K: normalise the coarse stack (then upsample it) and the new branch, concat, conv block.
         self.coarse_norms = nn.ModuleList(norm_layer(norm, channels * i) for i in range(1, scales))
         self.branch_norms = nn.ModuleList(norm_layer(norm, channels) for _ in range(1, scales))
-        widths = [channels * (i + 1) for i in range(1, scales)]
-        if widths and fine_channels:
-            widths[-1] = fine_channels
-        kernels = [(3, 3, 1)] * (scales - 2) + [tuple(fine_kernels)]
         self.joins = nn.ModuleList(
-            ConvBlock(channels * (i + 1), width, norm, padding, kernels[i - 1])
-            for i, width in zip(range(1, scales), widths)
+            ConvBlock(channels * (i + 1), channels * (i + 1), norm, padding) for i in range(1, scales - 1)
         )
-        self.to_rgb = nn.Conv2d(widths[-1] if widths else channels, 3, kernel_size=1)
+        width = channels  # of the full-resolution stack: one branch, or the last join sized by fine_channels/kernels
+        if scales > 1:
+            width = fine_channels or channels * scales
+            self.joins.append(ConvBlock(channels * scales, width, norm, padding, tuple(fine_kernels)))
+        self.to_rgb = nn.Conv2d(width, 3, kernel_size=1)
 
     @property
     def multiple(self) -> int:
@@ -248,10 +244,7 @@ class EncoderGenerator(NoiseGenerator):
             raise TexnetError(
                 "model.arch=encoder stylises photos: use model.mode=stylize (or model=pyramid for textures)"
             )
-        if train_precision not in PRECISIONS:
-            raise TexnetError(
-                f"model.train_precision='{train_precision}' is unknown: use one of {', '.join(PRECISIONS)}"
-            )
+        check_precision("model.train_precision", train_precision)
         # Imported here: stylising with the other networks never loads the VGG code (texnet.inference's start-up).
         from texnet.vgg import VGGFeatures
         from texnet.weights import VGGWeights

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from texnet.cache import cache_dir, write_atomically
-from texnet.errors import first_line
+from texnet.errors import TexnetError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,12 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # (docs/results.md, session 48); a CPU whose step ran 0.9-1.05x is expected below it; a noisy tie stays on fp32.
 MIN_SPEEDUP = 1.25
 CACHE_NAME = "precision.json"
+
+
+def check_precision(option: str, value: str) -> None:
+    """A one-line TexnetError naming the config `option` unless `value` is one of PRECISIONS."""
+    if value not in PRECISIONS:
+        raise TexnetError(f"{option}='{value}' is unknown: use one of {', '.join(PRECISIONS)}")
 
 
 def bf16_is_fast(device: torch.device) -> bool:

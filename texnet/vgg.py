@@ -11,7 +11,7 @@ from torch import nn
 from torchvision import models
 
 from texnet.errors import TexnetError
-from texnet.precision import PRECISIONS, uses_bf16
+from texnet.precision import check_precision, uses_bf16
 from texnet.weights import VGGWeights, resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -68,8 +68,7 @@ class VGGFeatures(nn.Module):
         super().__init__()
         if pooling not in ("avg", "max"):
             raise TexnetError(f"loss.pooling='{pooling}' is unknown: use avg or max")
-        if precision not in PRECISIONS:
-            raise TexnetError(f"loss.precision='{precision}' is unknown: use one of {', '.join(PRECISIONS)}")
+        check_precision("loss.precision", precision)
         self.precision = precision
         resolved = weights if isinstance(weights, VGGWeights) else resolve_weights(arch, weights)
         self.arch, self.weights_source, self.preprocessing = resolved.arch, resolved.source, resolved.preprocessing
