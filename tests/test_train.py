@@ -290,6 +290,59 @@ def test_init_from_fine_tunes_a_trained_generator(tmp_path, coco_root):
     assert all(torch.equal(before[k], v) for k, v in module.generator.state_dict().items())
 
 
+def test_init_from_takes_the_checkpoints_layers(tmp_path, coco_root, caplog):
+    """A fine-tune's network has init_from's layers whatever the run's model options say (a model trained with
+    other options fine-tunes with the plain command), the run's own options for the rest; config.yaml, which a
+    resume reads, says which. A checkpoint of the other mode is a one-line error."""
+    from omegaconf import OmegaConf
+
+    from texnet.training import build
+
+    steps = ("trainer.max_steps=2", "trainer.val_check_interval=2")
+    first = train(tiny_cfg(tmp_path / "first", coco_root, "model.fine_channels=6", "model.fine_kernels=[3,1]", *steps))
+    with caplog.at_level("INFO", logger="texnet.train"):
+        tuned = train(
+            tiny_cfg(tmp_path / "tuned", coco_root, "model.noise_factor=0.1", f"init_from={first['last']}", *steps)
+        )
+    model = torch.load(tuned["last"], map_location="cpu", weights_only=True)["hyper_parameters"]["model"]
+    assert (model["fine_channels"], model["fine_kernels"], model["noise_factor"]) == (6, [3, 1], 0.1)
+    saved = OmegaConf.load(tmp_path / "tuned" / "config.yaml").model
+    assert (saved.fine_channels, list(saved.fine_kernels), saved.noise_factor) == (6, [3, 1], 0.1)
+    assert "model.fine_channels=6 (not None), model.fine_kernels=[3, 1] (not [3, 3, 1])" in caplog.text
+    cfg = tiny_cfg(tmp_path / "texture", coco_root, "model.mode=texture", f"init_from={first['last']}")
+    with pytest.raises(
+        TexnetError, match=r"^init_from=\S+ is a stylize-mode network and this run trains texture mode: start from a "
+    ):
+        build(cfg, tmp_path / "texture")
+
+
+def test_fine_tune_model_keeps_the_run_options_its_architecture_has():
+    """A residual network's layer options into a pyramid run's config: the residual network's layers, the run's
+    noise factor, and none of the pyramid's own options (the residual class takes no scales or train_precision)."""
+    from texnet.checkpoint import fine_tune_model
+
+    ckpt = {"hyper_parameters": {"model": {"arch": "residual", "channels": 8, "residual_blocks": 1}}}
+    run = {
+        "arch": "pyramid",
+        "mode": "stylize",
+        "scales": 3,
+        "channels": 8,
+        "noise_factor": 0.2,
+        "train_precision": "auto",
+    }
+    model, differ = fine_tune_model(ckpt, "res.ckpt", run)
+    assert model == {
+        "arch": "residual",
+        "mode": "stylize",
+        "channels": 8,
+        "residual_blocks": 1,
+        "noise_channels": 3,
+        "norm": "instance",
+        "noise_factor": 0.2,
+    }
+    assert differ == {"arch": ("pyramid", "residual")}
+
+
 def test_texture_mode_trains(tmp_path, coco_root):
     result = train(
         tiny_cfg(tmp_path, coco_root, "model.mode=texture", "trainer.max_steps=2", "trainer.val_check_interval=2")

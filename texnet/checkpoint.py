@@ -16,13 +16,14 @@ reading one can never run code. This module needs neither Lightning nor the trai
 
 from __future__ import annotations
 
+import inspect
 import io
 from pathlib import Path
 
 import torch
 
 from texnet.errors import TexnetError, first_line
-from texnet.generator import build_generator
+from texnet.generator import ARCHITECTURES, build_generator
 from texnet.graph_stylize import bytes_digest
 from texnet.models import resolve_checkpoint
 from texnet.noise_generator import NoiseGenerator
@@ -101,6 +102,53 @@ def checkpoint_generator(ckpt: dict, path: str | Path) -> NoiseGenerator:
             f"checkpoint '{path}' is incomplete or does not match its model settings ({reason}): re-export it with train.py"
         ) from None
     return generator
+
+
+# The model options that decide a network's layers: a run that starts from a checkpoint (init_from) takes them from
+# it, whatever its own config says, so that its weights fit; every other model option is the run's.
+LAYER_OPTIONS = (
+    "arch",
+    "scales",
+    "channels",
+    "residual_blocks",
+    "fine_channels",
+    "fine_kernels",
+    "encoder_layer",
+    "noise_channels",
+    "norm",
+)
+
+
+def fine_tune_model(ckpt: dict, path: str | Path, model: dict) -> tuple[dict, dict]:
+    """The model options of a run that starts from checkpoint `ckpt` (``init_from``): its layer options
+    (:data:`LAYER_OPTIONS`), the run's `model` options for the rest; and the layer options that differ from the
+    run's, ``{key: (run's, checkpoint's)}``, for the log. A checkpoint of the other mode is a one-line error."""
+    source = dict(ckpt.get("hyper_parameters", {}).get("model", {}))
+    source_mode, mode = source.get("mode", "stylize"), model.get("mode", "stylize")
+    if source_mode != mode:
+        raise TexnetError(
+            f"init_from={path} is a {source_mode}-mode network and this run trains {mode} mode: start from a "
+            f"{mode}-mode checkpoint or shipped model (python -m texnet.models lists them), or pass model.mode={source_mode}"
+        )
+    arch = source.get("arch", "pyramid")  # checkpoints from before model.arch are pyramids
+    if arch not in ARCHITECTURES:
+        raise TexnetError(f"init_from={path} holds a model.arch='{arch}' this texnet does not know: {EXPECTED}")
+    accepted = inspect.signature(ARCHITECTURES[arch]).parameters
+    defaults = {name: p.default for name, p in accepted.items() if p.default is not inspect.Parameter.empty}
+    layers = {key: source.get(key, defaults.get(key)) for key in LAYER_OPTIONS if key in accepted}
+    layers["arch"] = arch
+    options = {k: v for k, v in model.items() if k not in LAYER_OPTIONS and (k in accepted or k == "textures")}
+    differ = {
+        key: (model.get(key), value)
+        for key, value in layers.items()
+        if key in model and _as_list(model[key]) != _as_list(value)
+    }
+    return {**options, **layers}, differ
+
+
+def _as_list(value: object) -> object:
+    """A tuple as the list a config holds (a class default (3, 3, 1) is the config's [3, 3, 1])."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def checkpoint_texture(ckpt: dict, path: str | Path) -> torch.Tensor:

@@ -8,6 +8,7 @@ is not: it is rebuilt in ``setup`` from the loss config, which keeps checkpoints
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from texnet.checkpoint import mark_checkpoint
+from texnet.checkpoint import fine_tune_model, mark_checkpoint, read_checkpoint
 from texnet.conditional_norm import texture_parameters
 from texnet.errors import TexnetError
 from texnet.generator import build_generator
@@ -26,6 +27,8 @@ from texnet.sampling import rng_states, set_rng_states
 from texnet.schedule import check_schedule, settings_at, stage_index
 from texnet.texture_set import TextureSet, texture_set
 from texnet.textures import load_texture, texture_name
+
+log = logging.getLogger("texnet.train")
 
 BALANCE_DECAY = 0.9  # texture.balance's running loss: a texture's last ~10 draws (30 steps of three textures)
 VAL_SEED = 1234  # fixed noise for validation losses and samples, so curves and grids are comparable
@@ -272,11 +275,17 @@ def build_module(cfg: DictConfig) -> tuple[TextureNetModule, TextureSet]:
     """The module of a composed run config (train.py, bench/): its textures (one, several, or ``texture.add``'s one
     more on ``init_from``'s network), model, loss, optimiser and schedule. The TextureSet is returned too: for
     ``texture.add`` the caller loads its generator's weights."""
-    textures = texture_set(
-        OmegaConf.to_container(cfg.texture, resolve=True),
-        OmegaConf.to_container(cfg.model, resolve=True),
-        cfg.get("init_from"),
-    )
+    texture = OmegaConf.to_container(cfg.texture, resolve=True)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    if cfg.get("init_from") and not texture.get("add"):  # a fine-tune has init_from's layers (texture.add: its options)
+        model, differ = fine_tune_model(read_checkpoint(cfg.init_from), cfg.init_from, model)
+        if differ:
+            log.info(
+                "init_from=%s: its layer options replace this run's: %s",
+                cfg.init_from,
+                ", ".join(f"model.{key}={theirs} (not {ours})" for key, (ours, theirs) in differ.items()),
+            )
+    textures = texture_set(texture, model, cfg.get("init_from"))
     module = TextureNetModule(
         model=textures.model,
         loss=OmegaConf.to_container(cfg.loss, resolve=True),

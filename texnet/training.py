@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -83,6 +83,9 @@ def build(
         )
     elif cfg.init_from:
         init_generator(module, cfg)
+    if cfg.init_from:  # config.yaml (what a resume reads) and the loggers say the network's options, not the command's
+        with open_dict(cfg):
+            cfg.model = textures.model
     datamodule = build_node(cfg.data, "data")
     callbacks = with_progress_bar(
         [build_node(spec, f"callbacks.{name}") for name, spec in cfg.callbacks.items()], cfg.trainer.enable_progress_bar
