@@ -1,5 +1,8 @@
 import pytest
 import torch
+from conftest import CONFIG_DIR
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch import nn
 
 from texnet.errors import TexnetError
@@ -332,3 +335,18 @@ def test_the_full_resolution_join_can_be_narrower_and_cheaper():
     assert out.shape == (2, 3, 40, 52) and 0 <= out.min() and out.max() <= 1
     with pytest.raises(TexnetError, match=r"model.fine_kernels=\[3, 2\] must be odd kernel sizes"):
         PyramidGenerator(fine_kernels=[3, 2])
+
+
+def test_an_option_of_another_generator_does_not_apply():
+    """`model=residual experiment=texture`: the experiment's pyramid options (scales, the join) do not reach the
+    residual network, which trains in texture mode as asked; an option no generator has is a one-line error."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["model=residual", "experiment=texture", "model.channels=4"])
+    assert cfg.model.scales == 7  # the experiment's pyramid option is in the config ...
+    g = build_generator(**OmegaConf.to_container(cfg.model))  # ... and not in the residual network
+    assert isinstance(g, ResidualGenerator) and g.mode == "texture"
+    assert build_generator("residual", scales=7, channels=4).state_dict().keys() == (
+        ResidualGenerator(channels=4).state_dict().keys()
+    )
+    with pytest.raises(TexnetError, match=r"^model.colour is not an option of any generator \(pyramid, "):
+        build_generator("pyramid", colour=1)

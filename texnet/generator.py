@@ -20,6 +20,7 @@ Either network can hold several textures (``textures=[names]``: conditional inst
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -302,5 +303,14 @@ def build_generator(arch: str = "pyramid", textures: list[str] | None = None, **
     `textures` (names) one that holds them all (conditional instance norm)."""
     if arch not in ARCHITECTURES:
         raise TexnetError(f"model.arch='{arch}' is unknown: use one of {', '.join(ARCHITECTURES)}")
-    generator = ARCHITECTURES[arch](**options)
+    taken = architecture_options(arch)
+    for key in options:  # another architecture's option (experiment=texture sets the pyramid's scales) does not apply
+        if not any(key in architecture_options(other) for other in ARCHITECTURES):
+            raise TexnetError(f"model.{key} is not an option of any generator ({', '.join(ARCHITECTURES)}): remove it")
+    generator = ARCHITECTURES[arch](**{key: value for key, value in options.items() if key in taken})
     return make_conditional(generator, textures) if textures else generator
+
+
+def architecture_options(arch: str) -> set[str]:
+    """The model options generator `arch` takes (its constructor's keyword arguments)."""
+    return set(inspect.signature(ARCHITECTURES[arch]).parameters)
