@@ -9,7 +9,9 @@ full-resolution join in bf16 while training), and times the same training step i
 machine slows all alike). It prints a per-part profile of one step (data, generator, VGG forward, backward,
 optimiser), the images/s of each path and their ratio to the reference, the loss of each path on one fixed
 batch against the reference's (relative difference), and the images/s of ``Trainer.fit`` against the bare loop
-with the newest path's module and data.
+with the newest path's module and data. Where the configured pyramid's full-resolution join is not the paper's
+(the default since session 51: 32 channels, kernels 3-1-1), the paper's network in fp32 is timed beside them, the
+reference that issue 14's speed-up is measured against ("ratio to the paper network").
 
     .venv/bin/python bench/train_speed.py [--sizes 128 256] [--steps 12] [--batch 4]
 """
@@ -35,20 +37,26 @@ from texnet.textures import resolve_texture_path, texture_name
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # the root scripts' Hydra configs
 
 
+PAPER_JOIN = ["model.fine_channels=null", "model.fine_kernels=[3,3,1]"]  # pyramid.lua's full-resolution join
+
+
+def compose_run(overrides: list[str]):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
 def build(
     size: int, batch: int, precision: str, train_precision: str, overrides: list[str], bf16_gram_grad: bool = True
 ) -> tuple[TextureNetModule, pl.LightningDataModule]:
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"data.image_size={size}",
-                f"data.batch_size={batch}",
-                f"loss.precision={precision}",
-                f"model.train_precision={train_precision}",
-                *overrides,
-            ],
-        )
+    cfg = compose_run(
+        [
+            f"data.image_size={size}",
+            f"data.batch_size={batch}",
+            f"loss.precision={precision}",
+            f"model.train_precision={train_precision}",
+            *overrides,
+        ]
+    )
     image = resolve_texture_path(cfg.texture.image)
     torch.manual_seed(0)
     module = TextureNetModule(
@@ -152,6 +160,8 @@ def main() -> None:
     )
     probe = f", bf16 {cpu_bf16_speedup():.2f}x fp32 on its probe" if cpu_has_bf16() else ""
     print(f"precision auto on this CPU: {'bf16' if bf16_is_fast(torch.device('cpu')) else 'fp32'}{probe}")
+    model = compose_run(args.overrides).model
+    paper = model.arch == "pyramid" and (model.fine_channels is not None or list(model.fine_kernels) != [3, 3, 1])
     for size in args.sizes:
         paths = {
             "reference (fp32)": build(size, args.batch, "fp32", "fp32", args.overrides),
@@ -162,6 +172,8 @@ def main() -> None:
                 size, args.batch, args.precision, args.train_precision, args.overrides
             ),
         }
+        if paper:  # timed too, last: the first three share one network (loss_difference loads one's weights)
+            paths["paper network (fp32)"] = build(size, args.batch, "fp32", "fp32", [*args.overrides, *PAPER_JOIN])
         loops = {name: BareLoop(*pair) for name, pair in paths.items()}
         for loop in loops.values():  # warm-up: allocator, oneDNN kernels
             for _ in range(2):
@@ -181,15 +193,18 @@ def main() -> None:
         ref_name, ref_rate = next(iter(rates.items()))
         print(f"{'images/s':32}" + "".join(f"{rate:24.2f}" for rate in rates.values()))
         print(f"{'ratio to reference':32}" + "".join(f"{rate / ref_rate:23.2f}x" for rate in rates.values()))
+        if paper:
+            paper_rate = rates["paper network (fp32)"]
+            print(f"{'ratio to the paper network':32}" + "".join(f"{r / paper_rate:23.2f}x" for r in rates.values()))
         batch = torch.stack([paths[ref_name][1].val_images()[0]] * 2)
         batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear", antialias=True)
-        for name, (module, _) in list(paths.items())[1:]:
+        for name, (module, _) in list(paths.items())[1:3]:
             diff = loss_difference(paths[ref_name][0], module, batch)
             print(
                 f"loss difference {name} vs reference on a fixed batch (relative): "
                 + ", ".join(f"{k} {v:.2%}" for k, v in diff.items())
             )
-        name = list(paths)[-1]  # Lightning against the bare loop: the newest path
+        name = list(paths)[2]  # Lightning against the bare loop: the newest path
         module, data = paths[name]
         bare = BareLoop(module, data)
         for _ in range(2):

@@ -3,16 +3,19 @@
 import hashlib
 import importlib.util
 import json
+import shlex
 import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import CONFIG_DIR, ROOT
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 import texnet
 import texnet.models
-from texnet.checkpoint import checkpoint_texture, read_checkpoint
+from texnet.checkpoint import checkpoint_texture, fine_tune_model, read_checkpoint
 from texnet.errors import TexnetError
 from texnet.models import MODELS_DIR, cards, main, resolve_checkpoint
 
@@ -40,6 +43,19 @@ def test_each_shipped_model_stylises_by_name(name, photo_path):
     assert (MODELS_DIR / f"{name}.ckpt").stat().st_size < 2e6  # slim: no optimiser state, no VGG, 8-bit texture
     for key in ("command", "steps", "minutes", "content_vs_gatys", "style_vs_gatys", "seconds_512px"):
         assert key in card
+
+
+@pytest.mark.parametrize("name", sorted(cards()))
+def test_each_card_command_builds_the_shipped_network(name):
+    """A card's command, composed with today's configs, gives the shipped network's layers (architecture, scales,
+    widths, kernels, norm) and mode: a changed default (the full-resolution join in session 51) cannot leave a
+    card whose command trains another network than the one it describes."""
+    words = shlex.split(cards()[name]["command"])
+    assert words[:2] == ["python", "train.py"]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        model = OmegaConf.to_container(compose("train", overrides=words[2:]).model, resolve=True)
+    _, differ = fine_tune_model(read_checkpoint(name), name, model)  # also refuses a mode that differs
+    assert differ == {}
 
 
 def test_mosaic_ships():
