@@ -16,14 +16,13 @@ reading one can never run code. This module needs neither Lightning nor the trai
 
 from __future__ import annotations
 
-import inspect
 import io
 from pathlib import Path
 
 import torch
 
 from texnet.errors import TexnetError, first_line
-from texnet.generator import ARCHITECTURES, build_generator
+from texnet.generator import ARCHITECTURES, architecture_options, build_generator
 from texnet.graph_stylize import bytes_digest
 from texnet.models import resolve_checkpoint
 from texnet.noise_generator import NoiseGenerator
@@ -133,9 +132,8 @@ def fine_tune_model(ckpt: dict, path: str | Path, model: dict) -> tuple[dict, di
     arch = source.get("arch", "pyramid")  # checkpoints from before model.arch are pyramids
     if arch not in ARCHITECTURES:
         raise TexnetError(f"init_from={path} holds a model.arch='{arch}' this texnet does not know: {EXPECTED}")
-    accepted = inspect.signature(ARCHITECTURES[arch]).parameters
-    defaults = {name: p.default for name, p in accepted.items() if p.default is not inspect.Parameter.empty}
-    layers = {key: source.get(key, defaults.get(key)) for key in LAYER_OPTIONS if key in accepted}
+    accepted = architecture_options(arch)  # with its defaults: what a checkpoint without the option was built with
+    layers = {key: source.get(key, accepted[key]) for key in LAYER_OPTIONS if key in accepted}
     layers["arch"] = arch
     options = {k: v for k, v in model.items() if k not in LAYER_OPTIONS and (k in accepted or k == "textures")}
     differ = {

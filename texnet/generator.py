@@ -311,6 +311,6 @@ def build_generator(arch: str = "pyramid", textures: list[str] | None = None, **
     return make_conditional(generator, textures) if textures else generator
 
 
-def architecture_options(arch: str) -> set[str]:
-    """The model options generator `arch` takes (its constructor's keyword arguments)."""
-    return set(inspect.signature(ARCHITECTURES[arch]).parameters)
+def architecture_options(arch: str) -> dict:
+    """The model options generator `arch` takes (its constructor's keyword arguments) and their defaults."""
+    return {name: p.default for name, p in inspect.signature(ARCHITECTURES[arch]).parameters.items()}
