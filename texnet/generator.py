@@ -303,10 +303,11 @@ def build_generator(arch: str = "pyramid", textures: list[str] | None = None, **
     `textures` (names) one that holds them all (conditional instance norm)."""
     if arch not in ARCHITECTURES:
         raise TexnetError(f"model.arch='{arch}' is unknown: use one of {', '.join(ARCHITECTURES)}")
-    taken = architecture_options(arch)
-    for key in options:  # another architecture's option (experiment=texture sets the pyramid's scales) does not apply
-        if not any(key in architecture_options(other) for other in ARCHITECTURES):
+    known = set().union(*map(architecture_options, ARCHITECTURES))
+    for key in options:
+        if key not in known:
             raise TexnetError(f"model.{key} is not an option of any generator ({', '.join(ARCHITECTURES)}): remove it")
+    taken = architecture_options(arch)  # another architecture's option (experiment=texture's scales) does not apply
     generator = ARCHITECTURES[arch](**{key: value for key, value in options.items() if key in taken})
     return make_conditional(generator, textures) if textures else generator
 
