@@ -51,9 +51,8 @@ app: install
 # adds data.augment=[] data.resize=null);
 # RECIPE= adds options to the stylise models' training, as a card's command says (`make models MODELS=pebbles
 # TEXTURE_MODELS= RECIPE=experiment=quality` retrains the shipped pebbles, ~35 minutes on 2 cores; the shipped mosaic
-# is RECIPE="experiment=quality seed=1"; the three have the paper's full-resolution join, the stylise default
-# before session 51: add model.fine_channels=null model.fine_kernels=[3,3,1] to RECIPE to rebuild them as shipped,
-# as their cards' commands say); TEXTURE_RECIPE=
+# is RECIPE="experiment=quality seed=1"; the three have the paper's full-resolution join, which experiment=quality
+# sets since session 53, as their cards' commands say); TEXTURE_RECIPE=
 # does the same for the texture-mode models (`make models MODELS= TEXTURE_MODELS=pebbles TEXTURE_RECIPE=seed=1`; the
 # shipped mosaic-texture: TEXTURE_MODELS=mosaic TEXTURE_RECIPE="seed=1 trainer.max_steps=2800 optim.scheduler.step_size=1100").
 # MULTI_MODELS are networks of several textures (experiment=multi_texture), named by their textures joined by "+",
