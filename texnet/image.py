@@ -41,16 +41,6 @@ MIN_SIDE = 32  # VGG pools five times; smaller inputs vanish before relu5_1.
 MAX_PIXELS = 250_000_000
 
 
-def formats_text() -> str:
-    """The readable formats for messages and the README: 'JPEG (.jpg .jpeg ...), PNG (...), ...'."""
-    registered = Image.registered_extensions()
-    return ", ".join(
-        f"{fmt} ({' '.join(e for e in IMAGE_EXTENSIONS if registered[e] == fmt)})"
-        for fmt in READABLE_FORMATS
-        if fmt != "MPO"
-    )
-
-
 @contextmanager
 def pixel_limit_lifted() -> Iterator[None]:
     """Pillow's global bomb check off while texnet opens a file; open_rgb checks MAX_PIXELS itself."""

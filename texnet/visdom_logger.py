@@ -235,13 +235,6 @@ class VisdomLogger(Logger):
         self._enqueue(lambda c: c.image(pixels, win=f"images_{name}", opts=opts))
 
     @rank_zero_only
-    def log_text(self, name: str, text: str) -> None:
-        """Show plain `text` (escaped, monospaced) in a window, replacing the last one."""
-        if self._disabled:
-            return
-        self._enqueue(lambda c: c.text(f"<pre>{html.escape(text)}</pre>", win=f"text_{name}", opts={"title": name}))
-
-    @rank_zero_only
     def finalize(self, status: str) -> None:
         """Send what is queued, save the env (also after a failed run: the curves show what went
         wrong), and let the sender thread end."""
