@@ -264,7 +264,11 @@ def main() -> None:
     print(
         "the network's total is reached by Gatys after "
         + ", ".join(
-            f"{n[0]} L-BFGS iterations ({n[1]:.1f} s) on {name}" if n else f"more than {args.iterations} on {name}"
+            f"more than {args.iterations} on {name}"
+            if n is None
+            else f"0 iterations on {name} (the unchanged photo, Gatys' start, scores lower)"
+            if n[0] == 0
+            else f"{n[0]} L-BFGS iterations ({n[1]:.1f} s) on {name}"
             for name, n in reached.items()
         )
     )

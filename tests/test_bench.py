@@ -96,3 +96,17 @@ def test_texture_diversity_up_to_shift_sees_one_picture_moved(monkeypatch):
     assert diversity(perceptual, [a, moved]) > 0.3
     assert diversity_up_to_shift(perceptual, [a, moved]) < 0.2 * diversity(perceptual, [a, moved])
     assert diversity_up_to_shift(perceptual, [a, b]) > 0.5 * diversity(perceptual, [a, b])
+
+
+def test_iterations_to_reach_counts_from_gatys_start(monkeypatch):
+    """bench/quality_vs_gatys.py's "reached by Gatys after N iterations": row k of Gatys' curve is the loss after k
+    iterations, reached at the time row k - 1 was written; 0 means the unchanged photo (Gatys' start) already
+    scores at most the network's total; None, never within the run."""
+    monkeypatch.syspath_prepend("bench")
+    from quality_vs_gatys import iterations_to_reach
+
+    curve = [[0, 10.0, 1.5], [1, 6.0, 2.5], [2, 4.0, 3.5], [3, 3.0, 4.5]]
+    assert iterations_to_reach(curve, 5.0) == (2, 2.5)
+    assert iterations_to_reach(curve, 3.0) == (3, 3.5)
+    assert iterations_to_reach(curve, 12.0) == (0, 0.0)
+    assert iterations_to_reach(curve, 2.0) is None
