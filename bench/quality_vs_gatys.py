@@ -132,6 +132,16 @@ def iterations_to_reach(curve: list[list[float]], total: float) -> tuple[int, fl
     return None if k is None else (k, curve[k - 1][2] if k else 0.0)
 
 
+def reach_text(reached: tuple[int, float] | None, iterations: int, start: str) -> str:
+    """How :func:`iterations_to_reach`'s answer reads in a report; `start` names Gatys' starting image, which
+    already scores at most the network's loss when the answer is 0 iterations."""
+    if reached is None:
+        return f"more than {iterations} iterations"
+    if reached[0] == 0:
+        return f"0 iterations ({start}, Gatys' start, scores lower)"
+    return f"{reached[0]} L-BFGS iterations ({reached[1]:.1f} s)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="the network to score (omit to run only Gatys)")
@@ -263,14 +273,7 @@ def main() -> None:
     reached = {name: iterations_to_reach(r["gatys"]["curve"], r["net"]["total"]) for name, r in zip(names, rows)}
     print(
         "the network's total is reached by Gatys after "
-        + ", ".join(
-            f"more than {args.iterations} on {name}"
-            if n is None
-            else f"0 iterations on {name} (the unchanged photo, Gatys' start, scores lower)"
-            if n[0] == 0
-            else f"{n[0]} L-BFGS iterations ({n[1]:.1f} s) on {name}"
-            for name, n in reached.items()
-        )
+        + ", ".join(f"{reach_text(n, args.iterations, 'the unchanged photo')} on {name}" for name, n in reached.items())
     )
     print(
         f"network {mean(lambda r: r['net_s']):.3f} s per photo, {seconds:.0f}x faster than Gatys"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from quality_vs_gatys import gatys_curve, gatys_key, iterations_to_reach  # bench/ is on sys.path here
+from quality_vs_gatys import gatys_curve, gatys_key, iterations_to_reach, reach_text  # bench/ is on sys.path here
 
 from texnet.checkpoint import checkpoint_texture
 from texnet.errors import TexnetError
@@ -232,10 +232,7 @@ def main() -> None:
     reached = {f"seed {seed}": iterations_to_reach(curve, net_terms["style"]) for seed, curve in enumerate(curves)}
     print(
         "the network's style loss is reached by Gatys after "
-        + ", ".join(
-            f"{n[0]} L-BFGS iterations ({n[1]:.1f} s)" if n else f"more than {args.iterations} iterations"
-            for n in reached.values()
-        )
+        + ", ".join(reach_text(n, args.iterations, "its smooth noise") for n in reached.values())
         + f" (seeds 0, 1); the network takes {net_seconds:.2f} s per {args.size} px sample"
     )
     layers = [k for k in keys if k != "style"]

@@ -103,10 +103,16 @@ def test_iterations_to_reach_counts_from_gatys_start(monkeypatch):
     iterations, reached at the time row k - 1 was written; 0 means the unchanged photo (Gatys' start) already
     scores at most the network's total; None, never within the run."""
     monkeypatch.syspath_prepend("bench")
-    from quality_vs_gatys import iterations_to_reach
+    from quality_vs_gatys import iterations_to_reach, reach_text
 
     curve = [[0, 10.0, 1.5], [1, 6.0, 2.5], [2, 4.0, 3.5], [3, 3.0, 4.5]]
     assert iterations_to_reach(curve, 5.0) == (2, 2.5)
     assert iterations_to_reach(curve, 3.0) == (3, 3.5)
     assert iterations_to_reach(curve, 12.0) == (0, 0.0)
     assert iterations_to_reach(curve, 2.0) is None
+    assert reach_text(iterations_to_reach(curve, 5.0), 3, "the photo") == "2 L-BFGS iterations (2.5 s)"
+    assert (
+        reach_text(iterations_to_reach(curve, 12.0), 3, "the photo")
+        == "0 iterations (the photo, Gatys' start, scores lower)"
+    )
+    assert reach_text(iterations_to_reach(curve, 2.0), 3, "the photo") == "more than 3 iterations"
