@@ -49,4 +49,10 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_hydra_main(main, {"texture": "for an image file use texture.image={value}"})
+    run_hydra_main(
+        main,
+        {
+            "texture": "for an image file use texture.image={value}",
+            "texture[]": "for image files (or names and files) use texture.images={value}",
+        },
+    )

@@ -14,6 +14,11 @@ from conftest import run_script
             "texture.image=bench/textures/strokes.jpg",
         ),
         (
+            "texture=[mosaic,strokes.jpg]",
+            "texture=[mosaic,strokes.jpg]: strokes.jpg is not one of mosaic, pebbles, starry; for image files (or names "
+            "and files) use texture.images=[mosaic,strokes.jpg]",
+        ),
+        (
             "experiment=qualty",
             "experiment=qualty is not one of add_texture, finetune, multi_texture, paper, quality, texture; did you mean "
             "experiment=quality?",

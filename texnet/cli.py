@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -23,7 +24,8 @@ def run_hydra_main(
     main: Callable[[], None], hints: Mapping[str, str] | None = None, argv: Sequence[str] | None = None
 ) -> None:
     """Call a ``@hydra.main`` function; an override Hydra cannot compose ends the process with one line on stderr.
-    `hints`: per config group, what else its unknown choice may have meant (``{value}`` stands for the choice)."""
+    `hints`: per config group, what else its unknown choice may have meant (``{value}`` stands for the choice);
+    ``<group>[]`` the same for a list of choices (``texture=[mosaic,my.jpg]``), ``{value}`` the whole list."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for Hydra's full report
         main()
         return
@@ -46,6 +48,9 @@ def override_error(err: Exception, argv: Sequence[str], hints: Mapping[str, str]
         )
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
         return _unknown_choice(err.missing_cfg_file, list(err.options), argv, hints or {})
+    listed = re.search(r"Could not load '([^']+)'", str(err))
+    if isinstance(err, MissingConfigException) and listed:  # one choice of a list: Hydra names neither it nor options
+        return _unknown_listed_choice(listed[1], str(err), argv, hints or {})
     cause = err.__cause__
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
         return _unknown_key(str(cause.full_key), cause.parent_node, argv)
@@ -63,6 +68,30 @@ def _unknown_choice(missing: str, options: list[str], argv: Sequence[str], hints
         return f"{line}; {hints[group].format(value=value)}"
     close = difflib.get_close_matches(value, options, n=1)
     return f"{line}; did you mean {group}={close[0]}?" if close else line
+
+
+def _unknown_listed_choice(missing: str, message: str, argv: Sequence[str], hints: Mapping[str, str]) -> str:
+    """``texture=[mosaic,nope]``: the override, the choice that is not in the group, and the group's choices."""
+    overrides = [(key.lstrip("+~"), val) for key, _, val in (arg.partition("=") for arg in argv)]
+    group, given = next(((key, val) for key, val in overrides if missing.startswith(f"{key}/")), (missing, ""))
+    if not given:
+        return f"no config {missing!r}"
+    value, options = missing[len(group) + 1 :], _group_options(message, group)
+    line = f"{group}={given}: {value} is not one of {', '.join(options)}" if options else f"{group}={given}: no {value}"
+    hint = hints.get(f"{group}[]")
+    return f"{line}; {hint.format(value=given)}" if hint else line
+
+
+def _group_options(message: str, group: str) -> list[str]:
+    """A config group's choices in the search path Hydra's error lists (folders and packages of yaml files)."""
+    names: set[str] = set()
+    for scheme, where in re.findall(r"path=(file|pkg)://(\S+)", message):
+        try:
+            folder = Path(where) if scheme == "file" else Path(str(resources.files(where)))
+        except (ModuleNotFoundError, TypeError):
+            continue
+        names.update(path.stem for path in (folder / group).glob("*.yaml"))
+    return sorted(names)
 
 
 def _unknown_key(full_key: str, parent: object, argv: Sequence[str]) -> str:
