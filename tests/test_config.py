@@ -48,6 +48,7 @@ def test_wrong_type_names_the_key_and_the_type(override, message):
         ("optim.optimizer.lr=0", "optim.optimizer.lr=0 must be more than 0"),
         ("optim.scheduler.gamma=0", "optim.scheduler.gamma=0 must be more than 0"),
         ("data.batch_size=0", "data.batch_size=0 must be at least 1"),
+        ("data.image_size=16", "data.image_size=16 must be at least 32"),
         ("data.num_workers=-1", "data.num_workers=-1 must be at least 0"),
         ("model.noise_factor=-0.5", "model.noise_factor=-0.5 must be at least 0"),
         ("sample_every=-1", "sample_every=-1 must be at least 0"),

@@ -51,11 +51,11 @@ class DataSchema:
     source: str = MISSING
     root: Optional[str] = MISSING
     split: str = MISSING
-    image_size: int = at_least(1)
+    image_size: int = at_least(32)  # the smallest image the loss's VGG takes (texnet/vgg.py)
     batch_size: int = at_least(1)
     num_workers: int = at_least(0)
     num_val: int = at_least(1)
-    val_size: int = at_least(1)
+    val_size: int = at_least(32)
     builtin_length: int = at_least(1)
     seed: int = MISSING
     resize: Optional[List[int]] = at_least(1)
