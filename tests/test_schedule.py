@@ -53,6 +53,7 @@ def test_settings_follow_the_stages():
         ([{"image_size": 64}], "needs 'step'"),
         ([{"step": 0, "lr": 1}], "unknown: lr"),
         ([{"step": 0, "image_size": 0}], "image_size=0 must be"),
+        ([{"step": 0, "image_size": 16}], "image_size=16 must be a whole number >= 32"),
         ([{"step": 1}, {"step": 1}], "same step"),
         ([{"step": 0, "augment": "flip"}], "augment='flip' must be a list of transforms"),
     ):

@@ -28,11 +28,9 @@ def check_schedule(schedule: Sequence[Mapping] | None) -> list[dict]:
                 f"data.schedule[{i}] = {stage}: each stage needs 'step' and may set "
                 f"{', '.join(STAGE_KEYS[1:])} (unknown: {', '.join(unknown) or 'none'})"
             )
-        for key in ("step", "image_size", "batch_size"):
-            if key in stage and (not isinstance(stage[key], int) or stage[key] < (0 if key == "step" else 1)):
-                raise TexnetError(
-                    f"data.schedule[{i}].{key}={stage[key]!r} must be a whole number {'>= 0' if key == 'step' else '>= 1'}"
-                )
+        for key, least in (("step", 0), ("image_size", 32), ("batch_size", 1)):  # 32 px: the VGG's smallest image
+            if key in stage and (not isinstance(stage[key], int) or stage[key] < least):
+                raise TexnetError(f"data.schedule[{i}].{key}={stage[key]!r} must be a whole number >= {least}")
         if "style_scale" in stage and not isinstance(stage["style_scale"], (int, float)):
             raise TexnetError(f"data.schedule[{i}].style_scale={stage['style_scale']!r} must be a number")
         if "augment" in stage and (
