@@ -75,7 +75,7 @@ def _unknown_listed_choice(missing: str, message: str, argv: Sequence[str], hint
     overrides = [(key.lstrip("+~"), val) for key, _, val in (arg.partition("=") for arg in argv)]
     group, given = next(((key, val) for key, val in overrides if missing.startswith(f"{key}/")), (missing, ""))
     if not given:
-        return f"there is no config {missing!r} (python train.py --help lists the groups and their choices)"
+        return f"there is no config {missing!r} ({Path(sys.argv[0]).name} --help lists the groups and their choices)"
     value, options = missing[len(group) + 1 :], _group_options(message, group)
     line = f"{group}={given}: {value} is not one of {', '.join(options)}" if options else f"{group}={given}: no {value}"
     hint = hints.get(f"{group}[]")
