@@ -262,6 +262,10 @@ def test_texture_mode_generates_num_textures_of_size(tmp_path, ckpt, texture_ckp
         stylizer.stylize(torch.rand(3, 32, 32))
     with pytest.raises(TexnetError, match=r"stylize\(photo\)"):
         load(ckpt).generate(size=32)
+    for size, num in ((2.5, 1), ((40,), 1), ((40, 0), 1), (40, 0), ("40", 1)):  # one line, not a TypeError
+        with pytest.raises(TexnetError, match=r"^size=.*: give size as N or \(H, W\) in pixels and num >= 1$"):
+            stylizer.generate(size=size, num=num)
+    assert stylizer.generate(size=np.int64(40))[0].size == (40, 40)
 
 
 @pytest.mark.parametrize("size", ["[64]", "[64,64,3]", "[64,x]", "0", "[64,-1]"])

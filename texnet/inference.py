@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -373,9 +374,13 @@ class Stylizer:
             raise TexnetError(
                 f"the network in '{self.source}' stylises photos (model.mode=stylize): use stylize(photo)"
             )
-        height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-        if min(height, width) < 1 or num < 1:
-            raise TexnetError(f"size={size} and num={num} must be positive")
+        shape = (size, size) if isinstance(size, numbers.Integral) else size
+        counts = (*shape, num) if isinstance(shape, (tuple, list)) else ()
+        if len(counts) != 3 or not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in counts
+        ):
+            raise TexnetError(f"size={size!r}, num={num!r}: give size as N or (H, W) in pixels and num >= 1")
+        height, width = int(counts[0]), int(counts[1])
         self._check_memory(1, height, width, f"a {width}x{height} texture")
         rng, weights = self._rng(seed), self.mix_weights(mix)
         return [
