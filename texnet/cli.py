@@ -60,7 +60,7 @@ def override_error(err: Exception, argv: Sequence[str], hints: Mapping[str, str]
 def _unknown_choice(missing: str, options: list[str], argv: Sequence[str], hints: Mapping[str, str]) -> str:
     """``data=cocoo``: the group's choices and the nearest one, or the group's hint (``texture=my.jpg``)."""
     group, value = next(
-        ((key, val) for key, _, val in (arg.lstrip("+~").partition("=") for arg in argv) if f"{key}/{val}" == missing),
+        ((key, val) for key, val in _key_values(argv) if f"{key}/{val}" == missing),
         missing.split("/", 1) if "/" in missing else ("", missing),
     )
     line = f"{group}={value} is not one of {', '.join(options)}"
@@ -72,14 +72,18 @@ def _unknown_choice(missing: str, options: list[str], argv: Sequence[str], hints
 
 def _unknown_listed_choice(missing: str, message: str, argv: Sequence[str], hints: Mapping[str, str]) -> str:
     """``texture=[mosaic,nope]``: the override, the choice that is not in the group, and the group's choices."""
-    overrides = [(key.lstrip("+~"), val) for key, _, val in (arg.partition("=") for arg in argv)]
-    group, given = next(((key, val) for key, val in overrides if missing.startswith(f"{key}/")), (missing, ""))
+    group, given = next(((key, val) for key, val in _key_values(argv) if missing.startswith(f"{key}/")), (missing, ""))
     if not given:
         return f"there is no config {missing!r} ({Path(sys.argv[0]).name} --help lists the groups and their choices)"
     value, options = missing[len(group) + 1 :], _group_options(message, group)
     line = f"{group}={given}: {value} is not one of {', '.join(options)}" if options else f"{group}={given}: no {value}"
     hint = hints.get(f"{group}[]")
     return f"{line}; {hint.format(value=given)}" if hint else line
+
+
+def _key_values(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """Each override as (key without Hydra's + / ++ / ~ prefix, value)."""
+    return [(key.lstrip("+~"), value) for key, _, value in (arg.partition("=") for arg in argv)]
 
 
 def _group_options(message: str, group: str) -> list[str]:

@@ -21,6 +21,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from texnet.errors import TexnetError
+from texnet.image import MIN_SIDE
 
 
 def at_least(bound: int | float) -> Any:
@@ -51,11 +52,11 @@ class DataSchema:
     source: str = MISSING
     root: Optional[str] = MISSING
     split: str = MISSING
-    image_size: int = at_least(32)  # the smallest image the loss's VGG takes (texnet/vgg.py)
+    image_size: int = at_least(MIN_SIDE)  # the smallest image the loss's VGG takes
     batch_size: int = at_least(1)
     num_workers: int = at_least(0)
     num_val: int = at_least(1)
-    val_size: int = at_least(32)
+    val_size: int = at_least(MIN_SIDE)
     builtin_length: int = at_least(1)
     seed: int = MISSING
     resize: Optional[List[int]] = at_least(1)

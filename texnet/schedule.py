@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from texnet.errors import TexnetError
+from texnet.image import MIN_SIDE
 
 STAGE_KEYS = ("step", "image_size", "batch_size", "augment", "style_scale")
 
@@ -28,7 +29,7 @@ def check_schedule(schedule: Sequence[Mapping] | None) -> list[dict]:
                 f"data.schedule[{i}] = {stage}: each stage needs 'step' and may set "
                 f"{', '.join(STAGE_KEYS[1:])} (unknown: {', '.join(unknown) or 'none'})"
             )
-        for key, least in (("step", 0), ("image_size", 32), ("batch_size", 1)):  # 32 px: the VGG's smallest image
+        for key, least in (("step", 0), ("image_size", MIN_SIDE), ("batch_size", 1)):
             if key in stage and (not isinstance(stage[key], int) or stage[key] < least):
                 raise TexnetError(f"data.schedule[{i}].{key}={stage[key]!r} must be a whole number >= {least}")
         if "style_scale" in stage and not isinstance(stage["style_scale"], (int, float)):

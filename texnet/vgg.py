@@ -11,6 +11,7 @@ from torch import nn
 from torchvision import models
 
 from texnet.errors import TexnetError
+from texnet.image import MIN_SIDE
 from texnet.precision import check_precision, uses_bf16
 from texnet.weights import VGGWeights, resolve_weights
 
@@ -138,9 +139,9 @@ class VGGFeatures(nn.Module):
         them themselves: the Grams keep the bf16 features for their backward instead of an fp32 copy.
         """
         wanted = set(self.layers if layers is None else layers)
-        if min(images.shape[-2:]) < 32:
+        if min(images.shape[-2:]) < MIN_SIDE:
             raise TexnetError(
-                f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for VGG: use at least 32 px"
+                f"image of {images.shape[-1]}x{images.shape[-2]} px is too small for VGG: use at least {MIN_SIDE} px"
             )
         out: dict[str, torch.Tensor] = {}
         x = self.preprocess(images)

@@ -30,7 +30,7 @@ from texnet.cli import hydra_value
 from texnet.content_sources import check_root
 from texnet.errors import TexnetError
 from texnet.generator import ARCHITECTURES, PyramidGenerator
-from texnet.image import next_free_dir, open_rgb
+from texnet.image import MIN_SIDE, next_free_dir, open_rgb
 from texnet.losses import default_loss_config
 from texnet.textures import available_textures, texture_path
 from texnet.viz import DEFAULT_PORT
@@ -250,8 +250,8 @@ def train_command(
     data = validate_data(data_source, data_path or "")
     if not steps or steps < 1:
         raise TexnetError(f"steps={steps} must be at least 1")
-    if not image_size or image_size < 32:
-        raise TexnetError(f"image size {image_size} is too small: VGG needs at least 32 px")
+    if not image_size or image_size < MIN_SIDE:
+        raise TexnetError(f"image size {image_size} is too small: VGG needs at least {MIN_SIDE} px")
     if generator not in ARCHITECTURES:
         raise TexnetError(f"generator '{generator}' is unknown: use one of {', '.join(ARCHITECTURES)}")
     try:
