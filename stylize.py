@@ -35,6 +35,7 @@ from texnet.cli import run_hydra_main
 from texnet.config import STYLIZE_SCHEMAS, validate
 from texnet.errors import TexnetError
 from texnet.graph_stylize import GraphModel, checkpoint_digest
+from texnet.grid import texture_shape
 from texnet.image import IMAGE_EXTENSIONS, check_output, next_free_file, open_rgb, output_size, save_image
 from texnet.models import cards, resolve_checkpoint
 from texnet.video import VIDEO_SUFFIXES, is_clip, is_video
@@ -296,12 +297,7 @@ def photo_size(cfg: DictConfig) -> int | None:
 def texture_size(cfg: DictConfig) -> tuple[int, int]:
     """(H, W) of the textures to generate: cfg.size, N or [H, W], default 256."""
     size = cfg.size if cfg.size is not None else 256
-    sides = [size, size] if not OmegaConf.is_list(size) else list(size)
-    if len(sides) != 2 or not all(isinstance(side, int) and not isinstance(side, bool) and side >= 1 for side in sides):
-        raise TexnetError(
-            f"size={sides if OmegaConf.is_list(size) else size} is not a texture size: give N or [H, W] in pixels, e.g. size=[256,512]"
-        )
-    return int(sides[0]), int(sides[1])
+    return texture_shape(OmegaConf.to_object(size) if OmegaConf.is_list(size) else size, "[H, W]", "size=[256,512]")
 
 
 def generate_textures(stylizer: Stylizer | GraphModel, cfg: DictConfig) -> list[Path]:

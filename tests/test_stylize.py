@@ -262,15 +262,21 @@ def test_texture_mode_generates_num_textures_of_size(tmp_path, ckpt, texture_ckp
         stylizer.stylize(torch.rand(3, 32, 32))
     with pytest.raises(TexnetError, match=r"stylize\(photo\)"):
         load(ckpt).generate(size=32)
-    for size, num in ((2.5, 1), ((40,), 1), ((40, 0), 1), (40, 0), ("40", 1)):  # one line, not a TypeError
-        with pytest.raises(TexnetError, match=r"^size=.*: give size as N or \(H, W\) in pixels and num >= 1$"):
-            stylizer.generate(size=size, num=num)
+    for size in (2.5, (40,), (40, 0), "40", [40, True]):  # one line, not a TypeError
+        with pytest.raises(TexnetError, match=r"^size=.* is not a texture size: give N or \(H, W\) in whole pixels"):
+            stylizer.generate(size=size)
+    for num in (0, 1.5, "2"):
+        with pytest.raises(TexnetError, match=r"^num=.* is not a number of textures: give a whole number >= 1$"):
+            stylizer.generate(size=40, num=num)
     assert stylizer.generate(size=np.int64(40))[0].size == (40, 40)
 
 
 @pytest.mark.parametrize("size", ["[64]", "[64,64,3]", "[64,x]", "0", "[64,-1]"])
 def test_a_texture_size_that_is_not_n_or_h_w_is_one_line(tmp_path, size):
-    with pytest.raises(TexnetError, match=r"^size=\[?.*\]? is not a texture size: give N or \[H, W\] in pixels"):
+    with pytest.raises(
+        TexnetError,
+        match=r"^size=\[?.*\]? is not a texture size: give N or \[H, W\] in whole pixels, e.g. size=\[256,512\]$",
+    ):
         stylize(stylize_cfg("checkpoint=pebbles-texture", f"size={size}", f"output={tmp_path / 'out'}"))
     assert not (tmp_path / "out").exists()
 

@@ -1,8 +1,28 @@
 """The size a generator works at (its grid) and the noise maps it takes there, in plain Python (no torch):
 texnet.noise_generator uses it in its forward pass (and so in the exported graphs), texnet.graph_stylize to size a
-texture graph's noise."""
+texture graph's noise, stylize.py and texnet.inference to read the size of a texture to generate."""
 
 from __future__ import annotations
+
+import numbers
+
+from texnet.errors import TexnetError
+
+
+def whole(n) -> bool:
+    """`n` is a count of at least 1 (numpy integers too; not a bool, a float or a string)."""
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+
+
+def texture_shape(size, form: str, example: str) -> tuple[int, int]:
+    """(H, W) of a texture to generate: `size` is N (square) or two sides in whole pixels; anything else is one
+    TexnetError line with `form` and `example` as the caller's users write them (the CLI's ``[H, W]``)."""
+    sides = (
+        [size, size] if isinstance(size, numbers.Integral) else list(size) if isinstance(size, (list, tuple)) else []
+    )
+    if len(sides) != 2 or not all(whole(side) for side in sides):
+        raise TexnetError(f"size={size!r} is not a texture size: give N or {form} in whole pixels, e.g. {example}")
+    return int(sides[0]), int(sides[1])
 
 
 def at_least(a, b):

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +50,7 @@ from texnet.checkpoint import (  # noqa: F401 - public here too
 from texnet.conditional_norm import mix_weights, selected
 from texnet.errors import TexnetError
 from texnet.export import GraphInputs, ort_session
+from texnet.grid import texture_shape, whole
 from texnet.image import (
     check_unit_range,
     numpy_to_pil,
@@ -374,13 +374,9 @@ class Stylizer:
             raise TexnetError(
                 f"the network in '{self.source}' stylises photos (model.mode=stylize): use stylize(photo)"
             )
-        shape = (size, size) if isinstance(size, numbers.Integral) else size
-        counts = (*shape, num) if isinstance(shape, (tuple, list)) else ()
-        if len(counts) != 3 or not all(
-            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in counts
-        ):
-            raise TexnetError(f"size={size!r}, num={num!r}: give size as N or (H, W) in pixels and num >= 1")
-        height, width = int(counts[0]), int(counts[1])
+        height, width = texture_shape(size, "(H, W)", "generate(size=(256, 512))")
+        if not whole(num):
+            raise TexnetError(f"num={num!r} is not a number of textures: give a whole number >= 1")
         self._check_memory(1, height, width, f"a {width}x{height} texture")
         rng, weights = self._rng(seed), self.mix_weights(mix)
         return [
