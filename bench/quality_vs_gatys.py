@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import json
 import logging
 import tempfile
@@ -36,17 +37,27 @@ from pathlib import Path
 import torch
 from torchvision.transforms import v2
 
+from texnet.cache import write_atomically
 from texnet.content_sources import BUILTIN_VAL_PHOTOS, builtin_photo_dir, list_images
 from texnet.errors import TexnetError
 from texnet.faces import face_error, find_faces
 from texnet.gatys import run_gatys
-from texnet.image import load_image, open_rgb, pil_to_tensor, save_image
+from texnet.image import load_image, open_rgb, pil_to_tensor, save_image, tensor_to_pil
 from texnet.inference import load, read_checkpoint
 from texnet.losses import build_perceptual_loss, default_loss_config
 from texnet.textures import load_texture, texture_name
 
 CACHE_DIR = Path(__file__).parent / "results" / "quality_vs_gatys"
 TARGET_STYLE, TARGET_CONTENT, TARGET_LAYER = 1.0, 1.25, 3.0  # issue 14's targets, as ratios to Gatys
+
+
+def cache_result(png: Path, image: torch.Tensor, record: Path, data) -> None:
+    """Cache a Gatys result: its image, then its JSON record (read only when both exist), each renamed into place
+    whole, so that a bench run beside this one (the same texture and photos) never reads half a file."""
+    encoded = io.BytesIO()
+    tensor_to_pil(image).save(encoded, format="PNG")
+    write_atomically(png, encoded.getvalue())
+    write_atomically(record, json.dumps(data).encode())
 
 
 def gatys_key(tensors: tuple[torch.Tensor, ...], loss_cfg: dict, *settings) -> str:
@@ -217,8 +228,7 @@ def main() -> None:
                     f"photo{i}",
                     perceptual,
                 )
-                cache.write_text(json.dumps(gatys))
-                save_image(gatys_image, cache_png, overwrite=True)
+                cache_result(cache_png, gatys_image, cache, gatys)
             row["gatys"] = gatys
             faces = find_faces(photo)
             row["face"] = {

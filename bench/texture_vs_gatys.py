@@ -32,7 +32,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from quality_vs_gatys import gatys_curve, gatys_key, iterations_to_reach, reach_text  # bench/ is on sys.path here
+from quality_vs_gatys import (  # bench/ is on sys.path here
+    cache_result,
+    gatys_curve,
+    gatys_key,
+    iterations_to_reach,
+    reach_text,
+)
 
 from texnet.checkpoint import checkpoint_texture
 from texnet.errors import TexnetError
@@ -130,9 +136,7 @@ def gatys_sample(
             overwrite=True,
         )
         log = list(csv.DictReader(result.log_path.read_text().splitlines()))
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        save_image(load_image(result.image_path), cached, overwrite=True)
-        curve_file.write_text(json.dumps(gatys_curve(log, "style")))
+        cache_result(cached, load_image(result.image_path), curve_file, gatys_curve(log, "style"))
     return load_image(cached), json.loads(curve_file.read_text())
 
 
