@@ -51,6 +51,16 @@ def test_the_measurement_is_kept_per_machine_and_a_broken_cache_is_measured_agai
     assert json.loads((own_cache / precision.CACHE_NAME).read_text()) == kept
 
 
+@needs_bf16_cpu
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_the_first_ask_measures_inside_no_grad_and_inference_mode(own_cache, mode):
+    """The first layer to ask is often inside no_grad (the texture's Gram targets) or inference_mode (validation):
+    the probe's backward failed there, every run of a fresh machine fell back to fp32 and none kept a figure."""
+    with mode():
+        precision.bf16_is_fast(CPU)
+    assert json.loads((own_cache / precision.CACHE_NAME).read_text())[precision.machine_key()] > 0
+
+
 def test_an_unwritable_cache_costs_a_measurement_not_a_failure(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("TEXNET_CACHE", str(tmp_path / "file"))  # a file where the folder should be

@@ -120,14 +120,16 @@ def probe_stack() -> nn.Sequential:
 
 def measure_cpu_bf16_speedup(size: int = 64, rounds: int = 3, reps: int = 3) -> float:
     """Forward and backward to the input through the probe, fp32 (contiguous) against bf16 (channels_last, bf16
-    weights: texnet.vgg's two paths), alternated so that a neighbour's load hits both; the best time of each."""
-    generator = torch.Generator().manual_seed(0)
-    fp32 = probe_stack()
-    bf16 = probe_stack().to(memory_format=torch.channels_last).bfloat16()
-    x = torch.rand(1, 3, size, size, generator=generator)
-    paths = ((fp32, x), (bf16, x.contiguous(memory_format=torch.channels_last).bfloat16()))
-    best = [float("inf"), float("inf")]
-    with torch.autocast("cpu", enabled=False):
+    weights: texnet.vgg's two paths), alternated so that a neighbour's load hits both; the best time of each.
+    The first layer to ask is often inside no_grad or inference_mode (the texture's Gram targets, validation): the
+    probe is built and run in grad mode whatever the caller's."""
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
+        generator = torch.Generator().manual_seed(0)
+        fp32 = probe_stack()
+        bf16 = probe_stack().to(memory_format=torch.channels_last).bfloat16()
+        x = torch.rand(1, 3, size, size, generator=generator)
+        paths = ((fp32, x), (bf16, x.contiguous(memory_format=torch.channels_last).bfloat16()))
+        best = [float("inf"), float("inf")]
         for _ in range(rounds):
             for i, (body, inputs) in enumerate(paths):
                 for _ in range(reps):
