@@ -54,8 +54,8 @@ def test_the_measurement_is_kept_per_machine_and_a_broken_cache_is_measured_agai
 @needs_bf16_cpu
 @pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
 def test_the_first_ask_measures_inside_no_grad_and_inference_mode(own_cache, mode):
-    """The first layer to ask is often inside no_grad (the texture's Gram targets) or inference_mode (validation):
-    the probe's backward failed there, every run of a fresh machine fell back to fp32 and none kept a figure."""
+    """The first ask is inside no_grad (the loss's texture Gram targets, training and Gatys alike) and may be in
+    inference_mode: the probe's backward failed there, so every run on a fresh machine fell back to fp32."""
     with mode():
         precision.bf16_is_fast(CPU)
     assert json.loads((own_cache / precision.CACHE_NAME).read_text())[precision.machine_key()] > 0

@@ -121,8 +121,8 @@ def probe_stack() -> nn.Sequential:
 def measure_cpu_bf16_speedup(size: int = 64, rounds: int = 3, reps: int = 3) -> float:
     """Forward and backward to the input through the probe, fp32 (contiguous) against bf16 (channels_last, bf16
     weights: texnet.vgg's two paths), alternated so that a neighbour's load hits both; the best time of each.
-    The first layer to ask is often inside no_grad or inference_mode (the texture's Gram targets, validation): the
-    probe is built and run in grad mode whatever the caller's."""
+    The first ask is inside no_grad (the loss's texture Gram targets) and may be in inference_mode: the probe is
+    built and run in grad mode whatever the caller's."""
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast("cpu", enabled=False):
         generator = torch.Generator().manual_seed(0)
         fp32 = probe_stack()
