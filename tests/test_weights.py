@@ -32,7 +32,7 @@ def test_offline_weights_are_cached_and_logged(tmp_path, monkeypatch, caplog):
 
 
 HELD_CONVERSION = """
-import os, sys, time
+import os, time
 from pathlib import Path
 import torch
 from texnet import weights as W
